@@ -1,0 +1,100 @@
+"""What every model family hands to the rest of the toolkit.
+
+Downstream code (quant, export, runtime, eval, demo) sees only :class:`MultimodalModel` and
+:class:`PromptFormat`; a family folder (``model/<family>/``) builds them from a checkpoint.
+The three modules have exactly the signatures of the ExecuTorch multimodal runner contract
+(``mobile_mllm.contract``), so the eager model and the exported program are interchangeable
+behind the runtime's method runner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # torch is heavy; annotations only
+    import torch
+    from tokenizers import Tokenizer
+
+    from mobile_mllm.vision.processor import VisionConfig
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """Chat template and image-token layout of a model. Stored in manifest.json.
+
+    A user turn is ``user_template.format(content=...)``; the content holds
+    ``image_placeholder`` where the image goes (first turn only). The image expands to::
+
+        image_start, [thumbnail_marker, THUMB], TILE_0, tile_sep, TILE_1, tile_sep, ..., image_end
+
+    (the thumbnail block before or after the local tiles according to
+    ``VisionConfig.thumbnail``; a row of tiles ends with ``row_sep`` instead of ``tile_sep``
+    when ``row_sep`` is set). Each ``TILE``/``THUMB`` stands for ``tokens_per_tile`` embeddings
+    from ``vision_encoder``; every other item is a special token of the tokenizer.
+    """
+
+    user_template: str = "<|user|>\n{content}<|end|>\n<|assistant|>\n"
+    """A user turn; {content} is the question (with the image placeholder on the first turn)."""
+    turn_end: str = "<|end|>\n"
+    """Text appended after an answer when another turn follows."""
+    system: str = ""
+    """Text before the first turn (may be empty)."""
+    image_placeholder: str = "<image>"
+    """Marks where the image goes inside the first user turn."""
+    image_start: str = "<img>"
+    """Special token opening the image block."""
+    image_end: str = "</img>"
+    """Special token closing the image block."""
+    tile_sep: str = "<tile>"
+    """Special token after each local tile."""
+    row_sep: str = ""
+    """Special token after the last tile of each row instead of tile_sep (empty: not used)."""
+    thumbnail_marker: str = "<thumb>"
+    """Special token before the thumbnail's embeddings."""
+    bos: str = ""
+    """Token prepended to the whole prompt (empty: none)."""
+    eos: tuple[str, ...] = ("<|end|>", "<|endoftext|>")
+    """Tokens that stop generation."""
+
+
+@dataclass
+class MultimodalModel:
+    """A loaded model: three contract modules plus everything needed to prompt them.
+
+    ``vision_encoder(tiles[B, 3, S, S]) -> [B, N, D]`` (vision tower + downsampler + projector),
+    ``token_embedding(tokens[1, T] int64) -> [1, T, D]``,
+    ``text_decoder(embeds[1, T, D], start_pos[1] int64) -> logits[1, V]`` of the last position,
+    with a static KV cache of ``max_seq_len`` positions held as buffers inside ``text_decoder``.
+    """
+
+    family: str
+    vision_encoder: torch.nn.Module
+    token_embedding: torch.nn.Module
+    text_decoder: torch.nn.Module
+    tokenizer: Tokenizer
+    vision: VisionConfig
+    prompt: PromptFormat
+    max_seq_len: int
+    eos_ids: tuple[int, ...]
+    bos_id: int | None
+    special_ids: dict[str, int]
+    hidden_size: int
+    vocab_size: int
+    source: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelAdapter(Protocol):
+    """One per family, registered by name in ``model/registry.py``."""
+
+    name: str
+
+    def can_load(self, path: Path) -> bool:
+        """Whether ``path`` (an HF-style directory) is a checkpoint of this family."""
+        ...
+
+    def load(self, path: Path, *, dtype: torch.dtype, max_seq_len: int) -> MultimodalModel:
+        """Load a checkpoint directory into the contract modules (eval mode, no grad)."""
+        ...
