@@ -43,14 +43,19 @@ def _add_grid(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_grid(args: argparse.Namespace) -> int:
-    from mobile_mllm.vision.cli_support import grid_summary  # noqa: PLC0415
+    from mobile_mllm.config import resolve  # noqa: PLC0415
+    from mobile_mllm.vision.processor import VisionConfig, plan_grid  # noqa: PLC0415
 
-    result = grid_summary(args.image, args)
+    overrides = dict(vars(args))
+    if "max_tiles" in overrides and "max_side" not in overrides:
+        overrides["max_side"] = None  # --max-tiles alone: no side bound (internvl may pick 5:1)
+    cfg = resolve(VisionConfig, overrides=overrides)
+    result = plan_grid(args.image, cfg, token_budget=args.token_budget).summary()
     if args.json:
         _print_json(result)
     else:
         for k, v in result.items():
-            print(f"{k:>14}: {v}")
+            print(f"{k:>17}: {v}")
     return 0
 
 
