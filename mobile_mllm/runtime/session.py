@@ -1,0 +1,448 @@
+"""The inference loop: image -> tiles -> encode in batches -> interleave -> chunked prefill -> decode.
+
+One loop for every backend: :class:`Session` sees only the three contract methods
+(:class:`~mobile_mllm.runtime.methods.ModelMethods`), eager (``eager.py``) or an exported
+program (``pte.py``). The loop is gpt-fast's shape: :func:`encode_tiles`, :func:`embed_segments`,
+:func:`prefill`, :func:`decode_one_token`, :func:`decode_n_tokens`, and :meth:`Session.ask`
+strings them together. A session owns the KV cache's contents: a follow-up question without a
+new image is prefilled after the previous answer, so the image is neither encoded nor
+prefilled again. Every size check happens before any model call.
+Deliberately not here: image decoding and tiling (``vision``), sampling rules (``sampling.py``),
+backend loading details (``eager.py``, ``pte.py``, ``model``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mobile_mllm import contract
+from mobile_mllm.errors import ConfigError, ContextOverflowError, ContractError, ImageError
+from mobile_mllm.runtime.layout import (
+    Segment,
+    TileRef,
+    TokenRun,
+    count_positions,
+    first_turn,
+    image_block,
+    next_turn,
+    special_token_ids,
+)
+from mobile_mllm.runtime.sampling import GenerationConfig, make_generator, sample
+from mobile_mllm.runtime.stats import Stats, now_ms, peak_rss_bytes
+
+if TYPE_CHECKING:
+    import torch
+
+    from mobile_mllm.model.adapter import PromptFormat
+    from mobile_mllm.runtime.methods import ModelMethods
+    from mobile_mllm.vision.processor import VisionConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Answer",
+    "Backend",
+    "RuntimeConfig",
+    "Session",
+    "decode_n_tokens",
+    "decode_one_token",
+    "embed_segments",
+    "encode_tiles",
+    "open_backend",
+    "prefill",
+]
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Static sizes of the runtime (an exported program fixes them; eager mode follows them)."""
+
+    max_seq_len: int = 2048
+    """KV-cache positions: prompt, image tokens and answers of all turns together."""
+    tile_batch: int = 4
+    """Tiles per vision_encoder call (9 tiles run as 4 + 4 + 1)."""
+    prefill_chunk: int = 128
+    """Positions per text_decoder call while prefilling."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_seq_len", "tile_batch", "prefill_chunk"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"runtime.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer: its text, its token ids (the stop token included), why it stopped, and its stats."""
+
+    text: str
+    tokens: tuple[int, ...]
+    stop_reason: str
+    """"eos" (a stop token), "max_new_tokens" or "context_full" (the KV cache is full)."""
+    stats: Stats
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What a model directory opens to: the methods plus everything needed to prompt them."""
+
+    methods: ModelMethods
+    tokenizer: Any
+    """A ``tokenizers.Tokenizer`` (``encode``, ``decode``, ``token_to_id``)."""
+    prompt: PromptFormat
+    vision: VisionConfig
+    eos_ids: tuple[int, ...]
+    model_load_start_ms: float = 0.0
+    model_load_end_ms: float = 0.0
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def encode_tiles(methods: ModelMethods, tiles: torch.Tensor, batch: int) -> tuple[torch.Tensor, list[float]]:
+    """Run ``vision_encoder`` over ``tiles [N, 3, S, S]`` in batches of ``batch``; return ``[N, n, D]`` and each call's ms."""
+    import torch
+
+    outputs, times = [], []
+    for i in range(0, tiles.shape[0], batch):
+        start = now_ms()
+        outputs.append(methods.vision_encoder(tiles[i : i + batch]))
+        times.append(now_ms() - start)
+    return torch.cat(outputs), times
+
+
+def embed_segments(methods: ModelMethods, segments: Sequence[Segment], image: torch.Tensor | None) -> torch.Tensor:
+    """The ``[1, T, D]`` embeddings of a prompt: token runs through ``token_embedding`` (at most ``max_chunk`` per call), tiles from ``image``."""
+    import torch
+
+    parts = []
+    for seg in segments:
+        if isinstance(seg, TokenRun):
+            for i in range(0, len(seg.ids), methods.max_chunk):
+                parts.append(methods.token_embedding(torch.tensor([seg.ids[i : i + methods.max_chunk]])))
+        else:
+            if image is None or seg.tile >= image.shape[0] or image.shape[1] != seg.num_tokens:
+                got = None if image is None else tuple(image.shape)
+                raise ContractError(
+                    f"the layout wants tile {seg.tile} with {seg.num_tokens} tokens, but vision_encoder gave {got}; "
+                    "check vision.tokens_per_tile against the model"
+                )
+            parts.append(image[seg.tile].unsqueeze(0))
+    return torch.cat(parts, dim=1)
+
+
+def prefill(methods: ModelMethods, embeds: torch.Tensor, start_pos: int, chunk: int) -> torch.Tensor:
+    """Write ``embeds [1, T, D]`` into the KV cache from ``start_pos`` in chunks of ``chunk``; return the last logits."""
+    import torch
+
+    logits = None
+    for i in range(0, embeds.shape[1], chunk):
+        logits = methods.text_decoder(embeds[:, i : i + chunk], torch.tensor([start_pos + i]))
+    if logits is None:
+        raise ContextOverflowError("nothing to prefill: the prompt is empty")
+    return logits
+
+
+def decode_one_token(methods: ModelMethods, token: int, pos: int) -> torch.Tensor:
+    """Feed one token at ``pos``; return the next token's logits."""
+    import torch
+
+    return methods.text_decoder(methods.token_embedding(torch.tensor([[token]])), torch.tensor([pos]))
+
+
+def decode_n_tokens(
+    methods: ModelMethods,
+    logits: torch.Tensor,
+    pos: int,
+    n: int,
+    *,
+    pick: Callable[[torch.Tensor], int],
+    stop_ids: Sequence[int],
+    on_token: Callable[[int], None] | None = None,
+) -> tuple[list[int], str]:
+    """Generate up to ``n`` tokens from the prefill's ``logits``, the next free position being ``pos``.
+
+    Returns:
+        tuple[list[int], str]: the tokens (a stop token included) and the stop reason
+        ("eos", "max_new_tokens" or "context_full"). The last token is never fed to the decoder.
+    """
+    tokens: list[int] = []
+    while True:
+        token = pick(logits)
+        tokens.append(token)
+        if on_token is not None:
+            on_token(token)
+        if token in stop_ids:
+            return tokens, "eos"
+        if len(tokens) >= n:
+            return tokens, "max_new_tokens"
+        if pos >= methods.max_seq_len:
+            return tokens, "context_full"
+        logits = decode_one_token(methods, token, pos)
+        pos += 1
+
+
+# --------------------------------------------------------------------------- the session
+
+
+@dataclass(frozen=True)
+class _Plan:
+    segments: list[Segment]
+    tiles: Any  # vision ImageTiles, or None
+    num_positions: int
+
+
+class Session:
+    """A conversation over one model: holds the KV cache's contents between turns.
+
+    Args:
+        methods (ModelMethods): the backend (``EagerMethods`` or ``PteMethods``).
+        tokenizer: a ``tokenizers.Tokenizer`` of the model.
+        prompt (PromptFormat): the model's chat template and image layout.
+        vision (VisionConfig): how images become tiles (tokens per tile included).
+        eos_ids (Sequence[int]): token ids that end an answer.
+        generation (GenerationConfig): sampling and length. Default ``GenerationConfig()``.
+        model_load_ms (tuple[float, float]): load start and end timestamps, copied into every
+            answer's stats. Default (0, 0).
+
+    Raises:
+        ModelLoadError: the tokenizer lacks a special token of ``prompt``.
+    """
+
+    def __init__(
+        self,
+        methods: ModelMethods,
+        *,
+        tokenizer: Any,
+        prompt: PromptFormat,
+        vision: VisionConfig,
+        eos_ids: Sequence[int],
+        generation: GenerationConfig = GenerationConfig(),
+        model_load_ms: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        self.methods = methods
+        self.tokenizer = tokenizer
+        self.prompt = prompt
+        self.vision = vision
+        self.eos_ids = tuple(eos_ids)
+        self.generation = generation
+        self.model_load_ms = model_load_ms
+        self.token_ids = special_token_ids(tokenizer, prompt)
+        self.reset()
+
+    @classmethod
+    def from_dir(
+        cls,
+        path: str | Path,
+        *,
+        runtime: RuntimeConfig = RuntimeConfig(),
+        generation: GenerationConfig = GenerationConfig(),
+    ) -> Session:
+        """Open a model directory (eager checkpoint, exported program, or ``builtin:<preset>``); see :func:`open_backend`."""
+        b = open_backend(path, runtime)
+        return cls(
+            b.methods,
+            tokenizer=b.tokenizer,
+            prompt=b.prompt,
+            vision=b.vision,
+            eos_ids=b.eos_ids,
+            generation=generation,
+            model_load_ms=(b.model_load_start_ms, b.model_load_end_ms),
+        )
+
+    @property
+    def position(self) -> int:
+        """KV-cache positions holding the conversation so far."""
+        return self._pos
+
+    def reset(self) -> None:
+        """Forget the conversation (the next question starts at position 0) and reseed sampling."""
+        self._pos = 0
+        self._unfed: list[int] = []
+        self._started = False
+        self._generator = make_generator(self.generation.seed)
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def _plan(self, question: str, image: Any) -> _Plan:
+        """Lay the turn out and size it; no model call. Shrinks the grid if the image does not fit."""
+        if image is None:
+            if self._started:
+                segs = next_turn(self.prompt, question, encode=self._encode, unfed_answer=self._unfed)
+            else:
+                segs = first_turn(self.prompt, question, encode=self._encode, token_ids=self.token_ids)
+            return self._checked(_Plan(segs, None, count_positions(segs)))
+        from mobile_mllm.vision import load_image, preprocess
+
+        picture = load_image(image)
+        # The image must leave room for the answer: a bigger grid is worth less than an answer.
+        room = self.methods.max_seq_len - self._pos - self.generation.max_new_tokens
+        tiles = preprocess(picture, self.vision)
+        plan = self._image_plan(question, tiles)
+        while plan.num_positions > room:
+            budget = tiles.image_tokens - (plan.num_positions - room)
+            try:
+                smaller = preprocess(picture, self.vision, token_budget=budget)
+            except (ConfigError, ImageError) as e:  # no grid fits: _checked reports the overflow
+                logger.debug("no grid fits %d image tokens: %s", budget, e)
+                break
+            if smaller.image_tokens >= tiles.image_tokens:
+                break
+            logger.info(
+                "image grid %dx%d needs %d positions, %d more than leave room for the answer; reduced to %dx%d",
+                tiles.grid.cols, tiles.grid.rows, plan.num_positions, plan.num_positions - room,
+                smaller.grid.cols, smaller.grid.rows,
+            )
+            tiles = smaller
+            plan = self._image_plan(question, tiles)
+        return self._checked(plan)
+
+    def _image_plan(self, question: str, tiles: Any) -> _Plan:
+        block = image_block(
+            self.prompt,
+            grid=tiles.grid,
+            thumbnail_index=tiles.thumbnail_index,
+            tokens_per_tile=self.vision.tokens_per_tile,
+            token_ids=self.token_ids,
+        )
+        segs = first_turn(self.prompt, question, encode=self._encode, token_ids=self.token_ids, image=block)
+        return _Plan(segs, tiles, count_positions(segs))
+
+    def _checked(self, plan: _Plan) -> _Plan:
+        free = self.methods.max_seq_len - self._pos
+        if plan.num_positions > free:
+            used = f" ({self._pos} hold earlier turns: reset() starts over)" if self._pos else ""
+            raise ContextOverflowError(
+                f"the prompt needs {plan.num_positions} positions but only {free} of max_seq_len "
+                f"{self.methods.max_seq_len} are free{used}; shorten the prompt, use a smaller image grid "
+                "or raise max_seq_len"
+            )
+        return plan
+
+    def ask(
+        self, question: str, image: Any = None, *, on_token: Callable[[str], None] | None = None
+    ) -> Answer:
+        """Answer ``question`` (about ``image``, which starts a new conversation; without it, continue this one).
+
+        Args:
+            question (str): the user's text (may hold the image placeholder).
+            image: a path, bytes, PIL image or array, or None to ask about the current image.
+            on_token (Callable[[str], None] | None): called with each new piece of answer text.
+
+        Raises:
+            ContextOverflowError: the turn does not fit the KV cache (raised before any compute).
+            ImageError: the image cannot be loaded.
+        """
+        start = now_ms()
+        if image is not None:
+            self.reset()
+        plan = self._plan(question, image)
+        marks: dict[str, Any] = {"inference_start_ms": start, "num_cached_tokens": self._pos}
+        embeds_img = None
+        if plan.tiles is not None:
+            marks["image_encode_start_ms"] = now_ms()
+            batch = self.methods.max_tile_batch
+            embeds_img, batch_ms = encode_tiles(self.methods, plan.tiles.tiles, batch)
+            num_tiles = plan.tiles.tiles.shape[0]
+            marks.update(
+                image_encode_end_ms=now_ms(),
+                vision_batch_ms=tuple(batch_ms),
+                vision_batch_sizes=tuple(min(batch, num_tiles - i) for i in range(0, num_tiles, batch)),
+                num_tiles=num_tiles,
+                grid=(plan.tiles.grid.cols, plan.tiles.grid.rows),
+                reduced_by_budget=bool(plan.tiles.reduced_by_budget),
+            )
+        embeds = embed_segments(self.methods, plan.segments, embeds_img)
+        logits = prefill(self.methods, embeds, self._pos, self.methods.max_chunk)
+        self._pos += plan.num_positions
+        self._started = True
+        marks["prompt_eval_end_ms"] = now_ms()
+
+        text_so_far = ""
+        generated: list[int] = []
+
+        def _on_token(token: int) -> None:
+            nonlocal text_so_far
+            if not generated:
+                marks["first_token_ms"] = now_ms()
+            generated.append(token)
+            if on_token is not None:
+                text = self._decode(generated)
+                if len(text) > len(text_so_far) and text.startswith(text_so_far):
+                    on_token(text[len(text_so_far) :])
+                    text_so_far = text
+
+        g = self.generation
+        tokens, reason = decode_n_tokens(
+            self.methods, logits, self._pos, g.max_new_tokens, pick=self._pick, stop_ids=self.eos_ids, on_token=_on_token
+        )
+        self._pos += len(tokens) - 1  # every token but the last was fed to the decoder
+        self._unfed = [] if reason == "eos" else tokens[-1:]
+        marks["inference_end_ms"] = now_ms()
+        stats = Stats(
+            model_load_start_ms=self.model_load_ms[0],
+            model_load_end_ms=self.model_load_ms[1],
+            num_prompt_tokens=plan.num_positions,
+            num_image_tokens=sum(s.num_tokens for s in plan.segments if isinstance(s, TileRef)),
+            num_generated_tokens=len(tokens),
+            peak_rss_bytes=peak_rss_bytes(),
+            **marks,
+        )
+        logger.debug("stats: %s", stats.to_json())
+        return Answer(text=self._decode(tokens), tokens=tuple(tokens), stop_reason=reason, stats=stats)
+
+    def _pick(self, logits: torch.Tensor) -> int:
+        g = self.generation
+        return sample(logits, temperature=g.temperature, top_k=g.top_k, top_p=g.top_p, generator=self._generator)
+
+    def _decode(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.decode([t for t in tokens if t not in self.eos_ids], skip_special_tokens=True)
+
+
+# --------------------------------------------------------------------------- backends
+
+
+BUILTIN_PREFIX = "builtin:"
+
+
+def open_backend(path: str | Path, runtime: RuntimeConfig = RuntimeConfig()) -> Backend:
+    """Open a model for the session, choosing the backend by what ``path`` holds.
+
+    * a directory with ``model.pte`` (``contract.PROGRAM_FILE``): the exported program, through
+      ``mobile_mllm.runtime.pte.open_program_dir(path, runtime) -> Backend`` (its static sizes
+      win over ``runtime``);
+    * ``builtin:<preset>`` or a checkpoint directory: the eager model from ``mobile_mllm.model``.
+
+    Raises:
+        UnsupportedModelError: nothing loadable at ``path``.
+    """
+    text = str(path)
+    if not text.startswith(BUILTIN_PREFIX) and (Path(text) / contract.PROGRAM_FILE).is_file():
+        from mobile_mllm.runtime import pte
+
+        return pte.open_program_dir(Path(text), runtime)
+    return _open_eager(text, runtime)
+
+
+def _open_eager(path: str, runtime: RuntimeConfig) -> Backend:
+    from mobile_mllm.model import load_model
+    from mobile_mllm.runtime.eager import EagerMethods
+
+    start = now_ms()
+    model = load_model(path, max_seq_len=runtime.max_seq_len)
+    end = now_ms()
+    logger.info("loaded %s model from %s in %.0f ms (max_seq_len %d)", model.family, path, end - start, model.max_seq_len)
+    methods = EagerMethods(model, tile_batch=runtime.tile_batch, prefill_chunk=runtime.prefill_chunk)
+    return Backend(
+        methods=methods,
+        tokenizer=model.tokenizer,
+        prompt=model.prompt,
+        vision=model.vision,
+        eos_ids=model.eos_ids,
+        model_load_start_ms=start,
+        model_load_end_ms=end,
+    )
