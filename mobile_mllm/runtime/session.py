@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobile_mllm import contract
-from mobile_mllm.errors import ConfigError, ContextOverflowError, ContractError, ImageError
+from mobile_mllm.errors import ConfigError, ContextOverflowError, ContractError
 from mobile_mllm.runtime.layout import (
     Segment,
     TileRef,
@@ -190,9 +190,14 @@ def decode_n_tokens(
 
 @dataclass(frozen=True)
 class _Plan:
+    """A turn laid out and sized, before any pixel is decoded or any model call."""
+
     segments: list[Segment]
-    tiles: Any  # vision ImageTiles, or None
     num_positions: int
+    tiles: Any = None
+    """The vision TilePlan of a new image, or None."""
+    token_budget: int | None = None
+    """The image-token budget that shrank the grid, or None."""
 
 
 class Session:
@@ -269,39 +274,42 @@ class Session:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     def _plan(self, question: str, image: Any) -> _Plan:
-        """Lay the turn out and size it; no model call. Shrinks the grid if the image does not fit."""
+        """Lay the turn out and size it; no model call. Shrinks the grid if the image does not fit.
+
+        A new image starts a new conversation at position 0; the session's state is left as it
+        is until the plan has passed every check.
+        """
         if image is None:
             if self._started:
                 segs = next_turn(self.prompt, question, encode=self._encode, unfed_answer=self._unfed)
             else:
                 segs = first_turn(self.prompt, question, encode=self._encode, token_ids=self.token_ids)
-            return self._checked(_Plan(segs, None, count_positions(segs)))
-        from mobile_mllm.vision import load_image, preprocess
+            return self._checked(_Plan(segs, count_positions(segs)), self._pos)
+        from mobile_mllm.vision import plan_tiles, read_image_size
 
-        picture = load_image(image)
+        size = read_image_size(image, self.vision)  # the header only: pixels wait until the plan fits
         # The image must leave room for the answer: a bigger grid is worth less than an answer.
-        room = self.methods.max_seq_len - self._pos - self.generation.max_new_tokens
-        tiles = preprocess(picture, self.vision)
-        plan = self._image_plan(question, tiles)
+        room = self.methods.max_seq_len - self.generation.max_new_tokens
+        plan = self._image_plan(question, plan_tiles(size, self.vision), None)
         while plan.num_positions > room:
-            budget = tiles.image_tokens - (plan.num_positions - room)
+            budget = plan.tiles.image_tokens - (plan.num_positions - room)
             try:
-                smaller = preprocess(picture, self.vision, token_budget=budget)
-            except (ConfigError, ImageError) as e:  # no grid fits: _checked reports the overflow
+                smaller = plan_tiles(size, self.vision, token_budget=budget)
+            except ContextOverflowError as e:  # not even the smallest grid: _checked reports it
                 logger.debug("no grid fits %d image tokens: %s", budget, e)
                 break
-            if smaller.image_tokens >= tiles.image_tokens:
+            if smaller.image_tokens >= plan.tiles.image_tokens:
                 break
             logger.info(
-                "image grid %dx%d needs %d positions, %d more than leave room for the answer; reduced to %dx%d",
-                tiles.grid.cols, tiles.grid.rows, plan.num_positions, plan.num_positions - room,
-                smaller.grid.cols, smaller.grid.rows,
+                "grid %s needs %d positions, %d more than leave room for %d answer tokens in max_seq_len %d; "
+                "reduced to grid %s",
+                plan.tiles.grid, plan.num_positions, plan.num_positions - room, self.generation.max_new_tokens,
+                self.methods.max_seq_len, smaller.grid,
             )
-            tiles = smaller
-            plan = self._image_plan(question, tiles)
-        return self._checked(plan)
+            plan = self._image_plan(question, smaller, budget)
+        return self._checked(plan, 0)
 
-    def _image_plan(self, question: str, tiles: Any) -> _Plan:
+    def _image_plan(self, question: str, tiles: Any, budget: int | None) -> _Plan:
         block = image_block(
             self.prompt,
             grid=tiles.grid,
@@ -310,12 +318,12 @@ class Session:
             token_ids=self.token_ids,
         )
         segs = first_turn(self.prompt, question, encode=self._encode, token_ids=self.token_ids, image=block)
-        return _Plan(segs, tiles, count_positions(segs))
+        return _Plan(segs, count_positions(segs), tiles, budget)
 
-    def _checked(self, plan: _Plan) -> _Plan:
-        free = self.methods.max_seq_len - self._pos
+    def _checked(self, plan: _Plan, start: int) -> _Plan:
+        free = self.methods.max_seq_len - start
         if plan.num_positions > free:
-            used = f" ({self._pos} hold earlier turns: reset() starts over)" if self._pos else ""
+            used = f" ({start} hold earlier turns: reset() starts over)" if start else ""
             raise ContextOverflowError(
                 f"the prompt needs {plan.num_positions} positions but only {free} of max_seq_len "
                 f"{self.methods.max_seq_len} are free{used}; shorten the prompt, use a smaller image grid "
@@ -338,23 +346,28 @@ class Session:
             ImageError: the image cannot be loaded.
         """
         start = now_ms()
+        plan = self._plan(question, image)
         if image is not None:
             self.reset()
-        plan = self._plan(question, image)
         marks: dict[str, Any] = {"inference_start_ms": start, "num_cached_tokens": self._pos}
         embeds_img = None
         if plan.tiles is not None:
+            from mobile_mllm.vision import preprocess
+
+            tiles = preprocess(image, self.vision, token_budget=plan.token_budget)
+            if tiles.grid != plan.tiles.grid:  # internal invariant: same size, same budget, same grid
+                raise ContractError(f"preprocess chose grid {tiles.grid}, the plan {plan.tiles.grid}")
             marks["image_encode_start_ms"] = now_ms()
             batch = self.methods.max_tile_batch
-            embeds_img, batch_ms = encode_tiles(self.methods, plan.tiles.tiles, batch)
-            num_tiles = plan.tiles.tiles.shape[0]
+            embeds_img, batch_ms = encode_tiles(self.methods, tiles.tiles, batch)
+            num_tiles = tiles.tiles.shape[0]
             marks.update(
                 image_encode_end_ms=now_ms(),
                 vision_batch_ms=tuple(batch_ms),
                 vision_batch_sizes=tuple(min(batch, num_tiles - i) for i in range(0, num_tiles, batch)),
                 num_tiles=num_tiles,
-                grid=(plan.tiles.grid.cols, plan.tiles.grid.rows),
-                reduced_by_budget=bool(plan.tiles.reduced_by_budget),
+                grid=(tiles.grid.cols, tiles.grid.rows),
+                reduced_by_budget=tiles.reduced_by_budget,
             )
         embeds = embed_segments(self.methods, plan.segments, embeds_img)
         logits = prefill(self.methods, embeds, self._pos, self.methods.max_chunk)
