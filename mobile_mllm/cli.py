@@ -59,10 +59,71 @@ def _run_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- run
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="answer a question about an image on the host (eager model or exported program)")
+    p.add_argument("model", metavar="MODEL_DIR", help="a model directory, an exported program directory or builtin:<preset>")
+    p.add_argument("--image", default=None, help="the image to ask about (omit for a text-only question)")
+    p.add_argument("--prompt", required=True, help="the question")
+    p.add_argument("--follow-up", action="append", default=[], help="another question about the same image (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (answers and stats) instead of text")
+    from mobile_mllm.config import add_arguments
+    from mobile_mllm.runtime.sampling import GenerationConfig
+    from mobile_mllm.runtime.session import RuntimeConfig
+
+    add_arguments(p, GenerationConfig)
+    add_arguments(p, RuntimeConfig)
+
+
+def _stats_rows(stats: dict[str, Any]) -> list[tuple[str, str]]:
+    grid = f"{stats['grid'][0]}x{stats['grid'][1]}" if stats["grid"] else "-"
+    reduced = " (reduced to fit the context)" if stats["reduced_by_budget"] else ""
+    return [
+        ("model load", f"{stats['model_load_ms']:.0f} ms"),
+        ("grid", f"{grid}{reduced}, {stats['num_tiles']} tiles, {stats['num_image_tokens']} image tokens"),
+        ("image encode", f"{stats['image_encode_ms']:.1f} ms ({stats['image_encode_ms_per_tile']:.1f} ms/tile)"),
+        ("prefill", f"{stats['num_prompt_tokens']} tokens in {stats['prefill_ms']:.1f} ms ({stats['prefill_tok_s']:.1f} tok/s)"),
+        ("cached", f"{stats['num_cached_tokens']} tokens reused"),
+        ("first token", f"{stats['time_to_first_token_ms']:.1f} ms"),
+        ("decode", f"{stats['num_generated_tokens']} tokens ({stats['decode_tok_s']:.1f} tok/s)"),
+        ("peak RSS", f"{stats['peak_rss_bytes'] / 2**20:.0f} MiB"),
+    ]
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    from mobile_mllm.config import log_config, resolve
+    from mobile_mllm.runtime.sampling import GenerationConfig
+    from mobile_mllm.runtime.session import RuntimeConfig, Session
+
+    runtime = resolve(RuntimeConfig, overrides=args)
+    generation = resolve(GenerationConfig, overrides=args)
+    log_config("runtime", runtime)
+    log_config("generation", generation)
+    session = Session.from_dir(args.model, runtime=runtime, generation=generation)
+    stream = None if args.json else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
+    turns = []
+    for i, question in enumerate([args.prompt, *args.follow_up]):
+        answer = session.ask(question, args.image if i == 0 else None, on_token=stream)
+        stats = answer.stats.to_dict()
+        turns.append({"prompt": question, "answer": answer.text, "stop_reason": answer.stop_reason,
+                      "tokens": list(answer.tokens), "stats": stats})
+        if not args.json:
+            print(f"\n[stopped: {answer.stop_reason}]")
+            for name, value in _stats_rows(stats):
+                print(f"{name:>13}: {value}")
+            print(answer.stats.observer_line())
+    if args.json:
+        _print_json({"model": args.model, "image": args.image, "turns": turns})
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = [
     ("grid", _add_grid, _run_grid),
+    ("run", _add_run, _run_run),
 ]
 
 
