@@ -119,11 +119,42 @@ def _run_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- init-model
+
+
+def _add_init_model(sub: argparse._SubParsersAction) -> None:
+    from mobile_mllm.model.reference.init_model import STORAGE_DTYPES
+    from mobile_mllm.model.reference.presets import PRESETS
+
+    p = sub.add_parser("init-model", help="write a random-weight model directory of a preset (tests, speed numbers)")
+    p.add_argument("--preset", required=True, choices=list(PRESETS), help="architecture preset")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write (created)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default: 0)")
+    p.add_argument("--dtype", choices=list(STORAGE_DTYPES), default=None,
+                   help="storage dtype (default: bfloat16 for bluelm-v-3b, float32 otherwise)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _run_init_model(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from mobile_mllm.model.reference.init_model import init_model
+
+    result = dataclasses.asdict(init_model(args.preset, args.output, seed=args.seed, dtype=args.dtype))
+    if args.json:
+        _print_json(result)
+    else:
+        for k, v in result.items():
+            print(f"{k:>16}: {v}")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = [
     ("grid", _add_grid, _run_grid),
     ("run", _add_run, _run_run),
+    ("init-model", _add_init_model, _run_init_model),
 ]
 
 

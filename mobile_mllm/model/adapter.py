@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # torch is heavy; annotations only
 
     from mobile_mllm.vision.processor import VisionConfig
 
+FAMILY_KEY = "mobile_mllm_family"
+"""Key of a model directory's config.json naming its family; the registry dispatches on it."""
+
 
 @dataclass(frozen=True)
 class PromptFormat:

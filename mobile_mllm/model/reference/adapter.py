@@ -1,0 +1,42 @@
+"""The ``reference`` family's :class:`~mobile_mllm.model.adapter.ModelAdapter`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mobile_mllm.model.adapter import FAMILY_KEY, MultimodalModel, PromptFormat
+from mobile_mllm.model.reference.config import CONFIG_FILE, FAMILY, MODEL_TYPE
+from mobile_mllm.model.reference.prompt import REFERENCE_PROMPT
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ReferenceAdapter"]
+
+
+class ReferenceAdapter:
+    """Loads BlueLM-V-style checkpoints (SigLIP + 2x2 downsampler + MLP + Llama/Qwen2 decoder)."""
+
+    name = FAMILY
+
+    def can_load(self, path: Path) -> bool:
+        """True when ``path/config.json`` names this family (or its ``model_type``)."""
+        try:
+            data = json.loads((Path(path) / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and (
+            data.get(FAMILY_KEY) == FAMILY or data.get("model_type") == MODEL_TYPE
+        )
+
+    def load(self, path: Path, *, dtype: torch.dtype, max_seq_len: int) -> MultimodalModel:
+        """Load a model directory (see :func:`mobile_mllm.model.reference.checkpoint.load_reference`)."""
+        from mobile_mllm.model.reference.checkpoint import load_reference
+
+        return load_reference(Path(path), dtype=dtype, max_seq_len=max_seq_len)
+
+    def prompt_format(self) -> PromptFormat:
+        """The family's chat template and image-token layout."""
+        return REFERENCE_PROMPT
