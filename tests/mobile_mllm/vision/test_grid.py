@@ -180,3 +180,11 @@ def test_grid_module_imports_no_pil_or_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
+
+
+def test_docstring_examples() -> None:
+    import doctest  # noqa: PLC0415
+
+    import mobile_mllm.vision.grid as module  # noqa: PLC0415
+
+    assert doctest.testmod(module).failed == 0

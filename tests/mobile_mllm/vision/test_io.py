@@ -189,3 +189,11 @@ def test_max_pixels_applies_to_every_source() -> None:
 def test_unsupported_source_type() -> None:
     with pytest.raises(ImageError, match="unsupported image source <int>"):
         load_image(42, CFG)  # type: ignore[arg-type]
+
+
+def test_docstring_examples() -> None:
+    import doctest  # noqa: PLC0415
+
+    import mobile_mllm.vision.io as module  # noqa: PLC0415
+
+    assert doctest.testmod(module).failed == 0

@@ -1,0 +1,76 @@
+"""``mobile-mllm grid`` run as a real command in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SHARED
+from PIL import Image
+
+
+def _cases() -> list[dict]:
+    shared = SHARED / "testdata" / "grid_cases.json"
+    return json.loads((shared if shared.is_file() else REPO / "tests" / "assets" / "grid_cases.json").read_text())
+
+
+def _grid(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mobile_mllm.cli", "grid", *args], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+
+
+# a few rows: the paper's examples and the phone screenshot, max side 3 and 4
+ROWS = [r for r in _cases() if (r["width"], r["height"]) in {(380, 76), (500, 102), (1080, 2400)}]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r['width']}x{r['height']}-side{r['max_side']}" for r in ROWS])
+def test_grid_json_matches_grid_cases(row: dict) -> None:
+    size, k = f"{row['width']}x{row['height']}", str(row["max_side"])
+    for policy, bound in (("relaxed", ["--max-side", k]), ("llava_next", ["--max-side", k]), ("internvl", ["--max-tiles", str(int(k) ** 2)])):
+        proc = _grid(size, "--policy", policy, *bound, "--json")
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        m, n = row[policy]
+        assert out["grid"] == [m, n], (policy, out)
+        thumb = 1 if m * n > 1 else 0
+        assert out["tiles"] == m * n + thumb
+        assert out["canvas"] == [384 * m, 384 * n]
+        assert out["image_tokens"] == (m * n + thumb) * 196
+
+
+def test_grid_reads_an_image_file_and_applies_token_budget(tmp_path: Path) -> None:
+    path = tmp_path / "shot.png"
+    Image.new("RGB", (1080, 2400), (1, 2, 3)).save(path)
+    out = json.loads(_grid(str(path), "--max-side", "4", "--json").stdout)
+    assert (out["grid"], out["tiles"], out["image_tokens"]) == ([2, 4], 9, 1764)
+    budget = json.loads(_grid(str(path), "--max-side", "4", "--token-budget", "1000", "--json").stdout)
+    assert budget["grid"] == [1, 3] and budget["reduced_by_budget"] is True and budget["image_tokens"] == 784
+
+
+def test_grid_alpha_and_text_output() -> None:
+    proc = _grid("100x100", "--alpha", "0")
+    assert proc.returncode == 0 and "grid: [3, 3]" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("arg", "code", "message"),
+    [
+        ("10xfoo", 2, "bad image size '10xfoo'"),
+        ("nope.jpg", 3, "image file not found: nope.jpg"),
+    ],
+)
+def test_grid_bad_input_exits_non_zero_with_message(arg: str, code: int, message: str) -> None:
+    proc = _grid(arg, "--json")
+    assert proc.returncode == code
+    assert message in proc.stderr and proc.stdout == ""
+
+
+def test_grid_unreadable_image_file(tmp_path: Path) -> None:
+    path = tmp_path / "fake.png"
+    path.write_text("hello")
+    proc = _grid(str(path))
+    assert proc.returncode == 3 and "not a readable image file" in proc.stderr
