@@ -149,12 +149,75 @@ def _run_init_model(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- eval-score
+
+
+def _add_eval_score(sub: argparse._SubParsersAction) -> None:
+    from mobile_mllm.config import add_arguments
+    from mobile_mllm.eval.score import ScoreConfig
+
+    p = sub.add_parser("eval-score", help="score a VLMEvalKit prediction file (.tsv/.xlsx) as VLMEvalKit would")
+    p.add_argument("predictions", metavar="PREDICTIONS", help="prediction file: benchmark columns plus 'prediction'")
+    add_arguments(p, ScoreConfig)
+    p.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR", help="where the CSV and JSON tables go")
+    p.add_argument("--json", action="store_true", help="print scores.json's content instead of the text summary")
+
+
+def _run_eval_score(args: argparse.Namespace) -> int:
+    from mobile_mllm.config import log_config, resolve, to_dict
+    from mobile_mllm.eval.report import format_summary, write_report
+    from mobile_mllm.eval.score import ScoreConfig, score_predictions
+
+    config = resolve(ScoreConfig, overrides=args)
+    log_config("eval-score", config)
+    report = score_predictions(args.predictions, config)
+    paths = write_report(report, args.output_dir, config={"predictions": args.predictions, **to_dict(config)})
+    if args.json:
+        print(paths[-1].read_text(encoding="utf-8"), end="")
+    else:
+        print(format_summary(report))
+    return 0
+
+
+# --------------------------------------------------------------------------- make-bench
+
+
+def _add_make_bench(sub: argparse._SubParsersAction) -> None:
+    from mobile_mllm.config import add_arguments
+    from mobile_mllm.eval.suite import SuiteConfig
+    from mobile_mllm.eval.synthetic import SyntheticSpec
+
+    p = sub.add_parser("make-bench", help="write a synthetic VLMEvalKit-format benchmark TSV (+ its suite TOML)")
+    p.add_argument("-o", "--output", metavar="FILE.tsv", help="TSV to write (default: the --suite's tsv)")
+    p.add_argument("--suite", metavar="SUITE.toml", help="start from an existing suite record (regenerates it exactly)")
+    add_arguments(p, SuiteConfig, exclude=("tsv", "dataset_type", "synthetic", "spec"))
+    add_arguments(p, SyntheticSpec)
+
+
+def _run_make_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mobile_mllm.errors import ConfigError
+    from mobile_mllm.eval.suite import build_suite_config, make_bench
+
+    suite = build_suite_config(args.suite, vars(args))
+    if args.output is None and args.suite is None:
+        raise ConfigError("make-bench needs -o FILE.tsv (or --suite SUITE.toml to regenerate a suite)")
+    out = Path(args.output) if args.output else Path(args.suite).with_name(suite.tsv)
+    record, rows = make_bench(suite, out)
+    print(f"wrote {out} ({rows} rows, {out.stat().st_size} bytes, dataset type {record.dataset_type.value}) "
+          f"and {out.with_suffix('.toml')}")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = [
     ("grid", _add_grid, _run_grid),
     ("run", _add_run, _run_run),
     ("init-model", _add_init_model, _run_init_model),
+    ("eval-score", _add_eval_score, _run_eval_score),
+    ("make-bench", _add_make_bench, _run_make_bench),
 ]
 
 
