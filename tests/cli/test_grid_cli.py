@@ -8,27 +8,29 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHARED
 from PIL import Image
 
+# (width, height, max_side) rows of grid_cases.json: the paper's examples and the phone screenshot
+ROWS = [(w, h, k) for w, h in ((380, 76), (500, 102), (1080, 2400)) for k in (3, 4)]
 
-def _cases() -> list[dict]:
-    shared = SHARED / "testdata" / "grid_cases.json"
-    return json.loads((shared if shared.is_file() else REPO / "tests" / "assets" / "grid_cases.json").read_text())
+
+@pytest.fixture(scope="module")
+def grid_cases(repo_root: Path) -> dict[tuple[int, int, int], dict]:
+    """grid_cases.json keyed by (width, height, max_side): shared/ when present, else the copy."""
+    shared = repo_root.parent / "shared" / "testdata" / "grid_cases.json"
+    path = shared if shared.is_file() else repo_root / "tests" / "assets" / "grid_cases.json"
+    return {(r["width"], r["height"], r["max_side"]): r for r in json.loads(path.read_text())}
 
 
 def _grid(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mobile_mllm.cli", "grid", *args], capture_output=True, text=True, cwd=REPO, timeout=60
+        [sys.executable, "-m", "mobile_mllm.cli", "grid", *args], capture_output=True, text=True, timeout=60
     )
 
 
-# a few rows: the paper's examples and the phone screenshot, max side 3 and 4
-ROWS = [r for r in _cases() if (r["width"], r["height"]) in {(380, 76), (500, 102), (1080, 2400)}]
-
-
-@pytest.mark.parametrize("row", ROWS, ids=[f"{r['width']}x{r['height']}-side{r['max_side']}" for r in ROWS])
-def test_grid_json_matches_grid_cases(row: dict) -> None:
+@pytest.mark.parametrize("key", ROWS, ids=[f"{w}x{h}-side{k}" for w, h, k in ROWS])
+def test_grid_json_matches_grid_cases(key: tuple[int, int, int], grid_cases: dict) -> None:
+    row = grid_cases[key]
     size, k = f"{row['width']}x{row['height']}", str(row["max_side"])
     for policy, bound in (("relaxed", ["--max-side", k]), ("llava_next", ["--max-side", k]), ("internvl", ["--max-tiles", str(int(k) ** 2)])):
         proc = _grid(size, "--policy", policy, *bound, "--json")

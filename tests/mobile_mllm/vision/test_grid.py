@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import REPO, SHARED
+from vision_testdata import grid_cases_paths, load_grid_cases
 
 from mobile_mllm.errors import ConfigError, ContextOverflowError, ImageError
 from mobile_mllm.vision.grid import (
@@ -27,12 +26,7 @@ from mobile_mllm.vision.grid import (
 from mobile_mllm.vision.processor import VisionConfig
 
 
-def _grid_cases_path() -> Path:
-    shared = SHARED / "testdata" / "grid_cases.json"
-    return shared if shared.is_file() else REPO / "tests" / "assets" / "grid_cases.json"
-
-
-GRID_CASES = json.loads(_grid_cases_path().read_text())
+GRID_CASES = load_grid_cases()
 POLICIES = ("relaxed", "llava_next", "internvl")
 
 
@@ -45,10 +39,11 @@ def _cfg_for_row(row: dict, policy: str) -> VisionConfig:
 
 
 def test_grid_cases_copy_matches_shared() -> None:
-    shared = SHARED / "testdata" / "grid_cases.json"
+    shared, copy = grid_cases_paths()
     if not shared.is_file():
         pytest.skip("shared/ not present (clone elsewhere); the copy is the only source")
-    assert json.loads((REPO / "tests" / "assets" / "grid_cases.json").read_text()) == json.loads(shared.read_text())
+    assert json.loads(copy.read_text()) == json.loads(shared.read_text())
+    assert len(GRID_CASES) == 120
 
 
 @pytest.mark.parametrize(
@@ -178,7 +173,7 @@ def test_grid_module_imports_no_pil_or_torch() -> None:
         "import sys, mobile_mllm.vision.grid, mobile_mllm.vision.processor; "
         "print(sorted(m for m in ('PIL', 'torch', 'numpy') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 

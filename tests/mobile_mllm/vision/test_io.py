@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from vision_images import encode, gradient, png_header_only
+from vision_testdata import encode, gradient, png_header_only
 from PIL import Image
 
 from mobile_mllm.errors import ImageError

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from vision_images import encode, gradient, png_header_only
+from vision_testdata import encode, gradient, png_header_only
 
 from mobile_mllm.config import from_dict, to_dict
 from mobile_mllm.errors import ConfigError, ContextOverflowError, ImageError
