@@ -419,9 +419,6 @@ class Session:
 # --------------------------------------------------------------------------- backends
 
 
-BUILTIN_PREFIX = "builtin:"
-
-
 def open_backend(path: str | Path, runtime: RuntimeConfig = RuntimeConfig()) -> Backend:
     """Open a model for the session, choosing the backend by what ``path`` holds.
 
@@ -433,6 +430,8 @@ def open_backend(path: str | Path, runtime: RuntimeConfig = RuntimeConfig()) -> 
     Raises:
         UnsupportedModelError: nothing loadable at ``path``.
     """
+    from mobile_mllm.model.registry import BUILTIN_PREFIX
+
     text = str(path)
     if not text.startswith(BUILTIN_PREFIX) and (Path(text) / contract.PROGRAM_FILE).is_file():
         from mobile_mllm.runtime import pte
