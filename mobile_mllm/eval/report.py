@@ -124,7 +124,7 @@ def write_report(report: ScoreReport, out_dir: str | Path, *, config: Mapping[st
 
 def _fmt(value: Cell) -> str:
     if isinstance(value, float):
-        return f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.4f}"
+        return f"{value:.2f}" if abs(value) > 1 else f"{value:.4f}"
     return "" if value is None else str(value)
 
 
