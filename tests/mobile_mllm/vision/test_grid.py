@@ -107,6 +107,13 @@ def test_relaxed_overwrites_re_max_so_it_drifts_down() -> None:
     assert select_relaxed(Size(386, 406), candidate_grids(3, None), 384, 0.1) == Grid(1, 1)
 
 
+def test_relaxed_enumerates_candidates_in_descending_order() -> None:
+    # Hand-traced for 100x804, max side 3: descending visits 3:3 (Re 80400), 3:2 (72960, less
+    # waste), 2:3 (80400 - 72960 = 7440 > 0.1 * 72960), 2:2, 1:3, then 1:2 (within alpha, less
+    # waste) -> 1:2. Ascending would end on 1:3, so this pins the order the paper prescribes.
+    assert select_relaxed(Size(100, 804), candidate_grids(3, None), 384, 0.1) == Grid(1, 2)
+
+
 def test_llava_next_breaks_exact_ties_by_less_waste() -> None:
     # every grid holds all 100x100 pixels (same Re): the least-waste grid, 1:1, wins
     assert select_llava_next(Size(100, 100), candidate_grids(3, None), 384) == Grid(1, 1)
