@@ -1,0 +1,56 @@
+"""Presets: tiny builds fast, big presets have the documented sizes (counted on the meta device)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mobile_mllm.errors import UnsupportedModelError
+from mobile_mllm.model.reference.builders import build_reference, count_parameters
+from mobile_mllm.model.reference.config import ReferenceConfig, default_vision_config
+from mobile_mllm.model.reference.presets import PRESETS, preset_config
+
+
+def test_tiny_builds_in_under_five_seconds() -> None:
+    start = time.perf_counter()
+    build_reference(preset_config("tiny"), max_seq_len=128, init=True)
+    assert time.perf_counter() - start < 5.0
+
+
+@pytest.mark.parametrize(
+    ("preset", "low", "high"),
+    [("tiny", 0.5e6, 5e6), ("mid", 0.45e9, 0.6e9), ("bluelm-v-3b", 3.0e9, 3.3e9)],
+)
+def test_parameter_counts_are_in_the_documented_range(preset: str, low: float, high: float) -> None:
+    counts = count_parameters(preset_config(preset))
+    assert low < counts["total"] < high
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+
+
+def test_bluelm_decoder_is_2_7b_and_mid_decoder_is_qwen2_0_5b() -> None:
+    assert count_parameters(preset_config("bluelm-v-3b"))["decoder"] == 2_714_667_520
+    # Qwen2-0.5B: 494,032,768 parameters with tied embeddings
+    assert count_parameters(preset_config("mid"))["decoder"] == 494_032_768
+
+
+def test_decoder_count_matches_a_hand_formula() -> None:
+    dec = preset_config("bluelm-v-3b").decoder
+    kv = dec.num_kv_heads * dec.head_dim
+    per_layer = 2 * dec.hidden_size**2 + 2 * dec.hidden_size * kv + 3 * dec.hidden_size * dec.intermediate_size
+    per_layer += 2 * dec.hidden_size  # two RMSNorms
+    expected = dec.num_layers * per_layer + 2 * dec.vocab_size * dec.hidden_size + dec.hidden_size
+    assert count_parameters(preset_config("bluelm-v-3b"))["decoder"] == expected
+
+
+@pytest.mark.parametrize(("preset", "tile", "tokens"), [("tiny", 64, 16), ("mid", 384, 144), ("bluelm-v-3b", 384, 196)])
+def test_tokens_per_tile_follow_the_downsampler(preset: str, tile: int, tokens: int) -> None:
+    cfg: ReferenceConfig = preset_config(preset)
+    vision = default_vision_config(cfg)
+    assert (vision.tile_size, vision.tokens_per_tile, cfg.tokens_per_tile) == (tile, tokens, tokens)
+
+
+def test_unknown_preset_lists_the_known_ones() -> None:
+    with pytest.raises(UnsupportedModelError, match=r"no reference preset 'bluelm'; known: bluelm-v-3b, mid, tiny"):
+        preset_config("bluelm")
+    assert set(PRESETS) == {"tiny", "mid", "bluelm-v-3b"}

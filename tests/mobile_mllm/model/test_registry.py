@@ -1,0 +1,51 @@
+"""Registry: exact family lookup, detection from config.json, builtin: names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mobile_mllm.errors import ModelLoadError, UnsupportedModelError
+from mobile_mllm.model.registry import detect_family, get_adapter, known_families, resolve_model_path
+
+
+def _config(tmp_path: Path, data: object) -> Path:
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    return tmp_path
+
+
+def test_family_key_is_looked_up_exactly(tmp_path: Path) -> None:
+    assert detect_family(_config(tmp_path, {"mobile_mllm_family": "reference"})) == "reference"
+    with pytest.raises(UnsupportedModelError, match=r"no family 'Reference'; known: reference"):
+        detect_family(_config(tmp_path, {"mobile_mllm_family": "Reference"}))
+
+
+def test_model_type_alone_is_recognised_by_the_adapter(tmp_path: Path) -> None:
+    assert detect_family(_config(tmp_path, {"model_type": "mobile_mllm_reference"})) == "reference"
+
+
+def test_foreign_checkpoint_names_its_model_type(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError, match=r"no family recognises model_type 'llava'; known families: reference"):
+        detect_family(_config(tmp_path, {"model_type": "llava"}))
+
+
+def test_missing_config_is_a_load_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match=r"missing config\.json"):
+        detect_family(tmp_path)
+
+
+def test_get_adapter_unknown_lists_families() -> None:
+    assert get_adapter("reference").name == "reference"
+    with pytest.raises(UnsupportedModelError, match=r"no family 'smolvlm'; known: reference"):
+        get_adapter("smolvlm")
+    assert known_families() == ["reference"]
+
+
+def test_unknown_builtin_says_so(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError, match=r"no built-in model 'tiny-random'; known: none yet"):
+        resolve_model_path("builtin:tiny-random")
+    with pytest.raises(ModelLoadError, match=r"model directory not found: .*nope"):
+        resolve_model_path(tmp_path / "nope")
+    assert resolve_model_path(tmp_path) == tmp_path
