@@ -19,6 +19,7 @@ __all__ = [
     "preset_config",
     "reference_bluelm_v_3b",
     "reference_mid",
+    "reference_synth_small",
     "reference_tiny",
 ]
 
@@ -113,14 +114,45 @@ def reference_bluelm_v_3b() -> ReferenceConfig:
     )
 
 
+def reference_synth_small() -> ReferenceConfig:
+    """About 7M parameters: the architecture of the trained built-in model (``builtin:synth-small``).
+
+    Sized so that reading small text needs the dynamic-resolution tiles: 96 px tiles, patch 8
+    -> 12x12 patches -> 36 tokens per tile, so a 3x3 grid sees the image on a 288 px canvas
+    while the thumbnail (or a 1x1 grid) squeezes it into 96 px. SigLIP: width 192, 6 layers,
+    3 heads, MLP 768. Decoder: Llama, width 256, 5 layers, 8 query / 4 KV heads, MLP 768, vocab
+    640 (the bundled tokenizer's 636 ids, rounded up), context 1024. Trained by
+    ``mobile-mllm train-reference`` (``mobile_mllm.train``).
+    """
+    return ReferenceConfig(
+        variant="synth-small",
+        tower=TowerConfig(image_size=96, patch_size=8, hidden_size=192, num_layers=6, num_heads=3, intermediate_size=768),
+        downsampler_dim=256,
+        projector_dim=512,
+        decoder=DecoderConfig(
+            architecture=DecoderArchitecture.LLAMA,
+            hidden_size=256,
+            num_layers=5,
+            num_heads=8,
+            num_kv_heads=4,
+            intermediate_size=768,
+            vocab_size=640,
+            max_position_embeddings=1024,
+        ),
+    )
+
+
 PRESETS: dict[str, Callable[[], ReferenceConfig]] = {
     "tiny": reference_tiny,
     "mid": reference_mid,
     "bluelm-v-3b": reference_bluelm_v_3b,
+    "synth-small": reference_synth_small,
 }
 """Preset name -> variant builder (the names ``init-model --preset`` accepts)."""
 
-PRESET_STORAGE_DTYPES: dict[str, str] = {"tiny": "float32", "mid": "float32", "bluelm-v-3b": "bfloat16"}
+PRESET_STORAGE_DTYPES: dict[str, str] = {
+    "tiny": "float32", "mid": "float32", "bluelm-v-3b": "bfloat16", "synth-small": "float32"
+}
 """Default dtype ``init-model`` stores each preset in: bf16 keeps bluelm-v-3b at ~6.3 GB instead of 12.6 GB."""
 
 
