@@ -121,6 +121,8 @@ class SyntheticSpec:
     """Largest long side of an image, in pixels."""
     small_text_fraction: float = 0.4
     """Share of text questions drawn small (9-13 px) on a canvas of 1000+ px."""
+    small_text_px: tuple[int, int] = (9, 13)
+    """Font size range (pixels, inclusive) of small text; raise it for models with small tiles."""
 
     def __post_init__(self) -> None:
         if not self.kinds or not self.forms:
@@ -131,6 +133,8 @@ class SyntheticSpec:
             raise ConfigError(f"synthetic.max_side ({self.max_side}) must be >= synthetic.min_side ({self.min_side})")
         if not 0.0 <= self.small_text_fraction <= 1.0:
             raise ConfigError(f"synthetic.small_text_fraction must be in [0, 1], got {self.small_text_fraction}")
+        if not 6 <= self.small_text_px[0] <= self.small_text_px[1]:
+            raise ConfigError(f"synthetic.small_text_px must be (low, high) with 6 <= low <= high, got {self.small_text_px}")
 
 
 @dataclass(frozen=True)
@@ -341,14 +345,14 @@ def _fit_font(draw: ImageDraw.ImageDraw, text: str, size: int, max_width: float)
     return font, draw.textbbox((0, 0), text, font=font)
 
 
-def _draw_text(rng: random.Random, image: Image.Image, small: bool) -> _Question:
+def _draw_text(rng: random.Random, image: Image.Image, small: bool, small_px: tuple[int, int] = (9, 13)) -> _Question:
     from PIL import ImageDraw  # noqa: PLC0415
 
     draw = ImageDraw.Draw(image)
     w, h = image.size
     is_number = rng.random() < 0.35
     text = str(rng.randint(10, 9999)) if is_number else rng.choice(_WORDS)
-    size = rng.randint(9, 13) if small else round(min(w, h) * rng.uniform(0.08, 0.2))
+    size = rng.randint(*small_px) if small else round(min(w, h) * rng.uniform(0.08, 0.2))
     font, box = _fit_font(draw, text, size, w * 0.9)
     tw, th = box[2] - box[0], box[3] - box[1]
     x = rng.uniform(4, max(4, w - tw - 4)) - box[0]
@@ -420,7 +424,7 @@ def generate_sample(seed: int, sample_id: int, spec: SyntheticSpec) -> Synthetic
     elif kind is Kind.EXISTS:
         q = _draw_exists(rng, image)
     elif kind is Kind.TEXT:
-        q = _draw_text(rng, image, small)
+        q = _draw_text(rng, image, small, spec.small_text_px)
     else:
         q = _draw_chart(rng, image)
     if form is Form.MCQ:
