@@ -93,18 +93,25 @@ def _stats_rows(stats: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _run_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from mobile_mllm.config import log_config, resolve
+    from mobile_mllm.errors import ImageError
     from mobile_mllm.runtime.sampling import GenerationConfig
     from mobile_mllm.runtime.session import RuntimeConfig, Session
 
     runtime = resolve(RuntimeConfig, overrides=args)
     generation = resolve(GenerationConfig, overrides=args)
+    if args.image is not None and not Path(args.image).is_file():  # fail before the slow model load
+        raise ImageError(f"image file not found: {args.image} (check the path)")
     log_config("runtime", runtime)
     log_config("generation", generation)
     session = Session.from_dir(args.model, runtime=runtime, generation=generation)
     stream = None if args.json else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
     turns = []
     for i, question in enumerate([args.prompt, *args.follow_up]):
+        if not args.json:
+            print(f"> {question}", flush=True)
         answer = session.ask(question, args.image if i == 0 else None, on_token=stream)
         stats = answer.stats.to_dict()
         turns.append({"prompt": question, "answer": answer.text, "stop_reason": answer.stop_reason,
