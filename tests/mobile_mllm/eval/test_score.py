@@ -134,7 +134,6 @@ def test_ocrbench_unknown_category_is_a_bad_row(tmp_path: Path) -> None:
 def test_judge_endpoint_unreachable_gives_clear_error(tmp_path: Path) -> None:
     from mobile_mllm.errors import ConfigError
 
-    pred = write(tmp_path / "quiz.tsv", [*BENCH[:2]])
     pred = write(tmp_path / "p_quiz.tsv", [["index", "question", "A", "B", "answer", "prediction"], ["1", "q", "cat", "dog", "A", "no idea"]])
     with pytest.raises(ConfigError, match=r"judge endpoint http://127\.0\.0\.1:9/chat/completions is unreachable"):
         score_predictions(pred, ScoreConfig(dataset_type=DatasetType.MCQ, judge_url="http://127.0.0.1:9"))
