@@ -157,9 +157,28 @@ def test_sampling_is_seeded_and_reset_replays(tiny, picture) -> None:
     kwargs = {"max_new_tokens": 8, "temperature": 1.5, "top_p": 0.95, "seed": 3}
     session = _session(tiny, EagerMethods(tiny), **kwargs)
     first = session.ask(Q1, picture).tokens
-    again = session.ask(Q1, picture).tokens  # a new image resets the conversation and the generator
+    second = session.ask(Q1, picture)  # a new image resets the conversation and the generator
+    again = second.tokens
+    assert second.stats.num_cached_tokens == 0
     other = _session(tiny, EagerMethods(tiny), **{**kwargs, "seed": 4}).ask(Q1, picture).tokens
     greedy = _session(tiny, EagerMethods(tiny), max_new_tokens=8).ask(Q1, picture).tokens
     assert first == again
     assert first != other  # another seed, another answer
     assert first != greedy  # sampling actually samples
+
+
+def test_answer_stops_when_cache_is_full(tiny_dir, counting) -> None:
+    from mobile_mllm.model import load_model
+
+    small = load_model(tiny_dir, max_seq_len=48)
+    methods = counting(EagerMethods(small))
+    session = _session(small, methods, max_new_tokens=100, eos_ids=())
+    answer = session.ask("What is the shape?")
+    assert answer.stop_reason == "context_full"
+    assert session.position == 48  # every position used, none past the end
+    assert answer.stats.num_prompt_tokens + answer.stats.num_generated_tokens == 49  # the last token is never fed
+    assert max(start + n for start, n in methods.decoder_positions) == 48
+    with pytest.raises(ContextOverflowError, match="reset"):
+        session.ask("More?")
+    session.reset()
+    assert session.ask("What is the shape?").tokens == answer.tokens
