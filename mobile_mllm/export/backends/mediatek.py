@@ -1,0 +1,52 @@
+"""MediaTek NPU (NeuroPilot) target: guarded, because its SDK is proprietary and not on PyPI.
+
+ExecuTorch's ``executorch.backends.mediatek`` imports the NeuroPilot Express SDK wheels
+(``mtk_converter``, ``mtk_neuron``) at package import, so without them even its quantizer
+fails to import. This module says what to install instead of failing deep inside ExecuTorch.
+It does not pretend to export: MediaTek's LLM flow needs static shapes (a 128-token prompt
+method and a 1-token generate method sharing weights, the KV cache as inputs/outputs, PT2E
+quantization calibrated on prompts), which this toolkit does not implement yet.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mobile_mllm.errors import ExportError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from mobile_mllm.export.program import TargetConfig
+
+__all__ = ["partitioners", "require_sdk"]
+
+_INSTALL = (
+    "the MediaTek target needs the NeuroPilot Express SDK wheels (mtk_converter, mtk_neuron; "
+    "Python 3.10, x86-64 Linux), which are not on PyPI: download them from MediaTek's NeuroPilot "
+    "portal, pip install both, then retry; or export with --target cpu"
+)
+
+
+def require_sdk() -> None:
+    """Import ExecuTorch's MediaTek backend, or raise with what to install.
+
+    Raises:
+        MissingDependencyError: the NeuroPilot SDK (or the backend) is not installed.
+    """
+    try:
+        import executorch.backends.mediatek  # noqa: F401
+    except ImportError as e:
+        raise MissingDependencyError(f"{_INSTALL} ({e})") from e
+
+
+def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
+    """NeuroPilot partitioners for ``method``.
+
+    Raises:
+        MissingDependencyError: without the SDK (the usual case).
+        ExportError: with the SDK, because the static-shape LLM flow is not implemented.
+    """
+    require_sdk()
+    raise ExportError(
+        f"stage lower, module {method}: the MediaTek target needs static-shape prompt/generate "
+        "methods and PT2E calibration, which mobile-mllm does not implement yet; use --target cpu"
+    )

@@ -1,0 +1,173 @@
+"""The contract methods over an exported ExecuTorch program (``model.pte``), loaded on the host.
+
+:class:`PteMethods` implements :class:`~mobile_mllm.runtime.methods.ModelMethods` with
+``executorch.runtime``, so the session loop runs the exported program exactly as it runs the
+eager model; :func:`open_program_dir` opens an export directory (program, tokenizer, manifest)
+as a session backend. This is the only module that knows ExecuTorch's import-order rule: the
+LLM custom ops (``llama::update_cache``, ``llama::custom_sdpa``) and the quantized kernels
+(``embedding_byte``/``embedding_4bit``) must be registered *before* a program is loaded, else
+loading fails with ``kernel 'llama::update_cache.out' not found``.
+
+Deliberately not here: the loop (``session.py``), exporting (``mobile_mllm.export``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mobile_mllm import contract
+from mobile_mllm.errors import ContextOverflowError, ContractError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import torch
+
+    from mobile_mllm.runtime.session import Backend, RuntimeConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PteMethods", "load_executorch_kernels", "open_program_dir"]
+
+
+def load_executorch_kernels() -> Any:
+    """Register ExecuTorch's LLM custom ops and quantized kernels, then return the ``Runtime``.
+
+    Raises:
+        MissingDependencyError: executorch is not installed.
+    """
+    try:
+        # Order matters: kernels first, then the runtime that resolves them at load time.
+        from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401
+        from executorch.kernels import quantized  # noqa: F401
+        from executorch.runtime import Runtime
+    except ImportError as e:
+        raise MissingDependencyError(f"running a .pte needs executorch (pip install executorch==1.5.1): {e}") from e
+    return Runtime.get()
+
+
+class PteMethods:
+    """:class:`~mobile_mllm.runtime.methods.ModelMethods` over a loaded ``.pte`` program.
+
+    The limits come from the program itself (its constant methods) and the manifest:
+    ``max_seq_len`` is the KV cache (``get_max_context_len``), ``max_chunk`` the longest
+    ``text_decoder`` call (``get_max_seq_len``), ``max_tile_batch`` the manifest's tile batch.
+
+    Args:
+        path (str | Path): the ``.pte`` file.
+        tile_batch (int): the largest ``vision_encoder`` batch the program was exported for.
+
+    Raises:
+        ContractError: the program lacks a contract method or the required constant method.
+    """
+
+    def __init__(self, path: str | Path, *, tile_batch: int) -> None:
+        runtime = load_executorch_kernels()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ContractError(f"program not found: {self.path}")
+        self._program = runtime.load_program(str(self.path))
+        names = set(self._program.method_names)
+        missing = [m for m in (*contract.MODEL_METHODS, *contract.REQUIRED_CONSTANT_METHODS) if m not in names]
+        if missing:
+            raise ContractError(f"{self.path} lacks method(s) {', '.join(missing)}; re-export it with mobile-mllm export")
+        self._methods = {name: self._program.load_method(name) for name in contract.MODEL_METHODS}
+        self.constants = {
+            name: self._constant(name) for name in contract.CONSTANT_METHODS if name in names
+        }
+        self.max_chunk = int(self.constants[contract.GET_MAX_SEQ_LEN])
+        self.max_seq_len = int(self.constants.get(contract.GET_MAX_CONTEXT_LEN, self.max_chunk))
+        self.max_tile_batch = tile_batch
+
+    def _constant(self, name: str) -> Any:
+        values = self._program.load_method(name).execute([])
+        if len(values) == 1:
+            value = values[0]
+            return value.item() if hasattr(value, "item") and getattr(value, "numel", lambda: 2)() == 1 else value
+        return [v.item() if hasattr(v, "item") else v for v in values]
+
+    def _run(self, name: str, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return self._methods[name].execute([x.contiguous() for x in inputs])[0].clone()
+
+    def vision_encoder(self, tiles: torch.Tensor) -> torch.Tensor:
+        """Tiles ``[B, 3, S, S]`` float32 -> ``[B, N, D]``, ``1 <= B <= max_tile_batch``."""
+        import torch
+
+        if tiles.dim() != 4 or not 1 <= tiles.shape[0] <= self.max_tile_batch:
+            raise ContractError(
+                f"vision_encoder takes [B, 3, S, S] with 1 <= B <= {self.max_tile_batch} tiles, got {tuple(tiles.shape)}"
+            )
+        return self._run(contract.VISION_ENCODER, [tiles.to(torch.float32)])
+
+    def token_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids ``[1, T]`` -> ``[1, T, D]``."""
+        import torch
+
+        return self._run(contract.TOKEN_EMBEDDING, [tokens.to(torch.long).reshape(1, -1)])
+
+    def text_decoder(self, embeds: torch.Tensor, start_pos: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``[1, T, D]`` at ``start_pos..`` -> float32 logits ``[1, V]`` of the last position."""
+        import torch
+
+        length = embeds.shape[1]
+        start = int(start_pos.reshape(-1)[0])
+        if not 1 <= length <= self.max_chunk:
+            raise ContractError(f"text_decoder takes 1 to {self.max_chunk} positions per call, got {length}")
+        if start < 0 or start + length > self.max_seq_len:
+            raise ContextOverflowError(
+                f"positions {start}..{start + length - 1} do not fit the KV cache of {self.max_seq_len} positions"
+            )
+        pos = torch.tensor([start], dtype=torch.long)
+        return self._run(contract.TEXT_DECODER, [embeds.to(torch.float32), pos]).reshape(1, -1).float()
+
+
+def open_program_dir(path: str | Path, runtime: RuntimeConfig | None = None) -> Backend:
+    """Open an export directory (``model.pte``, ``tokenizer.json``, ``manifest.json``) as a session backend.
+
+    The program's static sizes win over ``runtime`` (a program cannot grow its KV cache); a
+    ``runtime`` asking for more is logged.
+
+    Args:
+        path (str | Path): the directory ``mobile-mllm export`` wrote.
+        runtime (RuntimeConfig | None): the sizes the caller asked for. Default None.
+
+    Raises:
+        ContractError: missing files, or a manifest/program that does not follow the contract.
+    """
+    from tokenizers import Tokenizer
+
+    from mobile_mllm.config import from_dict
+    from mobile_mllm.export.manifest import read_manifest
+    from mobile_mllm.model.adapter import PromptFormat
+    from mobile_mllm.runtime.session import Backend
+    from mobile_mllm.runtime.stats import now_ms
+    from mobile_mllm.vision.processor import VisionConfig
+
+    directory = Path(path)
+    start = now_ms()
+    manifest = read_manifest(directory)
+    tokenizer_file = directory / contract.TOKENIZER_FILE
+    if not tokenizer_file.is_file():
+        raise ContractError(f"{tokenizer_file} not found; re-export the model")
+    methods = PteMethods(directory / contract.PROGRAM_FILE, tile_batch=int(manifest["tile_batch"]))
+    if runtime is not None and (runtime.max_seq_len > methods.max_seq_len or runtime.tile_batch > methods.max_tile_batch):
+        logger.info(
+            "program limits win: max_seq_len %d, tile_batch %d, chunk %d (asked %d, %d, %d)",
+            methods.max_seq_len, methods.max_tile_batch, methods.max_chunk,
+            runtime.max_seq_len, runtime.tile_batch, runtime.prefill_chunk,
+        )
+    if runtime is not None and runtime.prefill_chunk < methods.max_chunk:
+        methods.max_chunk = runtime.prefill_chunk
+    elif int(manifest["prefill_chunk"]) < methods.max_chunk:
+        methods.max_chunk = int(manifest["prefill_chunk"])
+    end = now_ms()
+    logger.info("loaded %s in %.0f ms", directory / contract.PROGRAM_FILE, end - start)
+    return Backend(
+        methods=methods,
+        tokenizer=Tokenizer.from_file(str(tokenizer_file)),
+        prompt=from_dict(PromptFormat, manifest["prompt"], source=str(directory / contract.MANIFEST_FILE)),
+        vision=from_dict(VisionConfig, manifest["vision"], source=str(directory / contract.MANIFEST_FILE)),
+        eos_ids=tuple(int(i) for i in manifest["eos_ids"]),
+        model_load_start_ms=start,
+        model_load_end_ms=end,
+    )
