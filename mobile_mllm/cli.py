@@ -217,6 +217,84 @@ def _run_make_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- export
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from mobile_mllm.config import add_arguments
+    from mobile_mllm.export.program import ExportJob, TargetConfig
+    from mobile_mllm.quant.recipe import PRESETS, QuantConfig
+
+    p = sub.add_parser("export", help="export a model directory to an ExecuTorch .pte (+ tokenizer, manifest, report)")
+    p.add_argument("model", metavar="MODEL_DIR", help="the model directory (or builtin:NAME)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="directory to write (created)")
+    p.add_argument(
+        "--recipe", default="w4", metavar="RECIPE",
+        help=f"precision preset ({', '.join(PRESETS)}) or an export recipe .toml (default: w4); flags override it",
+    )
+    p.add_argument("--json", action="store_true", help="print the export report as JSON")
+    add_arguments(p, TargetConfig)
+    add_arguments(p, QuantConfig)
+    add_arguments(p, ExportJob, exclude=("model", "output", "quant", "target"))
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from mobile_mllm.config import log_config, resolve, to_dict
+    from mobile_mllm.export.program import STAGES, ExportJob, TargetConfig, export_program
+    from mobile_mllm.quant.recipe import PRESETS, QuantConfig
+    from mobile_mllm.runtime.parity import verify_export
+
+    given = vars(args)
+    overrides: dict[str, Any] = {"model": args.model, "output": args.output}
+    for table, cls in (("target", TargetConfig), ("quant", QuantConfig)):
+        overrides.update({f"{table}.{f.name}": given[f.name] for f in dataclasses.fields(cls) if f.name in given})
+    overrides.update({k: given[k] for k in ("verify", "verify_tokens", "seed") if k in given})
+    recipe: Any = {"quant": to_dict(PRESETS[args.recipe])} if args.recipe in PRESETS else args.recipe
+    job = resolve(ExportJob, recipe=recipe, overrides=overrides)
+    log_config("export", job)
+    bar = None
+    if sys.stderr.isatty() and not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(STAGES), file=sys.stderr, desc="export", unit="stage")
+
+    def on_progress(stage: str, module: str) -> None:
+        if bar is not None:
+            bar.n = STAGES.index(stage) + 1
+            bar.set_description(f"{stage} {module}"[:60])
+            bar.refresh()
+
+    try:
+        result = export_program(job, verifier=verify_export, on_progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    report = result.report
+    if args.json:
+        _print_json(report)
+        return 0
+    q = report["quantization"]
+    print(f"{'output':>22}: {result.output}")
+    print(f"{'program':>22}: {report['program']['size_bytes'] / 1e6:.2f} MB, {report['bytes_per_parameter']:.3f} bytes/parameter")
+    print(f"{'precision':>22}: {q['by_method']}")
+    print(f"{'fallbacks':>22}: {len(q['fallbacks'])}" + "".join(f"\n{'':>24}{f['name']}: {f['reason']}" for f in q["fallbacks"]))
+    print(f"{'unexpected fp32 layers':>22}: {q['num_unexpected_fp32']}")
+    v = report["verification"]
+    if v is not None:
+        print(f"{'max rel err vs quant':>22}: {v['max_rel_err_vs_quantized']:.2e} (allowed {v['tolerance_vs_quantized']:.0e})")
+        print(f"{'max rel err vs float':>22}: {v['max_rel_err_vs_float']:.2e}")
+        g = v["greedy"]
+        print(f"{'greedy vs float':>22}: {g['num_agreeing_prefix']}/{g['num_tokens']} first tokens agree")
+        if "num_agreeing_prefix_vs_quantized" in g:
+            print(f"{'greedy vs quantized':>22}: {g['num_agreeing_prefix_vs_quantized']}/{g['num_tokens']} first tokens agree")
+    else:
+        print(f"{'verification':>22}: skipped (--no-verify)")
+    print(f"{'export time':>22}: {report['export_time_s']:.1f} s")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = [
@@ -225,6 +303,7 @@ _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callabl
     ("init-model", _add_init_model, _run_init_model),
     ("eval-score", _add_eval_score, _run_eval_score),
     ("make-bench", _add_make_bench, _run_make_bench),
+    ("export", _add_export, _run_export),
 ]
 
 
