@@ -115,13 +115,13 @@ def reference_bluelm_v_3b() -> ReferenceConfig:
 
 
 def reference_synth_small() -> ReferenceConfig:
-    """About 7M parameters: the architecture of the trained built-in model (``builtin:synth-small``).
+    """About 7.6M parameters: the architecture of the trained built-in model (``builtin:synth-small``).
 
     Sized so that reading small text needs the dynamic-resolution tiles: 96 px tiles, patch 8
     -> 12x12 patches -> 36 tokens per tile, so a 3x3 grid sees the image on a 288 px canvas
     while the thumbnail (or a 1x1 grid) squeezes it into 96 px. SigLIP: width 192, 6 layers,
     3 heads, MLP 768. Decoder: Llama, width 256, 5 layers, 8 query / 4 KV heads, MLP 768, vocab
-    640 (the bundled tokenizer's 636 ids, rounded up), context 1024. Trained by
+    2048 (the bundled tokenizer's), tied embeddings, context 1024. Trained by
     ``mobile-mllm train-reference`` (``mobile_mllm.train``).
     """
     return ReferenceConfig(
@@ -136,7 +136,8 @@ def reference_synth_small() -> ReferenceConfig:
             num_heads=8,
             num_kv_heads=4,
             intermediate_size=768,
-            vocab_size=640,
+            vocab_size=TINY_VOCAB_SIZE,
+            tie_word_embeddings=True,
             max_position_embeddings=1024,
         ),
     )
