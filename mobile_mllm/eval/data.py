@@ -47,8 +47,10 @@ __all__ = [
     "EvalSample",
     "Table",
     "decode_image",
+    "handle_bad_row",
     "load_benchmark",
     "read_table",
+    "require_columns",
     "resolve_images",
 ]
 

@@ -10,10 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from mobile_mllm.eval.data import Row
+
 __all__ = ["Judge", "Row", "ScoreContext", "mean", "parse_answers"]
-
-Row = dict[str, str | None]
-
 
 class Judge(Protocol):
     """An LLM that answers a matching prompt (see :mod:`mobile_mllm.eval.judge`)."""
