@@ -121,7 +121,7 @@ def reference_synth_small() -> ReferenceConfig:
     -> 12x12 patches -> 36 tokens per tile, so a 3x3 grid sees the image on a 288 px canvas
     while the thumbnail (or a 1x1 grid) squeezes it into 96 px. SigLIP: width 192, 6 layers,
     3 heads, MLP 768. Decoder: Llama, width 256, 5 layers, 8 query / 4 KV heads, MLP 768, vocab
-    2048 (the bundled tokenizer's), tied embeddings, context 1024. Trained by
+    2048 (the bundled tokenizer's), tied embeddings, context 2048 (the runtime's default KV cache). Trained by
     ``mobile-mllm train-reference`` (``mobile_mllm.train``).
     """
     return ReferenceConfig(
@@ -138,7 +138,7 @@ def reference_synth_small() -> ReferenceConfig:
             intermediate_size=768,
             vocab_size=TINY_VOCAB_SIZE,
             tie_word_embeddings=True,
-            max_position_embeddings=1024,
+            max_position_embeddings=2048,
         ),
     )
 
