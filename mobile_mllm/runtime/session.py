@@ -346,52 +346,19 @@ class Session:
             ImageError: the image cannot be loaded.
         """
         start = now_ms()
-        plan = self._plan(question, image)
+        plan = self._plan(question, image)  # every check, before any compute
         if image is not None:
             self.reset()
         marks: dict[str, Any] = {"inference_start_ms": start, "num_cached_tokens": self._pos}
-        embeds_img = None
-        if plan.tiles is not None:
-            from mobile_mllm.vision import preprocess
-
-            tiles = preprocess(image, self.vision, token_budget=plan.token_budget)
-            if tiles.grid != plan.tiles.grid:  # internal invariant: same size, same budget, same grid
-                raise ContractError(f"preprocess chose grid {tiles.grid}, the plan {plan.tiles.grid}")
-            marks["image_encode_start_ms"] = now_ms()
-            batch = self.methods.max_tile_batch
-            embeds_img, batch_ms = encode_tiles(self.methods, tiles.tiles, batch)
-            num_tiles = tiles.tiles.shape[0]
-            marks.update(
-                image_encode_end_ms=now_ms(),
-                vision_batch_ms=tuple(batch_ms),
-                vision_batch_sizes=tuple(min(batch, num_tiles - i) for i in range(0, num_tiles, batch)),
-                num_tiles=num_tiles,
-                grid=(tiles.grid.cols, tiles.grid.rows),
-                reduced_by_budget=tiles.reduced_by_budget,
-            )
-        embeds = embed_segments(self.methods, plan.segments, embeds_img)
+        image_embeds = self._encode_image(image, plan, marks) if plan.tiles is not None else None
+        embeds = embed_segments(self.methods, plan.segments, image_embeds)
         logits = prefill(self.methods, embeds, self._pos, self.methods.max_chunk)
         self._pos += plan.num_positions
         self._started = True
         marks["prompt_eval_end_ms"] = now_ms()
-
-        text_so_far = ""
-        generated: list[int] = []
-
-        def _on_token(token: int) -> None:
-            nonlocal text_so_far
-            if not generated:
-                marks["first_token_ms"] = now_ms()
-            generated.append(token)
-            if on_token is not None:
-                text = self._decode(generated)
-                if len(text) > len(text_so_far) and text.startswith(text_so_far):
-                    on_token(text[len(text_so_far) :])
-                    text_so_far = text
-
-        g = self.generation
         tokens, reason = decode_n_tokens(
-            self.methods, logits, self._pos, g.max_new_tokens, pick=self._pick, stop_ids=self.eos_ids, on_token=_on_token
+            self.methods, logits, self._pos, self.generation.max_new_tokens,
+            pick=self._pick, stop_ids=self.eos_ids, on_token=self._streamer(on_token, marks),
         )
         self._pos += len(tokens) - 1  # every token but the last was fed to the decoder
         self._unfed = [] if reason == "eos" else tokens[-1:]
@@ -407,6 +374,47 @@ class Session:
         )
         logger.debug("stats: %s", stats.to_json())
         return Answer(text=self._decode(tokens), tokens=tuple(tokens), stop_reason=reason, stats=stats)
+
+    def _encode_image(self, image: Any, plan: _Plan, marks: dict[str, Any]) -> torch.Tensor:
+        """Decode and tile the image as planned, encode the tiles in batches; record the image stats in ``marks``."""
+        from mobile_mllm.vision import preprocess
+
+        tiles = preprocess(image, self.vision, token_budget=plan.token_budget)
+        assert tiles.grid == plan.tiles.grid  # same header size and budget: same grid as planned
+        marks["image_encode_start_ms"] = now_ms()
+        batch = self.methods.max_tile_batch
+        embeds, batch_ms = encode_tiles(self.methods, tiles.tiles, batch)
+        num_tiles = tiles.tiles.shape[0]
+        marks.update(
+            image_encode_end_ms=now_ms(),
+            vision_batch_ms=tuple(batch_ms),
+            vision_batch_sizes=tuple(min(batch, num_tiles - i) for i in range(0, num_tiles, batch)),
+            num_tiles=num_tiles,
+            grid=(tiles.grid.cols, tiles.grid.rows),
+            reduced_by_budget=tiles.reduced_by_budget,
+        )
+        return embeds
+
+    def _streamer(self, on_token: Callable[[str], None] | None, marks: dict[str, Any]) -> Callable[[int], None]:
+        """A per-token callback: stamps the first token and passes new answer text to ``on_token``.
+
+        The whole answer is decoded each time and only the new suffix is passed on, because a
+        byte-level BPE token may hold half a character that the next token completes.
+        """
+        generated: list[int] = []
+        shown = [""]
+
+        def callback(token: int) -> None:
+            if not generated:
+                marks["first_token_ms"] = now_ms()
+            generated.append(token)
+            if on_token is not None:
+                text = self._decode(generated)
+                if len(text) > len(shown[0]) and text.startswith(shown[0]):
+                    on_token(text[len(shown[0]) :])
+                    shown[0] = text
+
+        return callback
 
     def _pick(self, logits: torch.Tensor) -> int:
         g = self.generation

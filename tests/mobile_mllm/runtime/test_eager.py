@@ -12,7 +12,7 @@ import torch
 
 from mobile_mllm.errors import ContextOverflowError, ContractError
 from mobile_mllm.runtime.eager import EagerMethods
-from mobile_mllm.runtime.layout import TileRef, TokenRun, first_turn, image_block, special_token_ids
+from mobile_mllm.runtime.layout import TileRef, TokenRun, count_positions, first_turn, image_block, special_token_ids
 from mobile_mllm.runtime.session import decode_n_tokens, embed_segments, encode_tiles, prefill
 from mobile_mllm.vision import Grid
 
@@ -45,7 +45,10 @@ def _long_prompt(model) -> tuple[list, torch.Tensor]:
     block = image_block(fmt, grid=Grid(3, 3), thumbnail_index=9, tokens_per_tile=model.vision.tokens_per_tile, token_ids=ids)
     question = "Describe the red square, the blue circle and the green triangle in the picture. " * 8
     encode = lambda s: model.tokenizer.encode(s, add_special_tokens=False).ids  # noqa: E731
-    return first_turn(fmt, question, encode=encode, token_ids=ids, image=block), _tiles(model, 10)
+    segments = first_turn(fmt, question, encode=encode, token_ids=ids, image=block)
+    while count_positions(segments) % 7 == 0 or count_positions(segments) % 128 == 0:  # keep the last chunk partial
+        segments.append(TokenRun(tuple(encode("!"))))
+    return segments, _tiles(model, 10)
 
 
 def _hf_last_logits(model, embeds: torch.Tensor) -> torch.Tensor:
