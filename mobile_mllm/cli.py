@@ -295,6 +295,38 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- train-reference
+
+
+def _add_train_reference(sub: argparse._SubParsersAction) -> None:
+    from mobile_mllm.config import add_arguments
+    from mobile_mllm.train.loop import TrainConfig
+
+    p = sub.add_parser("train-reference", help="train the small reference model on synthetic visual questions (resumable)")
+    add_arguments(p, TrainConfig)
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="run directory: checkpoint.pt, train_log.jsonl and model/ (an existing checkpoint is resumed)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _run_train_reference(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from mobile_mllm.config import log_config, resolve
+    from mobile_mllm.train.loop import TrainConfig, train_reference
+
+    config = resolve(TrainConfig, overrides=args)
+    log_config("train-reference", config)
+    result = {k: str(v) if k in ("output", "model_dir") else v
+              for k, v in dataclasses.asdict(train_reference(config, args.output)).items()}
+    if args.json:
+        _print_json(result)
+    else:
+        for k, v in result.items():
+            print(f"{k:>18}: {v}")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = [
@@ -304,6 +336,7 @@ _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callabl
     ("eval-score", _add_eval_score, _run_eval_score),
     ("make-bench", _add_make_bench, _run_make_bench),
     ("export", _add_export, _run_export),
+    ("train-reference", _add_train_reference, _run_train_reference),
 ]
 
 

@@ -1,0 +1,276 @@
+"""Training examples from the synthetic generator, laid out exactly as the runtime prompts the model.
+
+A :class:`~mobile_mllm.eval.synthetic.SyntheticSample` becomes a :class:`TrainExample`: the
+question is worded as VLMEvalKit words it (``eval.prompts``), the image is tiled by
+``vision.preprocess`` and placed by the runtime's own layout functions
+(``runtime.layout.image_block`` and ``first_turn``, the ones ``Session`` calls), and the
+answer (option letter, ``Yes``/``No`` or the short answer) plus the model's end-of-turn token
+is appended. Only the answer positions carry labels. Each example depends only on
+(seed, sample number), so DataLoader workers can build them in any order and a resumed run
+sees the same data.
+
+Random grid jitter: with probability ``grid_jitter`` a sample is tiled with another grid
+choice (LLaVA-NeXT or InternVL matching, or at most 2x2 or 1x1 tiles) instead of the model's
+relaxed 3x3 policy, so the model answers whatever grid the runtime, a token budget or a
+benchmark hands it.
+
+Deliberately not here: the optimiser loop (``loop.py``), scoring (``evaluate.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mobile_mllm.errors import ConfigError
+from mobile_mllm.eval.prompts import build_mcq_prompt, build_vqa_prompt, build_yn_prompt
+from mobile_mllm.eval.synthetic import Form, SyntheticSample, SyntheticSpec, generate_sample
+from mobile_mllm.runtime.layout import Segment, TileRef, TokenRun, first_turn, image_block, special_token_ids
+from mobile_mllm.vision.grid import GridPolicy
+
+if TYPE_CHECKING:
+    import torch
+
+    from mobile_mllm.model.adapter import PromptFormat
+    from mobile_mllm.vision.processor import VisionConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "IGNORE_INDEX",
+    "JITTER_VARIANTS",
+    "Batch",
+    "SyntheticTrainSet",
+    "TrainExample",
+    "build_example",
+    "collate",
+    "collate_with",
+    "jitter_vision",
+    "question_text",
+    "target_text",
+]
+
+IGNORE_INDEX = -100
+"""Label of positions that are not part of the answer (cross-entropy skips them)."""
+
+JITTER_VARIANTS: tuple[Mapping[str, Any], ...] = (
+    {"policy": GridPolicy.LLAVA_NEXT},
+    {"policy": GridPolicy.INTERNVL},
+    {"max_side": 2},
+    {"max_side": 1},
+)
+"""VisionConfig overrides a jittered sample is tiled with (one drawn uniformly)."""
+
+
+def question_text(sample: SyntheticSample) -> str:
+    """The user's text for a sample, worded as VLMEvalKit's MCQ / Y/N / VQA prompts word it.
+
+    Example:
+        >>> from mobile_mllm.eval.synthetic import Kind
+        >>> s = SyntheticSample(0, None, "What colour is it?", "red", (), Kind.COLOUR, Form.VQA, "single")
+        >>> question_text(s)
+        'What colour is it?\\nAnswer the question using a single word or phrase.'
+    """
+    if sample.form is Form.MCQ:
+        return build_mcq_prompt(sample.question, dict(zip("ABCD", sample.options)))
+    if sample.form is Form.YN:
+        return build_yn_prompt(sample.question)
+    return build_vqa_prompt(sample.question)
+
+
+def target_text(sample: SyntheticSample) -> str:
+    """What the model is taught to answer: the option letter (MCQ), else the answer text.
+
+    Example:
+        >>> from mobile_mllm.eval.synthetic import Kind
+        >>> s = SyntheticSample(0, None, "Q?", "red", ("blue", "red"), Kind.COLOUR, Form.MCQ, "single")
+        >>> target_text(s)
+        'B'
+    """
+    return sample.answer_letter if sample.form is Form.MCQ else sample.answer
+
+
+def jitter_vision(vision: VisionConfig, rng: random.Random, probability: float) -> VisionConfig:
+    """The model's vision config, or with ``probability`` one of :data:`JITTER_VARIANTS` of it.
+
+    Raises:
+        ConfigError: ``probability`` outside [0, 1].
+    """
+    if not 0.0 <= probability <= 1.0:
+        raise ConfigError(f"grid_jitter must be in [0, 1], got {probability}")
+    if rng.random() >= probability:
+        return vision
+    return dataclasses.replace(vision, **rng.choice(JITTER_VARIANTS))
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    """One tokenised example: the full sequence (prompt + answer) and its image tiles."""
+
+    ids: torch.Tensor
+    """int64 ``[T]``: token ids; image positions hold the pad id (their embeddings come from the tiles)."""
+    image_mask: torch.Tensor
+    """bool ``[T]``: True where an image embedding goes."""
+    labels: torch.Tensor
+    """int64 ``[T]``: the token at answer positions (answer + end-of-turn), IGNORE_INDEX elsewhere."""
+    tiles: torch.Tensor
+    """float32 ``[N, 3, S, S]``: tiles in the order their embeddings appear in the sequence."""
+    num_prompt_positions: int
+    """Positions before the answer (what the runtime prefills)."""
+
+
+def _flatten(segments: Sequence[Segment], pad_id: int) -> tuple[list[int], list[bool], list[int]]:
+    ids: list[int] = []
+    mask: list[bool] = []
+    tile_order: list[int] = []
+    for seg in segments:
+        if isinstance(seg, TokenRun):
+            ids += seg.ids
+            mask += [False] * len(seg.ids)
+        else:
+            assert isinstance(seg, TileRef)
+            ids += [pad_id] * seg.num_tokens
+            mask += [True] * seg.num_tokens
+            tile_order.append(seg.tile)
+    return ids, mask, tile_order
+
+
+def build_example(
+    sample: SyntheticSample,
+    *,
+    tokenizer: Any,
+    prompt: PromptFormat,
+    vision: VisionConfig,
+    pad_id: int,
+) -> TrainExample:
+    """Tokenise one sample the way :class:`~mobile_mllm.runtime.session.Session` would prompt it.
+
+    Args:
+        sample (SyntheticSample): image, question, answer.
+        tokenizer: the model's ``tokenizers.Tokenizer``.
+        prompt (PromptFormat): the model's chat template and image layout.
+        vision (VisionConfig): how to tile this sample (the model's, or a jittered one).
+        pad_id (int): id written at image positions (never embedded: they are replaced).
+
+    Returns:
+        TrainExample: prompt positions as the runtime prefills them, then the answer tokens
+        and the first stop token of ``prompt.eos``, which are the only labelled positions.
+    """
+    import torch
+
+    from mobile_mllm.vision.processor import preprocess
+
+    def encode(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False).ids
+
+    token_ids = special_token_ids(tokenizer, prompt)
+    tiles = preprocess(sample.image, vision)
+    block = image_block(
+        prompt,
+        grid=tiles.grid,
+        thumbnail_index=tiles.thumbnail_index,
+        tokens_per_tile=vision.tokens_per_tile,
+        token_ids=token_ids,
+    )
+    segments = first_turn(prompt, question_text(sample), encode=encode, token_ids=token_ids, image=block)
+    ids, mask, order = _flatten(segments, pad_id)
+    answer = encode(target_text(sample)) + [token_ids[prompt.eos[0]]]
+    labels = [IGNORE_INDEX] * len(ids) + answer
+    n_prompt = len(ids)
+    ids += answer
+    mask += [False] * len(answer)
+    return TrainExample(
+        ids=torch.tensor(ids, dtype=torch.long),
+        image_mask=torch.tensor(mask, dtype=torch.bool),
+        labels=torch.tensor(labels, dtype=torch.long),
+        tiles=tiles.tiles[order],
+        num_prompt_positions=n_prompt,
+    )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Examples padded on the right to one length; all tiles of the batch in one tensor."""
+
+    ids: torch.Tensor
+    """int64 ``[B, T]``."""
+    image_mask: torch.Tensor
+    """bool ``[B, T]``."""
+    labels: torch.Tensor
+    """int64 ``[B, T]`` (IGNORE_INDEX at prompt and padding positions)."""
+    attention_mask: torch.Tensor
+    """int64 ``[B, T]``: 1 for real positions, 0 for padding."""
+    tiles: torch.Tensor
+    """float32 ``[sum N_i, 3, S, S]``, example after example, each in sequence order."""
+
+    def to(self, device: Any) -> Batch:
+        """The batch on ``device`` (non-blocking from pinned memory)."""
+        return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in dataclasses.fields(self)})
+
+
+def collate(examples: Sequence[TrainExample], pad_id: int = 0) -> Batch:
+    """Pad examples to the longest one and stack them into a :class:`Batch`."""
+    import torch
+
+    length = max(len(e.ids) for e in examples)
+    b = len(examples)
+    ids = torch.full((b, length), pad_id, dtype=torch.long)
+    mask = torch.zeros((b, length), dtype=torch.bool)
+    labels = torch.full((b, length), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((b, length), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e.ids)
+        ids[i, :n], mask[i, :n], labels[i, :n], attention[i, :n] = e.ids, e.image_mask, e.labels, 1
+    return Batch(ids, mask, labels, attention, torch.cat([e.tiles for e in examples]))
+
+
+class SyntheticTrainSet:
+    """Map-style dataset: index ``i`` is sample ``i`` of the generator's stream for ``seed``, tokenised.
+
+    Picklable (DataLoader workers get a copy); every item is a pure function of (seed, index).
+
+    Args:
+        seed (int): generator stream (the held-out benchmark uses another).
+        spec (SyntheticSpec): what the generator draws.
+        tokenizer: the model's ``tokenizers.Tokenizer``.
+        prompt (PromptFormat): the model's chat template.
+        vision (VisionConfig): the model's vision config (jitter varies the grid around it).
+        grid_jitter (float): probability of a jittered grid.
+        pad_id (int): id at image and padding positions.
+        length (int): number of items (``len()``; indices beyond it are still valid).
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        spec: SyntheticSpec,
+        tokenizer: Any,
+        prompt: PromptFormat,
+        vision: VisionConfig,
+        grid_jitter: float,
+        pad_id: int,
+        length: int,
+    ) -> None:
+        self.seed, self.spec, self.tokenizer, self.prompt = seed, spec, tokenizer, prompt
+        self.vision, self.grid_jitter, self.pad_id, self.length = vision, grid_jitter, pad_id, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> TrainExample:
+        sample = generate_sample(self.seed, index, self.spec)
+        rng = random.Random(f"mobile-mllm-train-jitter/{self.seed}/{index}")
+        vision = jitter_vision(self.vision, rng, self.grid_jitter)
+        return build_example(sample, tokenizer=self.tokenizer, prompt=self.prompt, vision=vision, pad_id=self.pad_id)
+
+
+def collate_with(pad_id: int) -> Callable[[Sequence[TrainExample]], Batch]:
+    """A picklable collate function padding with ``pad_id``."""
+    import functools
+
+    return functools.partial(collate, pad_id=pad_id)

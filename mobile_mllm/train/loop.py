@@ -1,0 +1,427 @@
+"""Train a reference-family model on synthetic visual questions: seeded, checkpointed, resumable.
+
+:func:`train_reference` starts from the model package's own random initialisation
+(``write_random_reference``, so the weights at step 0 depend only on the seed) or from the
+weights of a model directory (``init_from``), and runs AdamW with linear warm-up and cosine
+decay. The vision encoder and the decoder are trained together (all parameters); the loss is
+next-token cross-entropy on the answer tokens only. The training forward pass is the HF
+decoder over ``inputs_embeds`` (image embeddings scattered into the token embeddings at the
+positions the runtime's layout gives them), which shares its parameters with the contract
+modules, so what is trained is exactly what ``Session`` and export run.
+
+Output directory::
+
+    checkpoint.pt        fp32 weights + optimiser state + step: an interrupted run resumes exactly
+    train_config.json    the resolved TrainConfig
+    train_log.jsonl      one line per log interval (loss, lr, samples/s, data wait)
+    model/               the model directory (fp16), written when the run ends or stops at its time limit
+
+Run again with the same ``-o`` to resume from ``checkpoint.pt`` (the data stream continues at the
+next sample: every sample is a pure function of (seed, index)). ``time_limit_s`` stops a run
+cleanly (checkpoint + model) so that a session with a per-command time limit can continue it.
+
+Where the time goes (measured, see ``bench/train_reference.md``): on an H100 with 16 CPU cores
+the GPU step takes a few milliseconds; rendering and tiling the images in DataLoader worker
+processes sets the pace (about 40 ms of one core per sample). Deliberately not here: the
+data format (``data.py``), scoring (``evaluate.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mobile_mllm.config import to_dict
+from mobile_mllm.errors import ConfigError
+from mobile_mllm.eval.synthetic import SyntheticSpec
+
+if TYPE_CHECKING:
+    import torch
+
+    from mobile_mllm.model.adapter import MultimodalModel
+    from mobile_mllm.train.data import Batch
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "MODEL_SUBDIR",
+    "Device",
+    "TrainConfig",
+    "TrainResult",
+    "answer_loss",
+    "build_vision_config",
+    "export_model",
+    "load_checkpoint",
+    "save_checkpoint",
+    "train_reference",
+    "training_spec",
+]
+
+CHECKPOINT_FILE = "checkpoint.pt"
+MODEL_SUBDIR = "model"
+_CONFIG_FILE = "train_config.json"
+_LOG_FILE = "train_log.jsonl"
+_RESUME_KEYS = ("preset", "seed", "batch_size", "lr", "grid_jitter", "small_text_px", "init_from")
+"""TrainConfig fields a resumed run must share with the checkpoint (others may change)."""
+
+
+class Device(str, enum.Enum):
+    """Where the training step runs."""
+
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of ``mobile-mllm train-reference``."""
+
+    preset: str = "synth-small"
+    """Architecture preset of the reference family."""
+    steps: int = 6000
+    """Optimiser steps of the whole run (the learning-rate schedule spans them)."""
+    batch_size: int = 64
+    """Examples per step."""
+    seed: int = 0
+    """Seed of the initial weights and of the training data stream."""
+    device: Device = Device.CPU
+    """cpu or cuda (bf16 autocast on cuda)."""
+    lr: float = 1e-3
+    """Peak learning rate of AdamW."""
+    min_lr_ratio: float = 0.05
+    """Final learning rate as a fraction of lr (cosine decay)."""
+    warmup_steps: int = 200
+    """Linear warm-up steps."""
+    weight_decay: float = 0.05
+    """AdamW weight decay (matrices only)."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip (0 disables)."""
+    num_workers: int = 0
+    """DataLoader worker processes rendering and tiling images (0: in the main process)."""
+    grid_jitter: float = 0.4
+    """Probability that a sample is tiled with another grid (see train.data.JITTER_VARIANTS)."""
+    small_text_px: tuple[int, int] = (48, 72)
+    """Font size range of the generator's small text (legible on a 3x3 grid of 96 px tiles, not on the thumbnail)."""
+    checkpoint_every: int = 1000
+    """Steps between checkpoints (and at the end)."""
+    log_every: int = 50
+    """Steps between log lines."""
+    time_limit_s: float = 0.0
+    """Stop cleanly (checkpoint + model) after this many seconds; 0: no limit."""
+    init_from: str | None = None
+    """A model directory whose weights start the run instead of random ones (a second phase)."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"train.lr must be > 0 and train.min_lr_ratio in [0, 1], got {self.lr} and {self.min_lr_ratio}")
+        if self.num_workers < 0 or self.warmup_steps < 0 or self.time_limit_s < 0:
+            raise ConfigError("train.num_workers, train.warmup_steps and train.time_limit_s must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a (possibly partial) training run did."""
+
+    output: Path
+    model_dir: Path
+    start_step: int
+    end_step: int
+    finished: bool
+    """False when the time limit stopped it (run again to resume)."""
+    final_loss: float
+    """Mean loss of the last log interval."""
+    seconds: float
+    samples_per_s: float
+    data_wait_fraction: float
+    """Share of the wall time the training step waited for data."""
+
+
+def training_spec(cfg: TrainConfig) -> SyntheticSpec:
+    """The generator settings training draws from (all kinds and forms, the model's small-text size)."""
+    return SyntheticSpec(small_text_px=cfg.small_text_px)
+
+
+def build_vision_config(model_cfg: Any) -> Any:
+    """The vision config stored with a trained model: the architecture's, with bilinear resampling.
+
+    Bilinear (antialiased in Pillow when shrinking) is about twice as fast as bicubic on
+    1500 px images, and tiling is the bottleneck of training; the model is trained and run with it.
+    """
+    from mobile_mllm.model.reference.config import default_vision_config
+    from mobile_mllm.vision.tiling import Resample
+
+    return default_vision_config(model_cfg, resample=Resample.BILINEAR)
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def answer_loss(model: MultimodalModel, batch: Batch) -> torch.Tensor:
+    """Mean cross-entropy of the answer tokens of ``batch`` (teacher forcing, one forward pass).
+
+    Image embeddings from ``model.vision_encoder`` replace the token embeddings at
+    ``batch.image_mask``; logits are computed only where the next token is labelled.
+    """
+    import torch
+
+    decoder = model.extra["hf_decoder"]
+    image = model.vision_encoder(batch.tiles)
+    embeds = decoder.get_input_embeddings()(batch.ids)
+    embeds = embeds.masked_scatter(batch.image_mask.unsqueeze(-1), image.reshape(-1, image.shape[-1]).to(embeds.dtype))
+    hidden = decoder.model(inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False).last_hidden_state
+    targets = batch.labels[:, 1:]
+    keep = targets != -100
+    logits = decoder.lm_head(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+
+
+def _trainable(model: MultimodalModel) -> list[torch.nn.Module]:
+    return [model.vision_encoder, model.extra["hf_decoder"]]
+
+
+def _optimizer(model: MultimodalModel, cfg: TrainConfig) -> torch.optim.Optimizer:
+    import torch
+
+    decay, no_decay = [], []
+    for module in _trainable(model):
+        for p in module.parameters():
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
+
+
+def save_checkpoint(path: Path, model: MultimodalModel, optimizer: torch.optim.Optimizer, step: int, cfg: TrainConfig) -> None:
+    """Write weights (fp32), optimiser state and step atomically (temporary name, then rename)."""
+    import torch
+
+    state = {
+        "step": step,
+        "vision_encoder": model.vision_encoder.state_dict(),
+        "decoder": model.extra["hf_decoder"].state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "config": to_dict(cfg),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    logger.info("checkpoint at step %d -> %s", step, path)
+
+
+def load_checkpoint(path: Path, model: MultimodalModel, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> int:
+    """Restore weights and optimiser state from ``path``; return the step to continue from.
+
+    Raises:
+        ConfigError: the checkpoint was made with a different preset, seed, batch size,
+            learning rate, jitter, text size or initial weights (naming each difference).
+    """
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved, now = state["config"], to_dict(cfg)
+    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}" for k in _RESUME_KEYS if saved.get(k) != now.get(k)]
+    if diffs:
+        raise ConfigError(
+            f"{path} was made with other settings ({'; '.join(diffs)}); use the same flags to resume, "
+            "or another output directory to start over"
+        )
+    model.vision_encoder.load_state_dict(state["vision_encoder"])
+    model.extra["hf_decoder"].load_state_dict(state["decoder"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
+def _initial_model(cfg: TrainConfig, work: Path) -> MultimodalModel:
+    """A float32 model: random (deterministic in the seed) or the weights of ``cfg.init_from``."""
+    from mobile_mllm.model.reference.checkpoint import load_reference, write_random_reference
+    from mobile_mllm.model.reference.presets import preset_config
+
+    if cfg.init_from:
+        from mobile_mllm.model.registry import resolve_model_path
+
+        source = resolve_model_path(cfg.init_from)
+    else:
+        model_cfg = preset_config(cfg.preset)
+        source = write_random_reference(model_cfg, work, seed=cfg.seed, vision=build_vision_config(model_cfg))
+    model = load_reference(source, max_seq_len=8)
+    if model.extra["config"].variant != cfg.preset:
+        raise ConfigError(f"init_from {cfg.init_from} is a {model.extra['config'].variant!r} model, not preset {cfg.preset!r}")
+    for module in _trainable(model):
+        module.requires_grad_(True)
+    return model
+
+
+def export_model(model: MultimodalModel, out: Path) -> Path:
+    """Write the model directory in fp16 (the training model is left untouched)."""
+    import copy
+
+    import torch
+
+    from mobile_mllm.model.reference.checkpoint import save_reference
+
+    frozen = copy.copy(model)
+    mods = copy.deepcopy(model.extra["modules"])
+    for module in (mods.vision_encoder, mods.hf_decoder):
+        module.to(device="cpu", dtype=torch.float16)
+    frozen.extra = {**model.extra, "modules": mods}
+    return save_reference(frozen, out)
+
+
+def _loader(cfg: TrainConfig, model: MultimodalModel, start_step: int) -> Any:
+    import torch
+
+    from mobile_mllm.train.data import SyntheticTrainSet, collate_with
+
+    pad_id = model.special_ids[model.prompt.eos[0]]
+    dataset = SyntheticTrainSet(
+        seed=cfg.seed,
+        spec=training_spec(cfg),
+        tokenizer=model.tokenizer,
+        prompt=model.prompt,
+        vision=model.vision,
+        grid_jitter=cfg.grid_jitter,
+        pad_id=pad_id,
+        length=cfg.steps * cfg.batch_size,
+    )
+    batches = [list(range(s * cfg.batch_size, (s + 1) * cfg.batch_size)) for s in range(start_step, cfg.steps)]
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=batches,
+        collate_fn=collate_with(pad_id),
+        num_workers=cfg.num_workers,
+        pin_memory=cfg.device is Device.CUDA,
+        worker_init_fn=_worker_init if cfg.num_workers else None,
+        prefetch_factor=4 if cfg.num_workers else None,
+        persistent_workers=False,
+    )
+
+
+def _worker_init(_: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def train_reference(
+    cfg: TrainConfig, output: str | Path, *, on_progress: Callable[[dict[str, Any]], None] | None = None
+) -> TrainResult:
+    """Train (or resume training) a reference-family model on the synthetic generator.
+
+    Args:
+        cfg (TrainConfig): the run's settings.
+        output (str | Path): the run directory (see the module docstring); resumed when it holds a checkpoint.
+        on_progress (Callable[[dict], None] | None): called with each log record.
+
+    Returns:
+        TrainResult: steps done, final loss, throughput, where the model went.
+
+    Raises:
+        ConfigError: bad settings, cuda asked for but absent, or a checkpoint made with other settings.
+    """
+    import tempfile
+
+    import torch
+
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.device is Device.CUDA and not torch.cuda.is_available():
+        raise ConfigError("train.device is cuda but torch sees no CUDA device; use --device cpu")
+    device = torch.device(cfg.device.value)
+    torch.manual_seed(cfg.seed)
+    with tempfile.TemporaryDirectory() as work:
+        model = _initial_model(cfg, Path(work))
+    optimizer = _optimizer(model, cfg)
+    checkpoint = out / CHECKPOINT_FILE
+    start_step = load_checkpoint(checkpoint, model, optimizer, cfg) if checkpoint.is_file() else 0
+    for module in _trainable(model):
+        module.to(device).train()
+    _move_optimizer_state(optimizer, device)
+    (out / _CONFIG_FILE).write_text(json.dumps(to_dict(cfg), indent=2) + "\n", encoding="utf-8")
+    logger.info("training %s from step %d to %d on %s (batch %d, %d workers)",
+                cfg.preset, start_step, cfg.steps, device, cfg.batch_size, cfg.num_workers)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    started = time.perf_counter()
+    wait = 0.0
+    window: list[float] = []
+    step = start_step
+    finished = True
+    last_loss = float("nan")
+    tick = time.perf_counter()
+    with (out / _LOG_FILE).open("a", encoding="utf-8") as log:
+        for batch in _loader(cfg, model, start_step):
+            wait += time.perf_counter() - tick
+            batch = batch.to(device)
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(cfg, step)
+            with autocast:
+                loss = answer_loss(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_([p for m in _trainable(model) for p in m.parameters()], cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            window.append(float(loss.detach()))
+            elapsed = time.perf_counter() - started
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                last_loss = sum(window) / len(window)
+                record = {
+                    "step": step, "loss": round(last_loss, 5), "lr": _lr_at(cfg, step - 1), "elapsed_s": round(elapsed, 1),
+                    "samples_per_s": round((step - start_step) * cfg.batch_size / elapsed, 1),
+                    "data_wait_fraction": round(wait / elapsed, 3),
+                }
+                window = []
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                logger.info("step %(step)d loss %(loss).4f lr %(lr).2e %(samples_per_s).0f samples/s data wait %(data_wait_fraction).0f%%",
+                            {**record, "data_wait_fraction": 100 * record["data_wait_fraction"]})
+                if on_progress is not None:
+                    on_progress(record)
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                save_checkpoint(checkpoint, model, optimizer, step, cfg)
+            if cfg.time_limit_s and elapsed > cfg.time_limit_s and step < cfg.steps:
+                logger.info("time limit %.0f s reached at step %d of %d; run again to resume", cfg.time_limit_s, step, cfg.steps)
+                finished = False
+                break
+            tick = time.perf_counter()
+    if window:
+        last_loss = sum(window) / len(window)
+    seconds = time.perf_counter() - started
+    if step > start_step:
+        save_checkpoint(checkpoint, model, optimizer, step, cfg)
+    model_dir = export_model(model, out / MODEL_SUBDIR)
+    return TrainResult(
+        output=out,
+        model_dir=model_dir,
+        start_step=start_step,
+        end_step=step,
+        finished=finished and step >= cfg.steps,
+        final_loss=last_loss,
+        seconds=seconds,
+        samples_per_s=(step - start_step) * cfg.batch_size / max(seconds, 1e-9),
+        data_wait_fraction=wait / max(seconds, 1e-9),
+    )
+
+
+def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in optimizer.state.values():
+        for k, v in state.items():
+            if hasattr(v, "to") and k != "step":
+                state[k] = v.to(device)
+
