@@ -15,10 +15,13 @@ here: building from a config (``builders.py``) and checkpoint I/O (``checkpoint.
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import torch
 from torch import nn
+
+from mobile_mllm.errors import UnsupportedModelError
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +168,22 @@ class _CacheView:
         return k_cache, v_cache
 
 
+def _cache_keyword(layer: nn.Module) -> str:
+    """The keyword an HF decoder layer takes its cache by: ``cache`` (transformers >= 5.2x) or ``past_key_values``.
+
+    Passing the wrong one would not fail: the layer would swallow it in ``**kwargs`` and attend
+    to the current chunk only, so we ask the signature instead of guessing.
+    """
+    params = inspect.signature(type(layer).forward).parameters
+    for name in ("cache", "past_key_values"):
+        if name in params:
+            return name
+    raise UnsupportedModelError(
+        f"{type(layer).__name__}.forward takes neither 'cache' nor 'past_key_values'; "
+        "this transformers version is not supported (tested: 5.17, 5.24)"
+    )
+
+
 class StaticCacheDecoder(nn.Module):
     """``text_decoder`` contract method over the HF causal LM's own layers and a static KV cache.
 
@@ -189,6 +208,7 @@ class StaticCacheDecoder(nn.Module):
         self.rotary_emb = hf_model.model.rotary_emb
         self.lm_head = hf_model.lm_head
         self.max_seq_len = max_seq_len
+        self._cache_keyword = _cache_keyword(self.layers[0])
         dtype = hf_model.lm_head.weight.dtype
         shape = (1, num_kv_heads, max_seq_len, head_dim)
         for i in range(len(self.layers)):
@@ -227,8 +247,8 @@ class StaticCacheDecoder(nn.Module):
                 hidden,
                 attention_mask=mask,
                 position_ids=position_ids,
-                cache=cache,
                 position_embeddings=position_embeddings,
+                **{self._cache_keyword: cache},
             )
         last = self.norm(hidden[:, -1, :])
         return self.lm_head(last)
