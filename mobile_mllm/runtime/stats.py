@@ -58,15 +58,21 @@ class Stats:
     model_load_start_ms: float = 0.0
     model_load_end_ms: float = 0.0
     inference_start_ms: float = 0.0
+    """When ask() was called (planning, image decoding and tiling come after it)."""
     image_encode_start_ms: float = 0.0
+    """When the first vision_encoder call started (the image already decoded and tiled)."""
     image_encode_end_ms: float = 0.0
+    """When the last vision_encoder call returned."""
     vision_batch_ms: tuple[float, ...] = ()
     """Duration of each vision_encoder call, in call order."""
     vision_batch_sizes: tuple[int, ...] = ()
     """Tiles in each vision_encoder call (9 tiles at batch 4: 4, 4, 1)."""
     prompt_eval_end_ms: float = 0.0
+    """When the last prefill chunk returned."""
     first_token_ms: float = 0.0
+    """When the first answer token was sampled."""
     inference_end_ms: float = 0.0
+    """When the answer was complete."""
     num_prompt_tokens: int = 0
     """Positions prefilled in this turn (text and image tokens)."""
     num_image_tokens: int = 0
