@@ -221,6 +221,8 @@ def _module_sizes(modules: dict[str, nn.Module], report: QuantReport) -> dict[st
     """Per method: parameters and bytes of weights as stored (quantized layers at their bit width)."""
     from torch import nn
 
+    from mobile_mllm.quant.report import layer_name
+
     sizes: dict[str, dict[str, int]] = {}
     quantized = {layer.name: layer.weight_bytes for layer in report.layers}
     for method, module in modules.items():
@@ -228,7 +230,7 @@ def _module_sizes(modules: dict[str, nn.Module], report: QuantReport) -> dict[st
         for path, sub in module.named_modules():
             for pname, p in sub.named_parameters(recurse=False):
                 num_params += p.numel()
-                name = f"{method}.{path}"
+                name = layer_name(method, path)
                 if pname == "weight" and isinstance(sub, (nn.Linear, nn.Embedding)) and name in quantized:
                     stored += quantized[name]
                 else:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from mobile_mllm.errors import ExportError
 from mobile_mllm.quant.recipe import LayerKind, Precision, QuantRecipe, effective_precision, torchao_config
-from mobile_mllm.quant.report import QuantReport
+from mobile_mllm.quant.report import QuantReport, layer_name
 
 if TYPE_CHECKING:
     from torch import nn
@@ -54,7 +54,7 @@ def quantize_modules(modules: Mapping[str, nn.Module], recipe: QuantRecipe) -> Q
                 kind, width = LayerKind.EMBEDDING, sub.embedding_dim
             else:
                 continue
-            name = f"{method}.{path}"
+            name = layer_name(method, path)
             want = recipe.requested(name)
             requested[name] = want.value if want is not None else None
             if want is None:
@@ -69,7 +69,7 @@ def quantize_modules(modules: Mapping[str, nn.Module], recipe: QuantRecipe) -> Q
         config = torchao_config(precision, kind, recipe.group_size)
         try:
             quantize_(modules[method], config, filter_fn=lambda _m, fqn, paths=paths: fqn in paths)
-        except Exception as e:  # torchao raises assorted types; name the layers and chain
+        except (ValueError, TypeError, RuntimeError, AssertionError, NotImplementedError) as e:  # torchao's assorted types
             raise ExportError(
                 f"stage quantize, module {method}: torchao could not quantize {sorted(paths)[:3]}... "
                 f"to {precision.value} ({kind.value}): {e}"

@@ -4,7 +4,7 @@ A :class:`QuantRecipe` is an ordered list of :class:`QuantRule` (``fnmatch`` pat
 layer's fully-qualified name ``<method>.<module path>`` -> :class:`Precision`); the first rule
 that matches wins and a layer no rule matches is left in float *and counted as unexpected*
 (the export fails on it). :class:`QuantConfig` is what users set (``[quant]`` in a recipe
-TOML, ``--quant.*`` flags); :func:`build_recipe` turns it into rules, and
+TOML, ``--decoder``, ``--group-size``... flags); :func:`build_recipe` turns it into rules, and
 :func:`torchao_config` is the only place a precision name becomes a torchao config.
 
 Deliberately not here: packing, backends, or lowering. A recipe says ``w4``; whether XNNPACK
@@ -159,12 +159,9 @@ def build_recipe(cfg: QuantConfig, *, vision_method: str, decoder_method: str, e
         QuantRecipe: the rules, ending with one catch-all per method so no layer goes unmatched.
     """
     rules = [_parse_rule(text) for text in cfg.rules]
-    rules += [
-        QuantRule(f"{decoder_method}.lm_head", cfg.lm_head),
-        QuantRule(f"{decoder_method}.*", cfg.decoder),
-        QuantRule(f"{vision_method}.*", cfg.vision),
-        QuantRule(f"{embedding_method}.*", cfg.embedding),
-    ]
+    rules.append(QuantRule(f"{decoder_method}.lm_head", cfg.lm_head))
+    for method, precision in ((decoder_method, cfg.decoder), (vision_method, cfg.vision), (embedding_method, cfg.embedding)):
+        rules += [QuantRule(method, precision), QuantRule(f"{method}.*", precision)]  # the root module, then the rest
     return QuantRecipe(tuple(rules), cfg.group_size)
 
 

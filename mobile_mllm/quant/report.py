@@ -20,7 +20,17 @@ from mobile_mllm.quant.recipe import Precision
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["LayerPrecision", "QuantReport", "observe_weight"]
+__all__ = ["LayerPrecision", "QuantReport", "layer_name", "observe_weight"]
+
+
+def layer_name(method: str, path: str) -> str:
+    """The name recipe rules match: ``<method>.<module path>`` (just the method for its root module).
+
+    Example:
+        >>> layer_name("text_decoder", "layers.0.mlp.up_proj"), layer_name("token_embedding", "")
+        ('text_decoder.layers.0.mlp.up_proj', 'token_embedding')
+    """
+    return f"{method}.{path}" if path else method
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ class QuantReport:
             for path, sub in module.named_modules():
                 if not isinstance(sub, (nn.Linear, nn.Embedding)):
                     continue
-                name = f"{method}.{path}"
+                name = layer_name(method, path)
                 precision, group, activation, nbytes = observe_weight(sub.weight)
                 layers.append(
                     LayerPrecision(
