@@ -215,6 +215,13 @@ class Session:
 
     Raises:
         ModelLoadError: the tokenizer lacks a special token of ``prompt``.
+
+    Example:
+        >>> session = Session.from_dir("tiny-model/", runtime=RuntimeConfig(max_seq_len=1024))  # doctest: +SKIP
+        >>> session.ask("What colour is the square?", "shapes.png", on_token=print).stats.grid  # doctest: +SKIP
+        (3, 2)
+        >>> session.ask("And the circle?").stats.num_tiles  # same image: nothing re-encoded  # doctest: +SKIP
+        0
     """
 
     def __init__(
