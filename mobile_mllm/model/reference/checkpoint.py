@@ -52,7 +52,8 @@ __all__ = [
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 PREPROCESSOR_FILE = "preprocessor_config.json"
-_META_KEYS = (FAMILY_KEY, "model_type", "torch_dtype")
+_META_KEYS = (FAMILY_KEY, "model_type", "torch_dtype", "dtype", "architectures", "transformers_version")
+"""config.json keys that describe the file, not the architecture (HF tools add the last three)."""
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 INIT_STD = 0.02
 """Standard deviation of random Linear/Embedding/Conv weights (transformers' initializer_range)."""

@@ -191,3 +191,10 @@ def test_tokenizer_without_special_tokens_is_refused(broken: Path) -> None:
 def test_kv_cache_longer_than_the_rotary_range_is_refused(tiny_dir: Path) -> None:
     with pytest.raises(ModelLoadError, match=r"max_seq_len 5000 must be in 1\.\.4096"):
         load_model(tiny_dir, max_seq_len=5000)
+
+
+def test_hf_metadata_keys_in_config_are_accepted(broken: Path) -> None:
+    cfg = json.loads((broken / "config.json").read_text())
+    cfg.update({"architectures": ["MobileMLLMReference"], "transformers_version": "5.24.0"})
+    (broken / "config.json").write_text(json.dumps(cfg))
+    assert load_model(broken, max_seq_len=8).extra["config"].variant == "tiny"

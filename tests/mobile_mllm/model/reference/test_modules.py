@@ -163,3 +163,13 @@ def test_text_decoder_exports_with_dynamic_length_and_matches_eager(tiny_mods) -
     torch.testing.assert_close(out, _hf_last_logits(tiny_mods, ids), rtol=0, atol=1e-5)
     one = exported(tiny_mods.token_embedding(ids[:, :1]), torch.tensor([0]))  # T=1 through the same graph
     torch.testing.assert_close(one, _hf_last_logits(tiny_mods, ids[:, :1]), rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+@torch.no_grad()
+def test_vision_encoder_exports_with_a_static_batch(tiny_mods) -> None:
+    from torch.export import export
+
+    tiles = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    program = export(tiny_mods.vision_encoder, (tiles,), strict=False)
+    torch.testing.assert_close(program.module()(tiles), tiny_mods.vision_encoder(tiles), rtol=0, atol=1e-5)
