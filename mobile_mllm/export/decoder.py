@@ -129,7 +129,7 @@ class KVCacheDecoder(nn.Module):
         """Run positions ``start_pos[0] .. start_pos[0]+T-1``; the caller keeps them below ``max_seq_len``."""
         length = embeds.shape[1]
         start = start_pos[0].item()
-        torch._check_is_size(start)
+        torch._check(start >= 0)
         torch._check(start + length <= self.max_seq_len)
         cos = self.rope_cos.narrow(0, start, length)
         sin = self.rope_sin.narrow(0, start, length)
