@@ -1,0 +1,140 @@
+"""Exporting the tiny model: every recipe exports and verifies; the report and the graph agree; bad inputs fail clearly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from mobile_mllm import contract
+from mobile_mllm.errors import ModelLoadError, UnsupportedModelError
+from mobile_mllm.export.program import ExportJob, TargetConfig, export_program
+
+from conftest import MAX_CONTEXT, PREFILL_CHUNK, TILE_BATCH
+
+
+# --------------------------------------------------------------------------- directories the exporter cannot handle
+
+
+def _job(model: Path, out: Path) -> ExportJob:
+    return ExportJob(model=str(model), output=str(out), target=TargetConfig(max_context=64, prefill_chunk=16))
+
+
+def test_unknown_family_fails_before_any_work(tiny_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "model"
+    shutil.copytree(tiny_dir, bad)
+    config = json.loads((bad / "config.json").read_text())
+    config["mobile_mllm_family"] = "internv1"
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnsupportedModelError, match="no family 'internv1'; known: reference"):
+        export_program(_job(bad, tmp_path / "out"))
+    assert not (tmp_path / "out" / contract.PROGRAM_FILE).exists()
+
+
+def test_unknown_decoder_architecture_is_refused(tiny_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "model"
+    shutil.copytree(tiny_dir, bad)
+    config = json.loads((bad / "config.json").read_text())
+    config["decoder"]["architecture"] = "mamba"
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnsupportedModelError, match="mamba"):
+        export_program(_job(bad, tmp_path / "out"))
+
+
+def test_missing_tokenizer_names_the_file(tiny_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "model"
+    shutil.copytree(tiny_dir, bad)
+    (bad / "tokenizer.json").unlink()
+    with pytest.raises(ModelLoadError, match="tokenizer"):
+        export_program(_job(bad, tmp_path / "out"))
+
+
+def test_missing_model_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="model directory not found"):
+        export_program(_job(tmp_path / "nowhere", tmp_path / "out"))
+
+
+# --------------------------------------------------------------------------- exported programs (slow)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["w4", "w8", "fp32"])
+def test_every_recipe_exports_and_verifies(exported, recipe: str) -> None:
+    result = exported(recipe)
+    out = result.output
+    for name in (contract.PROGRAM_FILE, contract.TOKENIZER_FILE, contract.MANIFEST_FILE, contract.EXPORT_REPORT_FILE):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*.partial")), "temporary files left behind"
+    report = json.loads((out / contract.EXPORT_REPORT_FILE).read_text())
+    assert report["quantization"]["num_unexpected_fp32"] == 0
+    verification = report["verification"]
+    assert verification["max_rel_err_vs_quantized"] <= verification["tolerance_vs_quantized"]
+    methods = {row["method"] for row in verification["methods"]}
+    assert methods == set(contract.MODEL_METHODS)
+    # Greedy tokens of the program equal those of the eager model it was exported from.
+    greedy = verification["greedy"]
+    assert greedy["num_agreeing_prefix_vs_quantized"] == greedy["num_tokens"]
+    manifest = json.loads((out / contract.MANIFEST_FILE).read_text())
+    assert set(contract.MANIFEST_KEYS) <= set(manifest)
+    assert manifest["program"]["size_bytes"] == (out / contract.PROGRAM_FILE).stat().st_size
+    assert (manifest["max_seq_len"], manifest["prefill_chunk"], manifest["tile_batch"]) == (
+        MAX_CONTEXT, PREFILL_CHUNK, TILE_BATCH,
+    )
+
+
+@pytest.mark.slow
+def test_fp32_program_matches_the_float_model_exactly(exported) -> None:
+    verification = exported("fp32").report["verification"]
+    assert verification["max_rel_err_vs_float"] < 1e-4
+    greedy = verification["greedy"]
+    assert greedy["program_tokens"] == greedy["float_tokens"]
+
+
+@pytest.mark.slow
+def test_w4_report_precisions_and_sizes(exported) -> None:
+    report = exported("w4").report
+    q = report["quantization"]
+    layers = {row["name"]: row for row in q["layers"]}
+    q_proj = layers["text_decoder.layers.0.self_attn.q_proj"]
+    assert (q_proj["precision"], q_proj["group_size"], q_proj["activation"]) == ("w4", 32, "int8_asym_per_token")
+    assert layers["text_decoder.lm_head"]["precision"] == "w8"
+    assert layers["vision_encoder.projector.fc1"]["precision"] == "w8"
+    assert layers["vision_encoder.projector.fc1"]["group_size"] == layers["vision_encoder.projector.fc1"]["shape"][1]
+    assert layers["token_embedding.embedding"]["precision"] == "w8"
+    assert q["by_method"]["text_decoder"] == {"w4": 14, "w8": 1}  # 2 layers x 7 linears + lm_head
+    # Smaller than fp32: int4 decoder, int8 elsewhere.
+    assert report["program"]["size_bytes"] < 0.45 * exported("fp32").report["program"]["size_bytes"]
+    assert report["bytes_per_parameter"] < 1.8
+
+
+def test_exported_graph_carries_int4_groups_and_int8_channels(tiny_dir: Path) -> None:
+    """Independent of the report: the dequantize ops torch.export records for a few layers."""
+    from mobile_mllm.export.program import _example_inputs, _modules_for_export
+    from mobile_mllm.model import load_model
+    from mobile_mllm.quant.apply import quantize_modules
+    from mobile_mllm.quant.recipe import QuantConfig, build_recipe
+
+    model = load_model(tiny_dir, max_seq_len=64)
+    modules = _modules_for_export(model, 64)
+    quantize_modules(modules, build_recipe(QuantConfig(), vision_method="vision_encoder",
+                                           decoder_method="text_decoder", embedding_method="token_embedding"))
+    args, dynamic = _example_inputs(model, TargetConfig(max_context=64, prefill_chunk=16))[contract.TEXT_DECODER]
+    ep = torch.export.export(modules[contract.TEXT_DECODER], args, dynamic_shapes=dynamic, strict=False)
+    params = ep.graph_signature.inputs_to_parameters  # placeholder name -> parameter FQN
+    weights: dict[str, tuple[tuple[int, ...], int, int]] = {}
+    for node in ep.graph.nodes:
+        if node.op != "call_function" or "dequantize_affine" not in str(node.target):
+            continue
+        source = node.args[0]
+        while getattr(source, "op", None) == "call_function":  # access_subclass_inner_tensor(param, "qdata")
+            source = source.args[0]
+        if getattr(source, "name", None) in params:
+            weights[params[source.name]] = (tuple(node.args[1]), node.args[5], node.args[6])
+    assert weights["layers.0.self_attn.q_proj.weight"] == ((1, 32), -8, 7), weights
+    assert weights["layers.1.mlp.down_proj.weight"] == ((1, 32), -8, 7)
+    assert weights["lm_head.weight"] == ((1, model.hidden_size), -128, 127)
+    linear_weights = [name for name, (block, _, _) in weights.items() if len(block) == 2]
+    assert len(linear_weights) == 15  # every linear of the decoder (2 x 7 + lm_head) is dequantized from ints
