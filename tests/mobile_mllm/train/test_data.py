@@ -1,0 +1,124 @@
+"""Training examples: the runtime's exact prompt layout, answer-only labels, jitter, padding."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+import torch
+
+from mobile_mllm.errors import ConfigError
+from mobile_mllm.eval.synthetic import Form, Kind, SyntheticSample, generate_sample
+from mobile_mllm.runtime.eager import EagerMethods
+from mobile_mllm.runtime.sampling import GenerationConfig
+from mobile_mllm.runtime.session import Session
+from mobile_mllm.train.data import (
+    IGNORE_INDEX,
+    JITTER_VARIANTS,
+    build_example,
+    collate,
+    jitter_vision,
+    question_text,
+    target_text,
+)
+from mobile_mllm.vision.grid import GridPolicy
+
+
+class RecordingMethods:
+    """Eager methods that keep every embedding the session prefills (what the decoder really sees)."""
+
+    def __init__(self, inner: EagerMethods) -> None:
+        self.inner = inner
+        self.max_seq_len, self.max_tile_batch, self.max_chunk = inner.max_seq_len, inner.max_tile_batch, inner.max_chunk
+        self.fed: list[torch.Tensor] = []
+
+    def vision_encoder(self, tiles: torch.Tensor) -> torch.Tensor:
+        return self.inner.vision_encoder(tiles)
+
+    def token_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.inner.token_embedding(tokens)
+
+    def text_decoder(self, embeds: torch.Tensor, start_pos: torch.Tensor) -> torch.Tensor:
+        self.fed.append(embeds[0].clone())
+        return self.inner.text_decoder(embeds, start_pos)
+
+
+def _training_embeddings(model, example) -> torch.Tensor:  # noqa: ANN001
+    """The prompt embeddings the training forward builds: tokens embedded, image positions from the tiles."""
+    with torch.no_grad():
+        embeds = model.token_embedding(example.ids[None])[0].clone()
+        image = model.vision_encoder(example.tiles)
+    embeds[example.image_mask] = image.reshape(-1, image.shape[-1])
+    return embeds[: example.num_prompt_positions]
+
+
+@pytest.mark.parametrize(("kind", "form", "number"), [(Kind.TEXT, Form.MCQ, 0), (Kind.COUNT, Form.YN, 3), (Kind.POSITION, Form.VQA, 5)])
+def test_example_prompt_is_what_the_session_prefills(tiny, small_spec, kind, form, number) -> None:
+    spec = dataclasses.replace(small_spec, kinds=(kind,), forms=(form,))
+    sample = generate_sample(7, number, spec)
+    example = build_example(sample, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision, pad_id=0)
+    recorder = RecordingMethods(EagerMethods(tiny, prefill_chunk=64))
+    session = Session(recorder, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
+                      eos_ids=tiny.eos_ids, generation=GenerationConfig(max_new_tokens=1))
+    answer = session.ask(question_text(sample), sample.image)
+    prefilled = torch.cat(recorder.fed)[: answer.stats.num_prompt_tokens]
+    assert example.num_prompt_positions == answer.stats.num_prompt_tokens
+    assert int(example.image_mask.sum()) == answer.stats.num_image_tokens > 0
+    torch.testing.assert_close(_training_embeddings(tiny, example), prefilled, rtol=1e-5, atol=1e-5)
+
+
+def test_labels_cover_exactly_the_answer_and_the_stop_token(tiny, small_spec) -> None:
+    sample = generate_sample(3, 1, dataclasses.replace(small_spec, kinds=(Kind.COLOUR,), forms=(Form.VQA,)))
+    example = build_example(sample, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision, pad_id=0)
+    labelled = (example.labels != IGNORE_INDEX).nonzero().flatten().tolist()
+    n_answer = len(example.ids) - example.num_prompt_positions
+    assert labelled == list(range(example.num_prompt_positions, len(example.ids)))
+    assert example.labels[labelled].tolist() == example.ids[labelled].tolist()
+    text = tiny.tokenizer.decode(example.ids[labelled].tolist(), skip_special_tokens=False)
+    assert text == sample.answer + tiny.prompt.eos[0]
+    assert n_answer == len(tiny.tokenizer.encode(sample.answer, add_special_tokens=False).ids) + 1
+    assert not example.image_mask[labelled].any()
+
+
+def test_question_and_target_follow_vlmevalkit_wording() -> None:
+    mcq = SyntheticSample(0, None, "What shape is the red object?", "star", ("circle", "star", "square"), Kind.SHAPE, Form.MCQ, "x")
+    assert question_text(mcq) == (
+        "Question: What shape is the red object?\nOptions:\nA. circle\nB. star\nC. square\n"
+        "Please select the correct answer from the options above. \n"
+    )
+    assert target_text(mcq) == "B"
+    yn = SyntheticSample(0, None, "Is there a red star? Please answer yes or no.", "No", (), Kind.EXISTS, Form.YN, "x")
+    assert (question_text(yn), target_text(yn)) == ("Is there a red star? Please answer yes or no.", "No")
+    vqa = SyntheticSample(0, None, "How many red stars are there?", "4", (), Kind.COUNT, Form.VQA, "x")
+    assert question_text(vqa).endswith("\nAnswer the question using a single word or phrase.")
+    assert target_text(vqa) == "4"
+
+
+def test_jitter_draws_every_variant_at_full_probability_and_none_at_zero(tiny) -> None:
+    rng = random.Random(0)
+    assert all(jitter_vision(tiny.vision, rng, 0.0) is tiny.vision for _ in range(50))
+    seen = {(v.policy, v.max_side) for v in (jitter_vision(tiny.vision, rng, 1.0) for _ in range(200))}
+    expected = {(dataclasses.replace(tiny.vision, **o).policy, dataclasses.replace(tiny.vision, **o).max_side) for o in JITTER_VARIANTS}
+    assert seen == expected
+    assert (GridPolicy.RELAXED, 1) in seen
+    with pytest.raises(ConfigError, match="grid_jitter must be in"):
+        jitter_vision(tiny.vision, rng, 1.5)
+
+
+def test_collate_pads_right_and_keeps_tiles_in_example_order(tiny, small_spec) -> None:
+    spec = dataclasses.replace(small_spec, kinds=(Kind.SHAPE,))
+    examples = [
+        build_example(generate_sample(1, i, spec), tokenizer=tiny.tokenizer, prompt=tiny.prompt,
+                      vision=dataclasses.replace(tiny.vision, max_side=side), pad_id=0)
+        for i, side in ((0, 1), (1, 3))
+    ]
+    batch = collate(examples, pad_id=5)
+    longest = max(len(e.ids) for e in examples)
+    assert batch.ids.shape == (2, longest)
+    for row, e in enumerate(examples):
+        n = len(e.ids)
+        assert batch.attention_mask[row].tolist() == [1] * n + [0] * (longest - n)
+        assert batch.ids[row, n:].eq(5).all() and batch.labels[row, n:].eq(IGNORE_INDEX).all()
+    torch.testing.assert_close(batch.tiles, torch.cat([examples[0].tiles, examples[1].tiles]))
+    assert int(batch.image_mask.sum()) == batch.tiles.shape[0] * tiny.vision.tokens_per_tile

@@ -1,0 +1,96 @@
+"""The training loop: the loss goes down, a resumed run continues exactly, settings are checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mobile_mllm.errors import ConfigError
+from mobile_mllm.eval.synthetic import generate_sample
+from mobile_mllm.model import load_model
+from mobile_mllm.train.data import build_example, collate
+from mobile_mllm.train.loop import CHECKPOINT_FILE, TrainConfig, answer_loss, make_optimizer, train_reference
+
+FAST = TrainConfig(preset="tiny", steps=3, batch_size=2, log_every=1, warmup_steps=1, small_text_px=(20, 30))
+
+
+def _losses(run: Path) -> dict[int, float]:
+    lines = (run / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+    return {r["step"]: r["loss"] for r in map(json.loads, lines)}
+
+
+def test_answer_loss_falls_when_training_on_a_batch(tiny_dir, small_spec) -> None:
+    torch.manual_seed(0)
+    model = load_model(tiny_dir, max_seq_len=8)
+    for module in (model.vision_encoder, model.extra["hf_decoder"]):
+        module.requires_grad_(True)
+    examples = [
+        build_example(generate_sample(11, i, small_spec), tokenizer=model.tokenizer, prompt=model.prompt,
+                      vision=model.vision, pad_id=0)
+        for i in range(4)
+    ]
+    batch = collate(examples)
+    optimizer = make_optimizer(model, dataclasses.replace(FAST, lr=3e-3))
+    losses = []
+    for _ in range(6):
+        loss = answer_loss(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_answer_loss_counts_only_labelled_tokens(tiny, small_spec) -> None:
+    example = build_example(generate_sample(2, 0, small_spec), tokenizer=tiny.tokenizer, prompt=tiny.prompt,
+                            vision=tiny.vision, pad_id=0)
+    batch = collate([example])
+    with torch.no_grad():
+        loss = answer_loss(tiny, batch)
+        # Independent reference: the HF causal LM's full logits, cross-entropy over answer positions only.
+        decoder = tiny.extra["hf_decoder"]
+        embeds = decoder.get_input_embeddings()(batch.ids)
+        image = tiny.vision_encoder(batch.tiles)
+        embeds[batch.image_mask] = image.reshape(-1, image.shape[-1])
+        logits = decoder(inputs_embeds=embeds).logits[0]
+    start = example.num_prompt_positions
+    targets = example.ids[start:]
+    expected = torch.nn.functional.cross_entropy(logits[start - 1 : -1], targets)
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_resumed_run_gives_the_same_next_step_loss(tmp_path: Path) -> None:
+    whole = train_reference(FAST, tmp_path / "whole")
+    assert whole.finished and whole.end_step == 3
+    stopped = train_reference(dataclasses.replace(FAST, time_limit_s=1e-9), tmp_path / "resumed")
+    assert not stopped.finished and stopped.end_step == 1
+    assert (tmp_path / "resumed" / CHECKPOINT_FILE).is_file()
+    resumed = train_reference(FAST, tmp_path / "resumed")
+    assert (resumed.start_step, resumed.end_step, resumed.finished) == (1, 3, True)
+    a, b = _losses(tmp_path / "whole"), _losses(tmp_path / "resumed")
+    assert a[1] == b[1]
+    assert a[2] == pytest.approx(b[2], rel=1e-6, abs=1e-6)
+    assert a[3] == pytest.approx(b[3], rel=1e-6, abs=1e-6)
+    model = load_model(whole.model_dir, max_seq_len=64)
+    assert next(model.vision_encoder.parameters()).dtype == torch.float32  # loaded as asked; stored fp16
+    header = (whole.model_dir / "config.json").read_text(encoding="utf-8")
+    assert '"torch_dtype": "float16"' in header
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_checkpoint_made_with_other_settings(tmp_path: Path) -> None:
+    train_reference(dataclasses.replace(FAST, steps=1), tmp_path)
+    with pytest.raises(ConfigError, match="seed: checkpoint 0, now 1"):
+        train_reference(dataclasses.replace(FAST, seed=1), tmp_path)
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ConfigError, match="train.batch_size must be >= 1"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="min_lr_ratio"):
+        TrainConfig(min_lr_ratio=2.0)
