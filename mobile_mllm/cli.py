@@ -243,7 +243,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
     from mobile_mllm.config import log_config, resolve, to_dict
     from mobile_mllm.export.program import STAGES, ExportJob, TargetConfig, export_program
-    from mobile_mllm.quant.recipe import PRESETS, QuantConfig
+    from mobile_mllm.quant.recipe import PRESETS, QuantConfig, preset
     from mobile_mllm.runtime.parity import verify_export
 
     given = vars(args)
@@ -251,6 +251,8 @@ def _run_export(args: argparse.Namespace) -> int:
     for table, cls in (("target", TargetConfig), ("quant", QuantConfig)):
         overrides.update({f"{table}.{f.name}": given[f.name] for f in dataclasses.fields(cls) if f.name in given})
     overrides.update({k: given[k] for k in ("verify", "verify_tokens", "seed") if k in given})
+    if args.recipe not in PRESETS and not args.recipe.endswith(".toml"):
+        preset(args.recipe)  # raises ConfigError listing the presets
     recipe: Any = {"quant": to_dict(PRESETS[args.recipe])} if args.recipe in PRESETS else args.recipe
     job = resolve(ExportJob, recipe=recipe, overrides=overrides)
     log_config("export", job)

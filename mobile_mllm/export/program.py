@@ -279,6 +279,7 @@ def export_program(
         raise ConfigError("export: no output directory given (-o OUT)")
     cfg = job.target
     backend = get_backend(cfg.target.value)
+    backend.check(cfg)
     out = Path(job.output)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()

@@ -1,7 +1,8 @@
 """Backends are plug-ins: one module per target that returns partitioners for a method.
 
 :data:`BACKENDS` maps a target name (``--target``) to the module implementing it; each module
-exposes ``partitioners(method: str, cfg: TargetConfig) -> list`` and may import its SDK only
+exposes ``check(cfg)`` (raise early when the backend cannot work here) and
+``partitioners(method: str, cfg: TargetConfig) -> list``, and may import its SDK only
 inside that function (raising :class:`~mobile_mllm.errors.MissingDependencyError` with what to
 install). ``program.py`` looks the backend up here and never names one.
 """

@@ -17,7 +17,7 @@ from mobile_mllm.errors import ExportError, MissingDependencyError
 if TYPE_CHECKING:
     from mobile_mllm.export.program import TargetConfig
 
-__all__ = ["partitioners", "require_sdk"]
+__all__ = ["check", "partitioners", "require_sdk"]
 
 _INSTALL = (
     "the MediaTek target needs the NeuroPilot Express SDK wheels (mtk_converter, mtk_neuron; "
@@ -36,6 +36,12 @@ def require_sdk() -> None:
         import executorch.backends.mediatek  # noqa: F401
     except ImportError as e:
         raise MissingDependencyError(f"{_INSTALL} ({e})") from e
+
+
+def check(cfg: TargetConfig) -> None:
+    """Fail before any slow stage when the SDK is missing (see :func:`require_sdk`)."""
+    del cfg
+    require_sdk()
 
 
 def partitioners(method: str, cfg: TargetConfig) -> list[Any]:

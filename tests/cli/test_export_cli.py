@@ -1,0 +1,70 @@
+"""``mobile-mllm export`` as users run it: a real subprocess, exit codes per error family, the end-to-end path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mobile_mllm.cli", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mobile_mllm.model.reference.init_model import init_model
+
+    return init_model("tiny", tmp_path_factory.mktemp("tiny") / "model", seed=0).path
+
+
+def test_missing_model_directory_exits_4(tmp_path: Path) -> None:
+    r = _cli("export", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out"))
+    assert r.returncode == 4, r.stderr
+    assert "model directory not found" in r.stderr
+
+
+def test_unknown_recipe_lists_presets(tmp_path: Path) -> None:
+    r = _cli("export", str(tmp_path), "-o", str(tmp_path / "out"), "--recipe", "w5")
+    assert r.returncode == 2, r.stderr
+    assert "no precision preset 'w5'; known: w4, w8, fp32" in r.stderr
+
+
+def test_bad_group_size_is_a_config_error(tmp_path: Path) -> None:
+    r = _cli("export", str(tmp_path), "-o", str(tmp_path / "out"), "--group-size", "24")
+    assert r.returncode == 2, r.stderr
+    assert "group_size must be a power of two" in r.stderr
+
+
+def test_mediatek_without_sdk_exits_8_before_loading(tiny_dir: Path, tmp_path: Path) -> None:
+    r = _cli("export", str(tiny_dir), "-o", str(tmp_path / "out"), "--target", "mediatek", timeout=120)
+    assert r.returncode == 8, r.stderr
+    assert "NeuroPilot" in r.stderr and "--target cpu" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_export_then_run_the_program(tiny_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "out"
+    r = _cli("export", str(tiny_dir), "-o", str(out), "--recipe", "w8", "--max-context", "160",
+             "--prefill-chunk", "32", "--verify-tokens", "4")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "unexpected fp32 layers: 0" in r.stdout
+    assert "greedy vs quantized: 4/4" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "manifest.json", "model.pte", "tokenizer.json"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["precision"]["modules"] == {"vision_encoder": "w8", "token_embedding": "w8", "text_decoder": "w8"}
+    image = tmp_path / "img.png"
+    Image.fromarray((np.random.default_rng(0).random((60, 90, 3)) * 255).astype(np.uint8)).save(image)
+    r = _cli("run", str(out), "--image", str(image), "--prompt", "What is this?", "--max-new-tokens", "5", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    turn = json.loads(r.stdout)["turns"][0]
+    assert 1 <= len(turn["tokens"]) <= 5 and turn["stats"]["num_tiles"] >= 1
