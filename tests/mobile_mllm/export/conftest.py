@@ -26,6 +26,12 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def export_sizes() -> tuple[int, int, int]:
+    """(max_context, prefill_chunk, tile_batch) the shared programs are exported with."""
+    return MAX_CONTEXT, PREFILL_CHUNK, TILE_BATCH
+
+
+@pytest.fixture(scope="session")
 def exported(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], object]:
     """``exported(recipe) -> ExportResult`` of the tiny model, verified; each recipe exported at most once."""
     from mobile_mllm.export.program import ExportJob, TargetConfig, export_program

@@ -13,8 +13,6 @@ from mobile_mllm import contract
 from mobile_mllm.errors import ModelLoadError, UnsupportedModelError
 from mobile_mllm.export.program import ExportJob, TargetConfig, export_program
 
-from conftest import MAX_CONTEXT, PREFILL_CHUNK, TILE_BATCH
-
 
 # --------------------------------------------------------------------------- directories the exporter cannot handle
 
@@ -62,7 +60,7 @@ def test_missing_model_directory(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["w4", "fp32"])  # w8: tests/cli/test_export_cli.py exports and verifies it
-def test_every_recipe_exports_and_verifies(exported, recipe: str) -> None:
+def test_every_recipe_exports_and_verifies(exported, export_sizes, recipe: str) -> None:
     result = exported(recipe)
     out = result.output
     for name in (contract.PROGRAM_FILE, contract.TOKENIZER_FILE, contract.MANIFEST_FILE, contract.EXPORT_REPORT_FILE):
@@ -80,9 +78,7 @@ def test_every_recipe_exports_and_verifies(exported, recipe: str) -> None:
     manifest = json.loads((out / contract.MANIFEST_FILE).read_text())
     assert set(contract.MANIFEST_KEYS) <= set(manifest)
     assert manifest["program"]["size_bytes"] == (out / contract.PROGRAM_FILE).stat().st_size
-    assert (manifest["max_seq_len"], manifest["prefill_chunk"], manifest["tile_batch"]) == (
-        MAX_CONTEXT, PREFILL_CHUNK, TILE_BATCH,
-    )
+    assert (manifest["max_seq_len"], manifest["prefill_chunk"], manifest["tile_batch"]) == export_sizes
 
 
 @pytest.mark.slow

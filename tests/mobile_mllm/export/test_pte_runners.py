@@ -8,7 +8,8 @@
   tokens as our runtime. Its token callback decodes each token to ``str``, which fails on a
   byte-level BPE piece that is not complete UTF-8 (random weights produce such tokens), so
   this test hands the runner a copy of ``tokenizer.json`` without its ByteLevel decoder: token
-  ids are unchanged, and each token comes back as its vocabulary string.
+  ids are unchanged, and each token comes back as its vocabulary string (rows of the random-weight
+  model's 2048-row vocabulary past the tokenizer's 1945 tokens get ``<unused_N>`` names).
 """
 
 from __future__ import annotations
@@ -99,12 +100,17 @@ def test_stock_multimodal_runner_gives_our_greedy_tokens(exported, tmp_path: Pat
                    eos_ids=backend.eos_ids, generation=GenerationConfig(max_new_tokens=n)).ask(QUESTION, image=_image())
     tokenizer = json.loads((out / contract.TOKENIZER_FILE).read_text(encoding="utf-8"))
     tokenizer["decoder"] = None  # pieces come back as vocabulary strings (always valid UTF-8)
+    vocab = tokenizer["model"]["vocab"]
+    known = set(vocab.values()) | {t["id"] for t in tokenizer["added_tokens"]}
+    for i in range(backend.methods.constants[contract.GET_VOCAB_SIZE]):  # random weights may pick rows past the tokenizer
+        if i not in known:
+            vocab[f"<unused_{i}>"] = i
     (tmp_path / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
     runner = MultimodalRunner(str(out / contract.PROGRAM_FILE), str(tmp_path / "tokenizer.json"))
     pieces: list[str] = []
     runner.generate(_runner_inputs(backend, _image()), RunnerConfig(max_new_tokens=n, temperature=0.0, echo=False),
                     token_callback=pieces.append)
-    expected = [backend.tokenizer.id_to_token(t) for t in ours.tokens]
+    expected = [backend.tokenizer.id_to_token(t) or f"<unused_{t}>" for t in ours.tokens]
     k = len(expected) - (1 if ours.stop_reason == "eos" else 0)  # the runner may not echo a stop token
     assert k >= 1
     assert pieces[:k] == expected[:k]
