@@ -89,3 +89,13 @@ def test_quantized_linear_stays_close_to_float(precision: str) -> None:
         got = modules["vision"](x)
     rel = float((got - ref).norm() / ref.norm())
     assert rel < (0.15 if precision == "w4" else 0.03), rel
+
+
+def test_int4_group_scales_are_bf16_representable() -> None:
+    """XNNPACK keeps blockwise int4 scales in bf16; the eager model must use the same numbers."""
+    modules = _modules()
+    quantize_modules(modules, build_recipe(QuantConfig(), **METHODS))
+    scale = modules["decoder"].up.weight.scale
+    assert torch.equal(scale, scale.to(torch.bfloat16).to(scale.dtype))
+    per_channel = modules["decoder"].lm_head.weight.scale  # w8 scales are left as torchao chose them
+    assert not torch.equal(per_channel, per_channel.to(torch.bfloat16).to(per_channel.dtype))
