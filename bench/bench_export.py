@@ -19,7 +19,8 @@ Plus the decode roofline: the machine's streaming read bandwidth (a multi-thread
 ``torch.sum`` over a buffer much larger than L3) divided by the weight bytes one decoded
 token reads (decoder linears + lm_head + norms from ``export_report.json``'s
 ``modules.text_decoder.weight_bytes``, plus one embedding row), and the measured decode rate
-as a fraction of it. Timings are medians over ``--repeats`` (min and max kept in the JSON).
+as a fraction of it (bandwidth: the best sample of 7 before and 7 after, since contention only
+lowers it). Timings are medians over ``--repeats`` (min and max kept in the JSON).
 
 This is a script, not library code: it calls only ``mobile_mllm``'s public API
 (``PteMethods``, ``EagerMethods``, ``session.prefill``/``decode_one_token``) and the CLI.
@@ -349,9 +350,6 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         ensure_artifacts(models_dir, preset, args)
     bw_argv = ["bandwidth", "--threads", str(args.threads), "--gigabytes", str(args.bandwidth_gb)]
     results["bandwidth_start"] = _worker(bw_argv)
-    # Roofline = an upper bound, so the best observed rate (contention only lowers it).
-    bandwidth = results["bandwidth_start"]["gb_s"]["max"]
-    results["roofline_bandwidth_gb_s"] = bandwidth
     for preset in args.presets:
         inputs = write_inputs(models_dir, preset, args)
         targets = {"eager fp32": ("eager", models_dir / preset / "model")}
@@ -363,7 +361,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             if (control / "model.pte").is_file() and args.chunk != args.prompt_len:
                 targets[f".pte {r} (c{args.chunk} program)"] = ("pte", control)
         fp32_report = json.loads((targets[".pte fp32"][1] / "export_report.json").read_text())
-        raw_all, summary = {}, {}
+        raw_all = {}
         for name, (backend, path) in targets.items():
             print(f"{preset}: {name} ...", file=sys.stderr)
             raw = _worker(["worker", "--backend", backend, "--path", str(path), "--inputs", str(inputs),
@@ -378,9 +376,14 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 raw["weight_bytes_per_token"] = weight_bytes_per_token(report)
                 raw["export_report_modules"] = report["modules"]
             raw_all[name] = raw
-            summary[name] = summarize(raw, args, bandwidth)
-        results["presets"][preset] = {"raw": raw_all, "summary": summary, "table": markdown_table(preset, summary, args)}
+        results["presets"][preset] = {"raw": raw_all}
     results["bandwidth_end"] = _worker(bw_argv)
+    # Roofline = an upper bound, so the best rate seen before or after (contention only lowers it).
+    bandwidth = max(results["bandwidth_start"]["gb_s"]["max"], results["bandwidth_end"]["gb_s"]["max"])
+    results["roofline_bandwidth_gb_s"] = bandwidth
+    for preset, entry in results["presets"].items():
+        entry["summary"] = {name: summarize(raw, args, bandwidth) for name, raw in entry["raw"].items()}
+        entry["table"] = markdown_table(preset, entry["summary"], args)
     results["loadavg_end"] = _loadavg()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return results
@@ -427,7 +430,7 @@ def main() -> None:
     bw = results["bandwidth_start"]["gb_s"]
     print(f"read bandwidth ({args.threads} threads, {args.bandwidth_gb} GB torch.sum): "
           f"{bw['median']:.1f} GB/s (min {bw['min']:.1f}, max {bw['max']:.1f}); "
-          f"at end {results['bandwidth_end']['gb_s']['median']:.1f} GB/s; roofline uses the best start sample, "
+          f"at end {results['bandwidth_end']['gb_s']['median']:.1f} GB/s; roofline uses the best sample, "
           f"{results['roofline_bandwidth_gb_s']:.1f} GB/s")
     print(f"load average: start {results['loadavg_start']}, end {results['loadavg_end']}")
     for preset, r in results["presets"].items():
