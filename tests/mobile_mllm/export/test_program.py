@@ -134,3 +134,30 @@ def test_exported_graph_carries_int4_groups_and_int8_channels(tiny_dir: Path) ->
     assert weights["lm_head.weight"] == ((1, model.hidden_size), -128, 127)
     linear_weights = [name for name in weights if name.endswith(("proj.weight", "lm_head.weight"))]
     assert len(linear_weights) == 15  # every linear of the decoder (2 x 7 + lm_head) is dequantized from ints
+
+
+def test_vision_width_the_group_does_not_divide_falls_back_and_is_reported(tmp_path: Path) -> None:
+    """A 48-wide SigLIP with 4-bit vision: group 32 does not divide 48, so those layers get per-channel int8, reported."""
+    import dataclasses
+
+    from mobile_mllm.export.program import _modules_for_export
+    from mobile_mllm.model import load_model
+    from mobile_mllm.model.reference.checkpoint import write_random_reference
+    from mobile_mllm.model.reference.presets import reference_tiny
+    from mobile_mllm.quant.apply import quantize_modules
+    from mobile_mllm.quant.recipe import Precision, QuantConfig, build_recipe
+
+    cfg = reference_tiny()
+    cfg = dataclasses.replace(cfg, tower=dataclasses.replace(cfg.tower, hidden_size=48, intermediate_size=96))
+    model = load_model(write_random_reference(cfg, tmp_path / "odd"), max_seq_len=32)
+    modules = _modules_for_export(model, 32)
+    recipe = build_recipe(QuantConfig(vision=Precision.W4), vision_method="vision_encoder",
+                          decoder_method="text_decoder", embedding_method="token_embedding")
+    report = quantize_modules(modules, recipe)
+    q_proj = report.get("vision_encoder.tower.encoder.layers.0.self_attn.q_proj")
+    assert (q_proj.requested, q_proj.precision, q_proj.group_size) == ("w4", "w8", 48)
+    assert "group size 32 does not divide in_features 48" in q_proj.reason
+    fc2 = report.get("vision_encoder.tower.encoder.layers.0.mlp.fc2")  # in_features 96 = 3 x 32
+    assert (fc2.precision, fc2.group_size) == ("w4", 32)
+    assert report.unexpected_fp32() == []
+    assert all(f.name.startswith("vision_encoder.") for f in report.fallbacks())
