@@ -366,6 +366,14 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # Import-time warnings of dependencies that say nothing about the user's job (torchao's
+    # optional CUDA kernels failing to load on a CPU machine, a torch deprecation torchao
+    # triggers); shown again with -vv.
+    for name in _NOISY_DEPENDENCY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose >= 2 else logging.ERROR)
+
+
+_NOISY_DEPENDENCY_LOGGERS = ("torchao", "torch.utils._pytree")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

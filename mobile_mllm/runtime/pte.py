@@ -13,7 +13,13 @@ Deliberately not here: the loop (``session.py``), exporting (``mobile_mllm.expor
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PteMethods", "load_executorch_kernels", "open_program_dir"]
+__all__ = ["PteMethods", "load_executorch_kernels", "native_log_to_debug", "open_program_dir"]
 
 
 def load_executorch_kernels() -> Any:
@@ -46,6 +52,37 @@ def load_executorch_kernels() -> Any:
     return Runtime.get()
 
 
+@contextlib.contextmanager
+def native_log_to_debug() -> Iterator[None]:
+    """Send what ExecuTorch's C++ runtime prints on stderr (fd 2) to this module's DEBUG log.
+
+    Loading a program makes the runtime print CPU-probing lines (``[cpuinfo_utils.cpp:…]``)
+    that say nothing about the user's job; they stay available with ``-vv``. When the block
+    raises (a corrupt or incompatible program), the captured lines are logged as warnings,
+    since they are then the runtime's own diagnosis.
+    """
+    sys.stderr.flush()
+    saved_fd, saved_stream = os.dup(2), sys.stderr
+    level = logging.DEBUG
+    python_side = io.StringIO()  # the pybindings may print through sys.stderr rather than fd 2
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        sys.stderr = python_side
+        try:
+            yield
+        except BaseException:
+            level = logging.WARNING  # a failed load: what the runtime printed is the diagnosis
+            raise
+        finally:
+            sys.stderr = saved_stream
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace") + python_side.getvalue()
+            for line in text.splitlines():
+                logger.log(level, "executorch: %s", line)
+
+
 class PteMethods:
     """:class:`~mobile_mllm.runtime.methods.ModelMethods` over a loaded ``.pte`` program.
 
@@ -62,11 +99,22 @@ class PteMethods:
     """
 
     def __init__(self, path: str | Path, *, tile_batch: int) -> None:
-        runtime = load_executorch_kernels()
         self.path = Path(path)
         if not self.path.is_file():
             raise ContractError(f"program not found: {self.path}")
-        self._program = runtime.load_program(str(self.path))
+        with native_log_to_debug():
+            self._load()
+        self.max_tile_batch = tile_batch
+
+    def _load(self) -> None:
+        runtime = load_executorch_kernels()
+        try:
+            self._program = runtime.load_program(str(self.path))
+        except RuntimeError as e:
+            raise ContractError(
+                f"cannot load program {self.path} ({e}): the file is corrupt, truncated or was written by an "
+                "incompatible ExecuTorch version; re-export it with mobile-mllm export (executorch 1.5.1)"
+            ) from e
         names = set(self._program.method_names)
         missing = [m for m in (*contract.MODEL_METHODS, *contract.REQUIRED_CONSTANT_METHODS) if m not in names]
         if missing:
@@ -77,7 +125,6 @@ class PteMethods:
         }
         self.max_chunk = int(self.constants[contract.GET_MAX_SEQ_LEN])
         self.max_seq_len = int(self.constants.get(contract.GET_MAX_CONTEXT_LEN, self.max_chunk))
-        self.max_tile_batch = tile_batch
 
     def _constant(self, name: str) -> Any:
         values = self._program.load_method(name).execute([])

@@ -49,3 +49,15 @@ def test_missing_program_file(tmp_path: Path) -> None:
 def test_directory_without_manifest_is_not_a_program_dir(tmp_path: Path) -> None:
     with pytest.raises(ContractError, match="manifest.json not found"):
         open_program_dir(tmp_path)
+
+
+def test_corrupt_program_is_a_contract_error_with_the_runtime_diagnosis(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = tmp_path / "model.pte"
+    bad.write_bytes(b"not a program")
+    with caplog.at_level("DEBUG", logger="mobile_mllm.runtime.pte"):
+        with pytest.raises(ContractError, match=r"cannot load program .*model.pte.*corrupt, truncated.*re-export"):
+            PteMethods(bad, tile_batch=4)
+    # What ExecuTorch's C++ loader printed on fd 2 is surfaced as a warning, not lost.
+    assert any(r.levelname == "WARNING" and "file_size_ 13" in r.getMessage() for r in caplog.records), [r.getMessage()[:80] for r in caplog.records]
