@@ -171,24 +171,16 @@ def _coerce(value: Any, tp: Any, where: str, problems: _Problems) -> Any:
             return value.lower() in ("true", "1", "yes", "on")
         problems.add(where, f"must be true or false, got {value!r}")
         return _MISSING
-    if inner is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            problems.add(where, f"must be an integer, got {value!r}")
-            return _MISSING
-        try:
-            return int(value)
-        except ValueError:
-            problems.add(where, f"must be an integer, got {value!r}")
-            return _MISSING
-    if inner is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            problems.add(where, f"must be a number, got {value!r}")
-            return _MISSING
-        try:
-            return float(value)
-        except ValueError:
-            problems.add(where, f"must be a number, got {value!r}")
-            return _MISSING
+    if inner in (int, float):
+        accepted = (int, str) if inner is int else (int, float, str)
+        what = "an integer" if inner is int else "a number"
+        if not isinstance(value, bool) and isinstance(value, accepted):
+            try:
+                return inner(value)
+            except ValueError:
+                pass
+        problems.add(where, f"must be {what}, got {value!r}")
+        return _MISSING
     if inner is str:
         if not isinstance(value, str):
             problems.add(where, f"must be a string, got {value!r}")
