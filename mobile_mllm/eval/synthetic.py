@@ -153,6 +153,9 @@ class SyntheticSample:
     form: Form
     detail: str
     """Sub-kind (e.g. ``small`` text, ``value`` chart): the TSV's ``l2-category``."""
+    description: str = ""
+    """Everything drawn, left to right (``red circle, blue square``; the text; ``apple 5, pear 12``):
+    a dense training target. Not part of the TSV."""
 
     @property
     def answer_letter(self) -> str | None:
@@ -214,8 +217,17 @@ class _Obj:
     colour: str
 
 
-def _scatter(rng: random.Random, image: Image.Image, objects: Sequence[_Obj]) -> None:
-    """Draw objects at random non-overlapping places (shrinking them if the canvas is crowded)."""
+def _describe(objects: Sequence[_Obj], xs: Sequence[float]) -> str:
+    """``colour shape`` of each object, left to right (the order a reader would list them)."""
+    return ", ".join(f"{o.colour} {o.shape}" for _, o in sorted(zip(xs, objects), key=lambda pair: pair[0]))
+
+
+def _scatter(rng: random.Random, image: Image.Image, objects: Sequence[_Obj]) -> str:
+    """Draw objects at random non-overlapping places (shrinking them if the canvas is crowded).
+
+    Returns:
+        str: the objects described left to right (:func:`_describe`).
+    """
     from PIL import ImageDraw  # noqa: PLC0415
 
     w, h = image.size
@@ -232,6 +244,7 @@ def _scatter(rng: random.Random, image: Image.Image, objects: Sequence[_Obj]) ->
                 scale *= 0.8
         placed.append((cx, cy, r))
         _draw_shape(draw, obj.shape, cx, cy, r, obj.colour)
+    return _describe(objects, [x for x, _, _ in placed])
 
 
 def _other(rng: random.Random, pool: Sequence[str], *exclude: str) -> str:
@@ -251,26 +264,27 @@ class _Question:
     """Yes/no template with ``{}`` for the claimed answer."""
     detail: str
     vqa_suffix: str = ""
+    description: str = ""
 
 
 def _draw_colour(rng: random.Random, image: Image.Image) -> _Question:
     target = _Obj(rng.choice(SHAPES), rng.choice(list(COLOURS)))
     others = [_Obj(_other(rng, SHAPES, target.shape), rng.choice(list(COLOURS))) for _ in range(rng.randint(0, 2))]
     others = [o for i, o in enumerate(others) if o.shape not in {x.shape for x in others[:i]}]
-    _scatter(rng, image, [target, *others])
+    description = _scatter(rng, image, [target, *others])
     return _Question(
         f"What colour is the {target.shape}?", target.colour, tuple(c for c in COLOURS if c != target.colour),
-        f"Is the {target.shape} {{}}?", "single" if not others else "among_others",
+        f"Is the {target.shape} {{}}?", "single" if not others else "among_others", description=description,
     )
 
 
 def _draw_shape_kind(rng: random.Random, image: Image.Image) -> _Question:
     target = _Obj(rng.choice(SHAPES), rng.choice(list(COLOURS)))
     others = [_Obj(rng.choice(SHAPES), _other(rng, list(COLOURS), target.colour)) for _ in range(rng.randint(0, 2))]
-    _scatter(rng, image, [target, *others])
+    description = _scatter(rng, image, [target, *others])
     return _Question(
         f"What shape is the {target.colour} object?", target.shape, tuple(s for s in SHAPES if s != target.shape),
-        f"Is the {target.colour} object a {{}}?", "single" if not others else "among_others",
+        f"Is the {target.colour} object a {{}}?", "single" if not others else "among_others", description=description,
     )
 
 
@@ -285,11 +299,11 @@ def _draw_count(rng: random.Random, image: Image.Image) -> _Question:
             distractors.append(_Obj(_other(rng, SHAPES, target.shape), target.colour))
     objects = [target] * n + distractors
     rng.shuffle(objects)
-    _scatter(rng, image, objects)
+    description = _scatter(rng, image, objects)
     numbers = tuple(str(k) for k in range(1, 8) if k != n)
     return _Question(
         f"How many {target.colour} {target.shape}s are there?", str(n), numbers,
-        f"Are there exactly {{}} {target.colour} {target.shape}s?", "few" if n <= 3 else "many",
+        f"Are there exactly {{}} {target.colour} {target.shape}s?", "few" if n <= 3 else "many", description=description,
     )
 
 
@@ -311,26 +325,29 @@ def _draw_position(rng: random.Random, image: Image.Image) -> _Question:
     ca = centre + rng.uniform(-wobble, wobble)
     cb = centre + rng.uniform(-wobble, wobble)
     draw = ImageDraw.Draw(image)
+    xs = []
     for obj, p, c in ((a, pa, ca), (b, pb, cb)):
         x, y = (p, c) if horizontal else (c, p)
+        xs.append(x if horizontal else y)
         _draw_shape(draw, obj.shape, x, y, r, obj.colour)
     return _Question(
         f"Where is the {a.colour} {a.shape} relative to the {b.colour} {b.shape}?", relation,
         tuple(x for x in _RELATIONS if x != relation),
         f"Is the {a.colour} {a.shape} {{}} the {b.colour} {b.shape}?", "horizontal" if horizontal else "vertical",
-        vqa_suffix=" Answer left, right, above or below.",
+        vqa_suffix=" Answer left, right, above or below.", description=_describe((a, b), xs),
     )
 
 
 def _draw_exists(rng: random.Random, image: Image.Image) -> _Question:
     present = [_Obj(rng.choice(SHAPES), rng.choice(list(COLOURS))) for _ in range(rng.randint(1, 4))]
-    _scatter(rng, image, present)
+    description = _scatter(rng, image, present)
     combos = {(o.colour, o.shape) for o in present}
     absent = [f"{c} {s}" for c in COLOURS for s in SHAPES if (c, s) not in combos]
     rng.shuffle(absent)
     truth = rng.choice(sorted(f"{c} {s}" for c, s in combos))
     return _Question(
         "Which of these objects is in the image?", truth, tuple(absent[:6]), "Is there a {} in the image?", "objects",
+        description=description,
     )
 
 
@@ -361,9 +378,9 @@ def _draw_text(rng: random.Random, image: Image.Image, small: bool, small_px: tu
     if is_number:
         pool = tuple(str(v) for v in {int(text) + d for d in (-11, -2, -1, 1, 2, 10, 100)} if v > 0 and str(v) != text)
         return _Question("What number is written in the image?", text, tuple(sorted(pool)),
-                         'Does the image show the number "{}"?', "small" if small else "large")
+                         'Does the image show the number "{}"?', "small" if small else "large", description=text)
     return _Question("What word is written in the image?", text, tuple(x for x in _WORDS if x != text),
-                     'Does the image show the word "{}"?', "small" if small else "large")
+                     'Does the image show the word "{}"?', "small" if small else "large", description=text)
 
 
 def _draw_chart(rng: random.Random, image: Image.Image) -> _Question:
@@ -389,14 +406,15 @@ def _draw_chart(rng: random.Random, image: Image.Image) -> _Question:
         draw.text(((x0 + x1) / 2 - (box[2] + box[0]) / 2, bottom + 4 - box[1]), label, font=font, fill=(30, 30, 30))
         font, box = _fit_font(draw, str(value), font_size, slot * 0.95)
         draw.text(((x0 + x1) / 2 - (box[2] + box[0]) / 2, y0 - 4 - box[3]), str(value), font=font, fill=(30, 30, 30))
+    description = ", ".join(f"{label} {value}" for label, value in zip(labels, values))
     if rng.random() < 0.5:
         tallest = labels[values.index(max(values))]
         return _Question("Which bar is the tallest?", tallest, tuple(x for x in labels if x != tallest),
-                         "Is the {} bar the tallest?", "tallest")
+                         "Is the {} bar the tallest?", "tallest", description=description)
     i = rng.randrange(k)
     others = tuple(str(v) for v in sorted(set(range(1, 21)) - {values[i]}, key=lambda v: abs(v - values[i]))[:6])
     return _Question(f"What is the value of the {labels[i]} bar?", str(values[i]), others,
-                     f"Is the value of the {labels[i]} bar {{}}?", "value")
+                     f"Is the value of the {labels[i]} bar {{}}?", "value", description=description)
 
 
 # --------------------------------------------------------------------------- samples
@@ -430,17 +448,17 @@ def generate_sample(seed: int, sample_id: int, spec: SyntheticSpec) -> Synthetic
     if form is Form.MCQ:
         options = [q.answer, *rng.sample(q.distractors, min(3, len(q.distractors)))]
         rng.shuffle(options)
-        return SyntheticSample(sample_id, image, q.mcq, q.answer, tuple(options), kind, form, q.detail)
+        return SyntheticSample(sample_id, image, q.mcq, q.answer, tuple(options), kind, form, q.detail, q.description)
     if form is Form.YN:
         truthful = rng.random() < 0.5
         claim = q.answer if truthful else rng.choice(q.distractors)
         question = q.yn.format(_relation_claim(q, claim)) + " Please answer yes or no."
-        return SyntheticSample(sample_id, image, question, "Yes" if truthful else "No", (), kind, form, q.detail)
+        return SyntheticSample(sample_id, image, question, "Yes" if truthful else "No", (), kind, form, q.detail, q.description)
     if kind is Kind.EXISTS:  # "which of these" has no short answer: ask yes/no in words instead
         present = rng.random() < 0.5
         question = q.yn.format(q.answer if present else q.distractors[0]) + " Answer yes or no."
-        return SyntheticSample(sample_id, image, question, "yes" if present else "no", (), kind, form, q.detail)
-    return SyntheticSample(sample_id, image, q.mcq + q.vqa_suffix, q.answer, (), kind, form, q.detail)
+        return SyntheticSample(sample_id, image, question, "yes" if present else "no", (), kind, form, q.detail, q.description)
+    return SyntheticSample(sample_id, image, q.mcq + q.vqa_suffix, q.answer, (), kind, form, q.detail, q.description)
 
 
 def generate_samples(seed: int, count: int, spec: SyntheticSpec = SyntheticSpec(), *, start: int = 0) -> Iterator[SyntheticSample]:

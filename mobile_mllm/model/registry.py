@@ -45,7 +45,9 @@ _FAMILIES: dict[str, str] = {
 
 BUILTIN_PREFIX = "builtin:"
 """Prefix of a built-in model reference (``builtin:NAME``)."""
-BUILTIN_MODELS: dict[str, Callable[[], Path]] = {}
+BUILTIN_MODELS: dict[str, Callable[[], Path]] = {
+    "synth-small": lambda: Path(__file__).parent / "reference" / "builtin" / "synth-small",  # trained: bench/train_reference.md
+}
 """Built-in model name -> a function returning its (cached or bundled) directory; empty for now."""
 
 

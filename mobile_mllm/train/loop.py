@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from mobile_mllm.config import to_dict
 from mobile_mllm.errors import ConfigError
-from mobile_mllm.eval.synthetic import SyntheticSpec
+from mobile_mllm.eval.synthetic import Kind, SyntheticSpec
 
 if TYPE_CHECKING:
     import torch
@@ -124,6 +124,16 @@ class TrainConfig:
     """Stop cleanly (checkpoint + model) after this many seconds; 0: no limit."""
     init_from: str | None = None
     """A model directory whose weights start the run instead of random ones (a second phase)."""
+    kinds: tuple[Kind, ...] = tuple(Kind)
+    """Question kinds drawn (a curriculum's first phase leaves out text and charts)."""
+    image_max_side: int = 1536
+    """Largest long side of a generated image (small images tile faster)."""
+    max_grid_side: int = 0
+    """Cap on the grid side for every sample (0: the model's 3x3); 1 or 2 makes a fast first phase."""
+    describe: float = 0.0
+    """Probability of the dense "describe" task instead of the drawn question (train.data.describe_sample)."""
+    vision_lr_mult: float = 1.0
+    """Learning rate of the vision encoder (tower + bridge) as a multiple of lr."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
@@ -155,7 +165,7 @@ class TrainResult:
 
 def training_spec(cfg: TrainConfig) -> SyntheticSpec:
     """The generator settings training draws from (all kinds and forms, the model's small-text size)."""
-    return SyntheticSpec(small_text_px=cfg.small_text_px)
+    return SyntheticSpec(kinds=cfg.kinds, small_text_px=cfg.small_text_px, max_side=cfg.image_max_side)
 
 
 def build_vision_config(model_cfg: Any) -> Any:
@@ -203,11 +213,14 @@ def _trainable(model: MultimodalModel) -> list[torch.nn.Module]:
 def make_optimizer(model: MultimodalModel, cfg: TrainConfig) -> torch.optim.Optimizer:
     import torch
 
-    decay, no_decay = [], []
-    for module in _trainable(model):
-        for p in module.parameters():
-            (decay if p.dim() >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = []
+    for module, mult in zip(_trainable(model), (cfg.vision_lr_mult, 1.0)):
+        decay = [p for p in module.parameters() if p.dim() >= 2]
+        no_decay = [p for p in module.parameters() if p.dim() < 2]
+        groups += [
+            {"params": decay, "weight_decay": cfg.weight_decay, "lr_mult": mult},
+            {"params": no_decay, "weight_decay": 0.0, "lr_mult": mult},
+        ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
 
 
@@ -321,6 +334,8 @@ def _loader(cfg: TrainConfig, model: MultimodalModel, start_step: int) -> Any:
         vision=model.vision,
         grid_jitter=cfg.grid_jitter,
         content_crop=cfg.content_crop,
+        describe=cfg.describe,
+        max_grid_side=cfg.max_grid_side or None,
         pad_id=pad_id,
         length=cfg.steps * cfg.batch_size,
     )
@@ -393,7 +408,7 @@ def train_reference(
             wait += time.perf_counter() - tick
             batch = batch.to(device)
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(cfg, step)
+                group["lr"] = _lr_at(cfg, step) * group.get("lr_mult", 1.0)
             with autocast:
                 loss = answer_loss(model, batch)
             optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,45 @@
+"""The shipped ``builtin:synth-small`` model really looks at the image (issue 4), within what it learned.
+
+Trained from scratch for about 25 GPU-minutes (``bench/train_reference.md``), it names the colour
+of an object clearly better than chance; shape, count, position, text and charts are still near
+chance, so only colour is asserted here. The questions are held out (seed 3000; training used seed
+0) and the images kept small so the test takes seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mobile_mllm.eval.synthetic import Form, Kind, SyntheticSpec, generate_sample
+from mobile_mllm.model.registry import BUILTIN_MODELS, resolve_model_path
+from mobile_mllm.train.evaluate import BenchItem, evaluate
+
+_SPEC = SyntheticSpec(max_side=512, small_text_px=(48, 72))
+_N = 20
+_CHANCE = 1 / 8
+"""Eight colours; a blind model that learned the answer prior scores about 1/8 on short answers."""
+_THRESHOLD = 0.4
+"""Measured: 10/20 (50%) on CPU, torch 2.13 (the same greedy answers every run). Set below that and >= 3x chance."""
+
+
+def test_builtin_synth_small_is_registered_and_complete() -> None:
+    path = resolve_model_path("builtin:synth-small")
+    assert "synth-small" in BUILTIN_MODELS
+    names = sorted(p.name for p in path.iterdir())
+    assert names == ["config.json", "model.safetensors", "preprocessor_config.json", "tokenizer.json"]
+    assert (path / "model.safetensors").stat().st_size < 20_000_000
+
+
+@pytest.mark.slow
+def test_builtin_synth_small_names_colours_far_above_chance() -> None:
+    items = [BenchItem(Kind.COLOUR, i, (Form.VQA,)) for i in range(_N)]
+    records = evaluate("builtin:synth-small", items, seed=3000, spec=_SPEC, workers=1)
+    # the records are the questions we meant to ask (an independent draw of the same stream)
+    truth = [generate_sample(3000, i, dataclasses.replace(_SPEC, kinds=(Kind.COLOUR,), forms=(Form.VQA,))).answer
+             for i in range(_N)]
+    assert [r.answer for r in records] == truth
+    accuracy = sum(r.correct for r in records) / _N
+    assert _THRESHOLD >= 3 * _CHANCE
+    assert accuracy >= _THRESHOLD, (accuracy, [(r.answer, r.prediction) for r in records])
