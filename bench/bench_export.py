@@ -317,7 +317,6 @@ def markdown_table(preset: str, backends: dict[str, dict[str, Any]], args: argpa
 
 
 def _machine() -> dict[str, Any]:
-    import executorch  # noqa: F401  (version below)
     import torch
     from importlib.metadata import version
 
