@@ -122,3 +122,55 @@ def test_collate_pads_right_and_keeps_tiles_in_example_order(tiny, small_spec) -
         assert batch.ids[row, n:].eq(5).all() and batch.labels[row, n:].eq(IGNORE_INDEX).all()
     torch.testing.assert_close(batch.tiles, torch.cat([examples[0].tiles, examples[1].tiles]))
     assert int(batch.image_mask.sum()) == batch.tiles.shape[0] * tiny.vision.tokens_per_tile
+
+
+def _distinct_colours(image) -> set[tuple[int, int, int]]:  # noqa: ANN001
+    from mobile_mllm.eval.synthetic import COLOURS
+
+    palette = set(COLOURS.values())
+    return {c for _, c in image.getcolors(maxcolors=1 << 20) if c in palette}
+
+
+@pytest.mark.parametrize("kind", [Kind.COLOUR, Kind.SHAPE, Kind.COUNT, Kind.EXISTS])
+def test_description_names_exactly_the_drawn_objects_left_to_right(small_spec, kind) -> None:
+    from mobile_mllm.eval.synthetic import COLOURS
+
+    for number in range(6):
+        sample = generate_sample(11, number, dataclasses.replace(small_spec, kinds=(kind,)))
+        items = [part.split(" ") for part in sample.description.split(", ")]
+        assert all(len(i) == 2 and i[0] in COLOURS for i in items), sample.description
+        # every colour named is drawn, and every palette colour drawn is named (pixel check, independent of the generator)
+        assert {COLOURS[c] for c, _ in items} == _distinct_colours(sample.image)
+        # left to right: the first named colour's leftmost pixel is left of every other named colour's
+        import numpy as np
+
+        pixels = np.asarray(sample.image)
+        lefts = [int(np.flatnonzero((pixels == COLOURS[c]).all(-1).any(0))[0]) for c, _ in items]
+        assert lefts[0] <= min(lefts), (sample.description, lefts)
+
+
+def test_description_of_text_and_chart_samples(small_spec) -> None:
+    text = generate_sample(4, 0, dataclasses.replace(small_spec, kinds=(Kind.TEXT,), forms=(Form.VQA,)))
+    assert text.description == text.answer
+    chart = generate_sample(4, 0, dataclasses.replace(small_spec, kinds=(Kind.CHART,), forms=(Form.VQA,)))
+    bars = dict(part.split(" ") for part in chart.description.split(", "))
+    assert 3 <= len(bars) <= 5 and all(v.isdigit() and 1 <= int(v) <= 20 for v in bars.values())
+    assert any(label in chart.question for label in bars) or chart.answer in bars
+
+
+def test_describe_task_labels_the_whole_description(tiny, small_spec) -> None:
+    from mobile_mllm.train.data import DESCRIBE_QUESTION, SyntheticTrainSet, describe_sample
+
+    spec = dataclasses.replace(small_spec, kinds=(Kind.COUNT,))
+    dataset = SyntheticTrainSet(seed=2, spec=spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
+                                grid_jitter=0.0, pad_id=0, length=4, describe=1.0, max_grid_side=1)
+    example = dataset[0]
+    sample = generate_sample(2, 0, spec)
+    labelled = (example.labels != IGNORE_INDEX).nonzero().flatten().tolist()
+    text = tiny.tokenizer.decode(example.ids[labelled].tolist(), skip_special_tokens=False)
+    assert text == sample.description + tiny.prompt.eos[0]
+    assert len(labelled) > 5  # dense: many more target tokens than a one-word answer
+    assert example.tiles.shape[0] == 1  # max_grid_side=1: one tile, no thumbnail
+    assert describe_sample(sample).question == DESCRIBE_QUESTION
+    with pytest.raises(ConfigError, match="has no description"):
+        describe_sample(dataclasses.replace(sample, description=""))

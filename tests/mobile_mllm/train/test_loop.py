@@ -94,3 +94,25 @@ def test_config_rejects_bad_values() -> None:
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError, match="min_lr_ratio"):
         TrainConfig(min_lr_ratio=2.0)
+
+
+def test_vision_lr_mult_scales_only_the_vision_encoder_step(tiny_dir, small_spec) -> None:
+    """One SGD-like first Adam step moves each weight by ~lr: the vision weights must move 3x as far."""
+    model = load_model(tiny_dir, max_seq_len=8)
+    for module in (model.vision_encoder, model.extra["hf_decoder"]):
+        module.requires_grad_(True)
+    cfg = dataclasses.replace(FAST, lr=1e-3, weight_decay=0.0, vision_lr_mult=3.0)
+    optimizer = make_optimizer(model, cfg)
+    for group in optimizer.param_groups:  # what train_reference does each step
+        group["lr"] = cfg.lr * group["lr_mult"]
+    example = build_example(generate_sample(5, 0, small_spec), tokenizer=model.tokenizer, prompt=model.prompt,
+                            vision=model.vision, pad_id=0)
+    vision_w = model.vision_encoder.projector.fc1.weight
+    decoder_w = model.extra["hf_decoder"].model.layers[0].mlp.up_proj.weight
+    before = vision_w.detach().clone(), decoder_w.detach().clone()
+    answer_loss(model, collate([example])).backward()
+    optimizer.step()
+    # Adam's first step is lr * sign(grad) (up to eps) wherever the gradient is non-zero
+    v_step = (vision_w.detach() - before[0]).abs().max().item()
+    d_step = (decoder_w.detach() - before[1]).abs().max().item()
+    assert v_step == pytest.approx(3e-3, rel=1e-3) and d_step == pytest.approx(1e-3, rel=1e-3)
