@@ -1,6 +1,6 @@
 """The shipped ``builtin:synth-small`` model really looks at the image (issue 4), within what it learned.
 
-Trained from scratch for about 25 GPU-minutes (``bench/train_reference.md``), it names the colour
+Trained from scratch for about 28 GPU-minutes (``bench/train_reference.md``), it names the colour
 of an object clearly better than chance; shape, count, position, text and charts are still near
 chance, so only colour is asserted here. The questions are held out (seed 3000; training used seed
 0) and the images kept small so the test takes seconds.
@@ -20,8 +20,8 @@ _SPEC = SyntheticSpec(max_side=512, small_text_px=(48, 72))
 _N = 20
 _CHANCE = 1 / 8
 """Eight colours; a blind model that learned the answer prior scores about 1/8 on short answers."""
-_THRESHOLD = 0.4
-"""Measured: 10/20 (50%) on CPU, torch 2.13 (the same greedy answers every run). Set below that and >= 3x chance."""
+_THRESHOLD = 0.45
+"""Measured: 12/20 (60%) on CPU, torch 2.13 (greedy, the same answers every run). Set below that and >= 3x chance."""
 
 
 def test_builtin_synth_small_is_registered_and_complete() -> None:
