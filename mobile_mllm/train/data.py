@@ -14,6 +14,11 @@ choice (LLaVA-NeXT or InternVL matching, or at most 2x2 or 1x1 tiles) instead of
 relaxed 3x3 policy, so the model answers whatever grid the runtime, a token budget or a
 benchmark hands it.
 
+Dense supervision: with probability ``describe`` the question is replaced by
+:data:`DESCRIBE_QUESTION`, answered by everything drawn (``describe_sample``). Measured, this is what
+moves a model trained from scratch off the text-only plateau (``bench/train_reference.md``).
+A curriculum's first phase may cap the grid (``max_grid_side``) so examples have few tiles.
+
 Deliberately not here: the optimiser loop (``loop.py``), scoring (``evaluate.py``).
 """
 

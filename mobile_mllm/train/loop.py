@@ -20,9 +20,11 @@ Run again with the same ``-o`` to resume from ``checkpoint.pt`` (the data stream
 next sample: every sample is a pure function of (seed, index)). ``time_limit_s`` stops a run
 cleanly (checkpoint + model) so that a session with a per-command time limit can continue it.
 
-Where the time goes (measured, see ``bench/train_reference.md``): on one H100/H200 with 15
-DataLoader workers, about 640-740 samples/s at batch 64. The GPU step (about 85 ms) sets the
-pace, and data wait is 1-18% (content crops cost the most). On a 2-core CPU, synth-small is
+Where the time goes (measured, see ``bench/train_reference.md``): on one H100 with 15
+DataLoader workers at batch 64, about 640-740 samples/s with full 3x3 grids and about 860-1010
+samples/s with grids capped at 2x2 (``max_grid_side``); data wait is 1% at 2x2 and up to 18% at
+3x3 with content crops. The vision encoder can get its own learning rate (``vision_lr_mult``);
+3x was measured to learn more slowly than 1x. On a 2-core CPU, synth-small is
 only usable for tests (about 20 s per step at batch 4). Deliberately not here: the
 data format (``data.py``), scoring (``evaluate.py``).
 """
