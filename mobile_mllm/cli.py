@@ -64,9 +64,18 @@ def _run_grid(args: argparse.Namespace) -> int:
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="answer a question about an image on the host (eager model or exported program)")
-    p.add_argument("model", metavar="MODEL_DIR", help="a model directory, an exported program directory or builtin:<preset>")
+    from mobile_mllm.model.registry import DEFAULT_MODEL
+
+    p.add_argument(
+        "model", metavar="MODEL", nargs="?", default=DEFAULT_MODEL,
+        help=f"a model directory, an exported program directory or builtin:NAME (default: {DEFAULT_MODEL})",
+    )
     p.add_argument("--image", default=None, help="the image to ask about (omit for a text-only question)")
     p.add_argument("--prompt", required=True, help="the question")
+    p.add_argument(
+        "--short-answer", action="store_true",
+        help="append VLMEvalKit's short-answer instruction to each question (how the built-in model was trained)",
+    )
     p.add_argument("--follow-up", action="append", default=[], help="another question about the same image (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object (answers and stats) instead of text")
     from mobile_mllm.config import add_arguments
@@ -109,7 +118,12 @@ def _run_run(args: argparse.Namespace) -> int:
     session = Session.from_dir(args.model, runtime=runtime, generation=generation)
     stream = None if args.json else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
     turns = []
-    for i, question in enumerate([args.prompt, *args.follow_up]):
+    questions = [args.prompt, *args.follow_up]
+    if args.short_answer:
+        from mobile_mllm.eval.prompts import build_vqa_prompt
+
+        questions = [build_vqa_prompt(q) for q in questions]
+    for i, question in enumerate(questions):
         if not args.json:
             print(f"> {question}", flush=True)
         answer = session.ask(question, args.image if i == 0 else None, on_token=stream)
@@ -226,7 +240,12 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     from mobile_mllm.quant.recipe import PRESETS, QuantConfig
 
     p = sub.add_parser("export", help="export a model directory to an ExecuTorch .pte (+ tokenizer, manifest, report)")
-    p.add_argument("model", metavar="MODEL_DIR", help="the model directory (or builtin:NAME)")
+    from mobile_mllm.model.registry import DEFAULT_MODEL
+
+    p.add_argument(
+        "model", metavar="MODEL", nargs="?", default=DEFAULT_MODEL,
+        help=f"the model directory or builtin:NAME (default: {DEFAULT_MODEL})",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="directory to write (created)")
     p.add_argument(
         "--recipe", default="w4", metavar="RECIPE",

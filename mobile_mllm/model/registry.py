@@ -6,7 +6,7 @@ module is imported only when used, so importing this module stays light. Detecti
 a directory without that key is offered to each adapter's ``can_load`` in turn.
 
 ``builtin:NAME`` model references resolve through :data:`BUILTIN_MODELS` (NAME -> a function
-returning the directory); none ships yet, so every ``builtin:`` name is an error that says so.
+returning the directory); an unknown ``builtin:`` name is an error that lists the known ones.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "BUILTIN_MODELS",
     "BUILTIN_PREFIX",
+    "DEFAULT_MODEL",
     "detect_family",
     "get_adapter",
     "known_families",
@@ -48,7 +49,10 @@ BUILTIN_PREFIX = "builtin:"
 BUILTIN_MODELS: dict[str, Callable[[], Path]] = {
     "synth-small": lambda: Path(__file__).parent / "reference" / "builtin" / "synth-small",  # trained: bench/train_reference.md
 }
-"""Built-in model name -> a function returning its (cached or bundled) directory; empty for now."""
+"""Built-in model name -> a function returning its bundled directory."""
+
+DEFAULT_MODEL = "builtin:synth-small"
+"""What every command runs when no model is named: the small reference VLM trained on synthetic images."""
 
 
 def known_families() -> list[str]:
