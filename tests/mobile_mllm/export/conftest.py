@@ -1,4 +1,4 @@
-"""Fixtures of the export tests: a tiny model directory and its programs, exported once per run.
+"""Fixtures of the export tests: programs of the tiny model (tests/conftest.py), exported once per run.
 
 Exporting the tiny preset takes a minute or two on two busy cores, so every recipe is exported
 (and verified) once per session and shared by all tests that read it.
@@ -15,14 +15,6 @@ import pytest
 MAX_CONTEXT = 192
 PREFILL_CHUNK = 32
 TILE_BATCH = 4
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ``tiny`` preset model directory with seeded random weights."""
-    from mobile_mllm.model.reference.init_model import init_model
-
-    return init_model("tiny", tmp_path_factory.mktemp("tiny") / "model", seed=0).path
 
 
 @pytest.fixture(scope="session")
