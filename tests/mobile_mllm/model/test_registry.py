@@ -44,7 +44,7 @@ def test_get_adapter_unknown_lists_families() -> None:
 
 
 def test_unknown_builtin_says_so(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedModelError, match=r"no built-in model 'tiny-random'; known: none yet"):
+    with pytest.raises(UnsupportedModelError, match=r"no built-in model 'tiny-random'; known: synth-small"):
         resolve_model_path("builtin:tiny-random")
     with pytest.raises(ModelLoadError, match=r"model directory not found: .*nope"):
         resolve_model_path(tmp_path / "nope")
