@@ -28,6 +28,16 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    """A command's result on stdout: one JSON object, or ``key: value`` lines aligned on the colon."""
+    if as_json:
+        _print_json(result)
+        return
+    width = max((len(k) for k in result), default=0)
+    for k, v in result.items():
+        print(f"{k:>{width}}: {v}")
+
+
 # --------------------------------------------------------------------------- grid
 
 
@@ -51,11 +61,7 @@ def _run_grid(args: argparse.Namespace) -> int:
         overrides["max_side"] = None  # --max-tiles alone: no side bound (internvl may pick 5:1)
     cfg = resolve(VisionConfig, overrides=overrides)
     result = plan_grid(args.image, cfg, token_budget=args.token_budget).summary()
-    if args.json:
-        _print_json(result)
-    else:
-        for k, v in result.items():
-            print(f"{k:>17}: {v}")
+    _print_result(result, args.json)
     return 0
 
 
@@ -162,11 +168,7 @@ def _run_init_model(args: argparse.Namespace) -> int:
     from mobile_mllm.model.reference.init_model import init_model
 
     result = dataclasses.asdict(init_model(args.preset, args.output, seed=args.seed, dtype=args.dtype))
-    if args.json:
-        _print_json(result)
-    else:
-        for k, v in result.items():
-            print(f"{k:>16}: {v}")
+    _print_result(result, args.json)
     return 0
 
 
@@ -340,11 +342,7 @@ def _run_train_reference(args: argparse.Namespace) -> int:
     log_config("train-reference", config)
     result = {k: str(v) if k in ("output", "model_dir") else v
               for k, v in dataclasses.asdict(train_reference(config, args.output)).items()}
-    if args.json:
-        _print_json(result)
-    else:
-        for k, v in result.items():
-            print(f"{k:>18}: {v}")
+    _print_result(result, args.json)
     return 0
 
 
