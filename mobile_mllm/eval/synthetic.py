@@ -53,6 +53,7 @@ __all__ = [
     "circular_offset",
     "encode_png",
     "generate_sample",
+    "generate_sample_forms",
     "generate_samples",
     "tsv_rows",
     "write_tsv",
@@ -424,9 +425,8 @@ def _relation_claim(q: _Question, value: str) -> str:
     return _RELATIONS.get(value, value) if q.detail in ("horizontal", "vertical") else value
 
 
-def generate_sample(seed: int, sample_id: int, spec: SyntheticSpec) -> SyntheticSample:
-    """Draw sample number ``sample_id`` of the stream for ``seed`` (independent of other samples)."""
-    rng = random.Random(f"mobile-mllm-synthetic/{seed}/{sample_id}")
+def _draw_scene(rng: random.Random, spec: SyntheticSpec) -> tuple[Kind, Form, Image.Image, _Question]:
+    """Draw a sample's kind, form, image and fact (the first draws of its stream)."""
     kind = rng.choice(spec.kinds)
     form = rng.choice(spec.forms)
     small = kind is Kind.TEXT and rng.random() < spec.small_text_fraction
@@ -445,6 +445,11 @@ def generate_sample(seed: int, sample_id: int, spec: SyntheticSpec) -> Synthetic
         q = _draw_text(rng, image, small, spec.small_text_px)
     else:
         q = _draw_chart(rng, image)
+    return kind, form, image, q
+
+
+def _ask(rng: random.Random, sample_id: int, image: Image.Image, kind: Kind, form: Form, q: _Question) -> SyntheticSample:
+    """Word the drawn fact ``q`` as a question of ``form`` (options, claims and answer)."""
     if form is Form.MCQ:
         options = [q.answer, *rng.sample(q.distractors, min(3, len(q.distractors)))]
         rng.shuffle(options)
@@ -459,6 +464,29 @@ def generate_sample(seed: int, sample_id: int, spec: SyntheticSpec) -> Synthetic
         question = q.yn.format(q.answer if present else q.distractors[0]) + " Answer yes or no."
         return SyntheticSample(sample_id, image, question, "yes" if present else "no", (), kind, form, q.detail, q.description)
     return SyntheticSample(sample_id, image, q.mcq + q.vqa_suffix, q.answer, (), kind, form, q.detail, q.description)
+
+
+def generate_sample(seed: int, sample_id: int, spec: SyntheticSpec) -> SyntheticSample:
+    """Draw sample number ``sample_id`` of the stream for ``seed`` (independent of other samples)."""
+    rng = random.Random(f"mobile-mllm-synthetic/{seed}/{sample_id}")
+    kind, form, image, q = _draw_scene(rng, spec)
+    return _ask(rng, sample_id, image, kind, form, q)
+
+
+def generate_sample_forms(seed: int, sample_id: int, spec: SyntheticSpec) -> tuple[SyntheticSample, ...]:
+    """Sample ``sample_id`` as :func:`generate_sample` draws it, then the same fact asked in every other form.
+
+    All share one image object (drawn once). The first element is exactly ``generate_sample(seed,
+    sample_id, spec)``; the others (one per remaining form of ``spec.forms``, in order) draw their
+    options and claims from a separate stream, so adding them changes no sample of the benchmark.
+    Training asks several questions of one drawn image this way (one render and tiling, several
+    answers to learn from).
+    """
+    rng = random.Random(f"mobile-mllm-synthetic/{seed}/{sample_id}")
+    kind, form, image, q = _draw_scene(rng, spec)
+    first = _ask(rng, sample_id, image, kind, form, q)
+    more = random.Random(f"mobile-mllm-synthetic-forms/{seed}/{sample_id}")
+    return (first, *(_ask(more, sample_id, image, kind, other, q) for other in spec.forms if other is not form))
 
 
 def generate_samples(seed: int, count: int, spec: SyntheticSpec = SyntheticSpec(), *, start: int = 0) -> Iterator[SyntheticSample]:

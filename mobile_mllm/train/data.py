@@ -19,6 +19,11 @@ Dense supervision: with probability ``describe`` the question is replaced by
 moves a model trained from scratch off the text-only plateau (``bench/train_reference.md``).
 A curriculum's first phase may cap the grid (``max_grid_side``) so examples have few tiles.
 
+Several questions per image: with ``questions_per_image`` = Q > 1, one drawn image gives Q
+examples that share its tiles (the drawn question, the description, then the same fact in the
+other forms; ``eval.synthetic.generate_sample_forms``). The image is rendered, tiled and
+encoded once for Q answers: rendering and tiling on the CPU are what limit training throughput.
+
 Deliberately not here: the optimiser loop (``loop.py``), scoring (``evaluate.py``).
 """
 
@@ -33,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from mobile_mllm.errors import ConfigError
 from mobile_mllm.eval.prompts import build_mcq_prompt, build_vqa_prompt, build_yn_prompt
-from mobile_mllm.eval.synthetic import Form, SyntheticSample, SyntheticSpec, generate_sample
+from mobile_mllm.eval.synthetic import Form, SyntheticSample, SyntheticSpec, generate_sample_forms
 from mobile_mllm.runtime.layout import Segment, TileRef, TokenRun, first_turn, image_block, special_token_ids
 from mobile_mllm.vision.grid import GridPolicy
 
@@ -53,6 +58,7 @@ __all__ = [
     "TrainExample",
     "build_example",
     "collate",
+    "collate_groups",
     "collate_with",
     "DESCRIBE_QUESTION",
     "crop_to_content",
@@ -200,6 +206,7 @@ def build_example(
     prompt: PromptFormat,
     vision: VisionConfig,
     pad_id: int,
+    tiles: Any = None,
 ) -> TrainExample:
     """Tokenise one sample the way :class:`~mobile_mllm.runtime.session.Session` would prompt it.
 
@@ -209,6 +216,8 @@ def build_example(
         prompt (PromptFormat): the model's chat template and image layout.
         vision (VisionConfig): how to tile this sample (the model's, or a jittered one).
         pad_id (int): id written at image positions (never embedded: they are replaced).
+        tiles (Tiles | None): ``vision.preprocess(sample.image, vision)`` when the caller already
+            tiled this image (several questions about one image); None: tile it here.
 
     Returns:
         TrainExample: prompt positions as the runtime prefills them, then the answer tokens
@@ -222,7 +231,7 @@ def build_example(
         return tokenizer.encode(text, add_special_tokens=False).ids
 
     token_ids = special_token_ids(tokenizer, prompt)
-    tiles = preprocess(sample.image, vision)
+    tiles = preprocess(sample.image, vision) if tiles is None else tiles
     block = image_block(
         prompt,
         grid=tiles.grid,
@@ -259,7 +268,11 @@ class Batch:
     attention_mask: torch.Tensor
     """int64 ``[B, T]``: 1 for real positions, 0 for padding."""
     tiles: torch.Tensor
-    """float32 ``[sum N_i, 3, S, S]``, example after example, each in sequence order."""
+    """float32 ``[sum N_i, 3, S, S]``: each image's tiles once, image after image, each in sequence order."""
+    image_index: torch.Tensor
+    """int64 ``[image positions]``: for each True of ``image_mask`` (row-major), its row in the
+    flattened image embeddings ``vision_encoder(tiles).reshape(-1, D)``. Examples that share an
+    image point at the same rows."""
 
     def to(self, device: Any) -> Batch:
         """The batch on ``device`` (non-blocking from pinned memory)."""
@@ -267,9 +280,22 @@ class Batch:
 
 
 def collate(examples: Sequence[TrainExample], pad_id: int = 0) -> Batch:
-    """Pad examples to the longest one and stack them into a :class:`Batch`."""
+    """Pad examples to the longest one and stack them into a :class:`Batch` (each with its own tiles)."""
+    return collate_groups([(e,) for e in examples], pad_id)
+
+
+def collate_groups(groups: Sequence[Sequence[TrainExample]], pad_id: int = 0) -> Batch:
+    """Stack groups of examples that share one image (:meth:`SyntheticTrainSet.__getitem__`) into a :class:`Batch`.
+
+    Every example becomes a row; each group's tiles go into ``tiles`` once and all its rows
+    point at them through ``image_index``.
+
+    Raises:
+        ConfigError: a group's examples hold different tiles (they must share one image and grid).
+    """
     import torch
 
+    examples = [e for group in groups for e in group]
     length = max(len(e.ids) for e in examples)
     b = len(examples)
     ids = torch.full((b, length), pad_id, dtype=torch.long)
@@ -279,7 +305,18 @@ def collate(examples: Sequence[TrainExample], pad_id: int = 0) -> Batch:
     for i, e in enumerate(examples):
         n = len(e.ids)
         ids[i, :n], mask[i, :n], labels[i, :n], attention[i, :n] = e.ids, e.image_mask, e.labels, 1
-    return Batch(ids, mask, labels, attention, torch.cat([e.tiles for e in examples]))
+    index: list[torch.Tensor] = []
+    offset = 0
+    for group in groups:
+        tiles = group[0].tiles
+        n_positions = int(group[0].image_mask.sum())
+        for e in group:
+            if e.tiles is not tiles and not torch.equal(e.tiles, tiles):
+                raise ConfigError("examples of one group must share their image tiles")
+            index.append(torch.arange(offset, offset + n_positions))
+        offset += n_positions
+    tiles = torch.cat([group[0].tiles for group in groups])
+    return Batch(ids, mask, labels, attention, tiles, torch.cat(index))
 
 
 class SyntheticTrainSet:
@@ -297,6 +334,8 @@ class SyntheticTrainSet:
         content_crop (float): probability of training on :func:`crop_to_content` of the image.
         describe (float): probability of asking :data:`DESCRIBE_QUESTION` instead (:func:`describe_sample`).
         max_grid_side (int | None): cap on the grid side (a curriculum's first phase), None: the model's.
+        questions_per_image (int): examples per drawn image (see the module docstring); 1: the
+            drawn question, or with probability ``describe`` the description instead.
         pad_id (int): id at image and padding positions.
         length (int): number of items (``len()``; indices beyond it are still valid).
     """
@@ -315,29 +354,47 @@ class SyntheticTrainSet:
         content_crop: float = 0.0,
         describe: float = 0.0,
         max_grid_side: int | None = None,
+        questions_per_image: int = 1,
     ) -> None:
+        if questions_per_image < 1:
+            raise ConfigError(f"questions_per_image must be >= 1, got {questions_per_image}")
         self.seed, self.spec, self.tokenizer, self.prompt = seed, spec, tokenizer, prompt
         self.vision, self.grid_jitter, self.pad_id, self.length = vision, grid_jitter, pad_id, length
         self.content_crop, self.describe, self.max_grid_side = content_crop, describe, max_grid_side
+        self.questions_per_image = questions_per_image
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> TrainExample:
-        sample = generate_sample(self.seed, index, self.spec)
+    def __getitem__(self, index: int) -> tuple[TrainExample, ...]:
+        """The examples about drawn image ``index`` (``questions_per_image`` of them), sharing its tiles."""
+        import dataclasses as dc
+
+        from mobile_mllm.vision.processor import preprocess
+
+        forms = generate_sample_forms(self.seed, index, self.spec)
+        sample = forms[0]
         rng = random.Random(f"mobile-mllm-train-jitter/{self.seed}/{index}")
         vision = jitter_vision(self.vision, rng, self.grid_jitter)
-        if rng.random() < self.content_crop:
-            sample = dataclasses.replace(sample, image=crop_to_content(sample.image, rng))
-        if self.describe and rng.random() < self.describe:
-            sample = describe_sample(sample)
+        image = crop_to_content(sample.image, rng) if rng.random() < self.content_crop else sample.image
         if self.max_grid_side and (vision.max_side is None or vision.max_side > self.max_grid_side):
-            vision = dataclasses.replace(vision, max_side=self.max_grid_side)
-        return build_example(sample, tokenizer=self.tokenizer, prompt=self.prompt, vision=vision, pad_id=self.pad_id)
+            vision = dc.replace(vision, max_side=self.max_grid_side)
+        if self.questions_per_image == 1:
+            asked = [describe_sample(sample) if self.describe and rng.random() < self.describe else sample]
+        else:
+            asked = [sample, describe_sample(sample), *forms[1:]][: self.questions_per_image]
+        tiles = preprocess(image, vision)
+        examples = [
+            build_example(dc.replace(s, image=image), tokenizer=self.tokenizer, prompt=self.prompt, vision=vision,
+                          pad_id=self.pad_id, tiles=tiles)
+            for s in asked
+        ]
+        # one tensor for the group: a DataLoader worker then sends the tiles once, not Q times
+        return tuple(dc.replace(e, tiles=examples[0].tiles) for e in examples)
 
 
-def collate_with(pad_id: int) -> Callable[[Sequence[TrainExample]], Batch]:
-    """A picklable collate function padding with ``pad_id``."""
+def collate_with(pad_id: int) -> Callable[[Sequence[Sequence[TrainExample]]], Batch]:
+    """A picklable collate function of :meth:`SyntheticTrainSet.__getitem__` groups, padding with ``pad_id``."""
     import functools
 
-    return functools.partial(collate, pad_id=pad_id)
+    return functools.partial(collate_groups, pad_id=pad_id)

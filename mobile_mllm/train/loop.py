@@ -95,7 +95,12 @@ class TrainConfig:
     steps: int = 6000
     """Optimiser steps of the whole run (the learning-rate schedule spans them)."""
     batch_size: int = 64
-    """Examples per step."""
+    """Drawn images per step (each gives ``questions_per_image`` examples)."""
+    questions_per_image: int = 1
+    """Examples per drawn image, sharing its tiles: 1 = the drawn question (or the description,
+    see ``describe``); Q > 1 = the drawn question, the description, then the same fact in the
+    other forms (``train.data``). Rendering and tiling limit throughput, so Q answers per image
+    cost little more than one."""
     seed: int = 0
     """Seed of the initial weights and of the training data stream."""
     device: Device = Device.CPU
@@ -138,7 +143,7 @@ class TrainConfig:
     """Learning rate of the vision encoder (tower + bridge) as a multiple of lr."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "questions_per_image"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
@@ -192,15 +197,16 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
 def answer_loss(model: MultimodalModel, batch: Batch) -> torch.Tensor:
     """Mean cross-entropy of the answer tokens of ``batch`` (teacher forcing, one forward pass).
 
-    Image embeddings from ``model.vision_encoder`` replace the token embeddings at
-    ``batch.image_mask``; logits are computed only where the next token is labelled.
+    Image embeddings from ``model.vision_encoder`` (each image encoded once, however many rows
+    ask about it: ``batch.image_index``) replace the token embeddings at ``batch.image_mask``; logits are computed only where the next token is labelled.
     """
     import torch
 
     decoder = model.extra["hf_decoder"]
     image = model.vision_encoder(batch.tiles)
     embeds = decoder.get_input_embeddings()(batch.ids)
-    embeds = embeds.masked_scatter(batch.image_mask.unsqueeze(-1), image.reshape(-1, image.shape[-1]).to(embeds.dtype))
+    image = image.reshape(-1, image.shape[-1])[batch.image_index]
+    embeds = embeds.masked_scatter(batch.image_mask.unsqueeze(-1), image.to(embeds.dtype))
     hidden = decoder.model(inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False).last_hidden_state
     targets = batch.labels[:, 1:]
     keep = targets != -100
@@ -338,6 +344,7 @@ def _loader(cfg: TrainConfig, model: MultimodalModel, start_step: int) -> Any:
         content_crop=cfg.content_crop,
         describe=cfg.describe,
         max_grid_side=cfg.max_grid_side or None,
+        questions_per_image=cfg.questions_per_image,
         pad_id=pad_id,
         length=cfg.steps * cfg.batch_size,
     )

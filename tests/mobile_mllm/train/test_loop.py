@@ -116,3 +116,20 @@ def test_vision_lr_mult_scales_only_the_vision_encoder_step(tiny_dir, small_spec
     v_step = (vision_w.detach() - before[0]).abs().max().item()
     d_step = (decoder_w.detach() - before[1]).abs().max().item()
     assert v_step == pytest.approx(3e-3, rel=1e-3) and d_step == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_grouped_batch_gives_the_loss_of_its_examples_tiled_one_by_one(tiny, small_spec) -> None:
+    """Several questions about one image share its encoding; the loss must not change because of it."""
+    from mobile_mllm.train.data import SyntheticTrainSet, collate_groups
+
+    dataset = SyntheticTrainSet(seed=5, spec=small_spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
+                                grid_jitter=0.5, content_crop=0.5, pad_id=0, length=3, questions_per_image=4)
+    groups = [dataset[i] for i in range(3)]
+    assert [len(g) for g in groups] == [4, 4, 4]
+    assert all(e.tiles is g[0].tiles for g in groups for e in g)
+    grouped = collate_groups(groups)
+    # Reference: every example with its own copy of the tiles, as single-question training builds them.
+    separate = collate([dataclasses.replace(e, tiles=e.tiles.clone()) for g in groups for e in g])
+    assert grouped.tiles.shape[0] * 4 == separate.tiles.shape[0]
+    with torch.no_grad():
+        torch.testing.assert_close(answer_loss(tiny, grouped), answer_loss(tiny, separate), rtol=1e-5, atol=1e-5)

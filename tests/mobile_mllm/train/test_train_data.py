@@ -164,7 +164,7 @@ def test_describe_task_labels_the_whole_description(tiny, small_spec) -> None:
     spec = dataclasses.replace(small_spec, kinds=(Kind.COUNT,))
     dataset = SyntheticTrainSet(seed=2, spec=spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
                                 grid_jitter=0.0, pad_id=0, length=4, describe=1.0, max_grid_side=1)
-    example = dataset[0]
+    (example,) = dataset[0]
     sample = generate_sample(2, 0, spec)
     labelled = (example.labels != IGNORE_INDEX).nonzero().flatten().tolist()
     text = tiny.tokenizer.decode(example.ids[labelled].tolist(), skip_special_tokens=False)
@@ -174,3 +174,30 @@ def test_describe_task_labels_the_whole_description(tiny, small_spec) -> None:
     assert describe_sample(sample).question == DESCRIBE_QUESTION
     with pytest.raises(ConfigError, match="has no description"):
         describe_sample(dataclasses.replace(sample, description=""))
+
+
+def test_questions_per_image_asks_the_drawn_question_the_description_then_other_forms(tiny, small_spec) -> None:
+    from mobile_mllm.eval.synthetic import generate_sample_forms
+    from mobile_mllm.train.data import DESCRIBE_QUESTION, SyntheticTrainSet, question_text
+
+    forms = generate_sample_forms(9, 4, small_spec)
+    assert len(forms) == 3 and {s.form for s in forms} == set(Form)
+    drawn = generate_sample(9, 4, small_spec)
+    assert (forms[0].question, forms[0].answer, forms[0].options) == (drawn.question, drawn.answer, drawn.options)
+    assert forms[0].image.tobytes() == drawn.image.tobytes()
+    assert all(s.image is forms[0].image and s.kind is drawn.kind and s.description == drawn.description for s in forms)
+    mcq = next(s for s in forms if s.form is Form.MCQ)
+    assert mcq.answer in mcq.options
+
+    dataset = SyntheticTrainSet(seed=9, spec=small_spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
+                                grid_jitter=0.0, pad_id=0, length=5, questions_per_image=4)
+    group = dataset[4]
+    texts = [tiny.tokenizer.decode(e.ids.tolist(), skip_special_tokens=False) for e in group]
+    assert question_text(forms[0]) in texts[0] and DESCRIBE_QUESTION in texts[1]
+    assert question_text(forms[1]) in texts[2] and question_text(forms[2]) in texts[3]
+    single = SyntheticTrainSet(seed=9, spec=small_spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
+                               grid_jitter=0.0, pad_id=0, length=5)[4]
+    assert len(single) == 1 and single[0].ids.tolist() == group[0].ids.tolist()
+    with pytest.raises(ConfigError, match="questions_per_image"):
+        SyntheticTrainSet(seed=9, spec=small_spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
+                          grid_jitter=0.0, pad_id=0, length=5, questions_per_image=0)

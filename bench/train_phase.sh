@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One training phase of builtin:synth-small on the device machine (see bench/train_reference.md):
+# calibrate the step rate, train for a wall-clock budget with a cosine schedule that ends on time,
+# evaluate on the held-out benchmark, and copy the model, logs and scores to $OUT.
+#
+#   bash bench/train_phase.sh NAME INIT_FROM TRAIN_BUDGET_S [train-reference flags ...]
+#   e.g. bash bench/train_phase.sh F builtin:synth-small 420 --seed 11 --questions-per-image 4
+#
+# Environment: PYTHON (default python3), DEVICE (default cuda), WORKERS (DataLoader and eval
+# workers, default: cores - 1), OUT (default out/phases), EVAL_PER_KIND (40), EVAL_TEXT (60).
+set -euo pipefail
+name=$1 init=$2 budget=$3
+shift 3
+py=${PYTHON:-python3}
+device=${DEVICE:-cuda}
+workers=${WORKERS:-$(( $(nproc) - 1 ))}
+out=${OUT:-out/phases}
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+mkdir -p "$out/$name" out
+train() { $py -m mobile_mllm.cli train-reference --device "$device" --num-workers "$workers" --init-from "$init" "$@"; }
+
+# 1. calibration: 40 steps, same flags, to turn the time budget into a step count
+rm -rf out/calibrate
+train --steps 40 --warmup-steps 5 --log-every 20 -o out/calibrate "$@" > /dev/null
+rate=$($py -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; print(r["step"]/r["elapsed_s"])' out/calibrate/train_log.jsonl)
+steps=$($py -c "print(max(50, int($rate * $budget * 0.97)))")
+echo "calibration: $rate steps/s -> $steps steps for $budget s" | tee "$out/$name/phase.txt"
+
+# 2. the phase (the time limit is only a safety net: the schedule is sized to end on time)
+rm -rf "out/$name"
+train --steps "$steps" --time-limit-s "$((budget + 30))" --log-every 100 -o "out/$name" "$@" | tee -a "$out/$name/phase.txt"
+
+# 3. held-out benchmark (seed 1000; text set 1001) on this machine's CPUs
+$py bench/eval_reference.py "out/$name/model" --workers "$workers" --per-kind "${EVAL_PER_KIND:-40}" \
+    --text-count "${EVAL_TEXT:-60}" --json-out "$out/$name/bench.json" --md-out "$out/$name/bench.md"
+
+cp -r "out/$name/model" "out/$name/train_log.jsonl" "out/$name/train_config.json" "$out/$name/"
