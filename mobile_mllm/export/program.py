@@ -48,6 +48,8 @@ __all__ = [
     "Target",
     "TargetConfig",
     "export_program",
+    "lower_methods",
+    "to_executorch_program",
 ]
 
 STAGES: tuple[str, ...] = ("load", "prepare", "quantize", "export", "lower", "serialize", "verify", "write")
@@ -319,27 +321,15 @@ def export_program(
         with _Stage("export", method, on_progress, timings), torch.no_grad():
             exported[method] = torch.export.export(modules[method], args, dynamic_shapes=dynamic, strict=False)
 
-    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
-    from executorch.exir.passes import MemoryPlanningPass
-    from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEvalPass
-
     with _Stage("lower", ", ".join(contract.MODEL_METHODS), on_progress, timings):
-        edge = to_edge_transform_and_lower(
+        edge = lower_methods(
             exported,
-            partitioner={method: backend.partitioners(method, cfg) for method in exported},
-            constant_methods=_constant_methods(model, cfg, max_chunk),
-            compile_config=EdgeCompileConfig(_check_ir_validity=False),
+            {method: backend.partitioners(method, cfg) for method in exported},
+            _constant_methods(model, cfg, max_chunk),
         )
         delegated = _delegation_counts(edge, list(exported))
     with _Stage("serialize", "", on_progress, timings):
-        program = edge.to_executorch(
-            ExecutorchBackendConfig(
-                extract_delegate_segments=True,
-                do_quant_fusion_and_const_prop=True,
-                memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False),
-                sym_shape_eval_pass=ConstraintBasedSymShapeEvalPass(),
-            )
-        )
+        program = to_executorch_program(edge)
         out.mkdir(parents=True, exist_ok=True)
         tmp = {name: out / f".{name}.partial" for name in (contract.PROGRAM_FILE, contract.TOKENIZER_FILE,
                                                             contract.MANIFEST_FILE, contract.EXPORT_REPORT_FILE)}
@@ -404,6 +394,51 @@ def export_program(
     )
     return ExportResult(
         output=out, program=out / contract.PROGRAM_FILE, manifest=out / contract.MANIFEST_FILE, report=full_report
+    )
+
+
+def lower_methods(exported: dict[str, Any], partitioners: dict[str, list[Any]], constant_methods: dict[str, Any]) -> Any:
+    """Lower ``torch.export``-ed methods with their partitioners into one edge program manager.
+
+    Public so that ``bench/`` lowers exactly as :func:`export_program` does (one method alone
+    when iterating on speed).
+
+    Args:
+        exported (dict[str, Any]): method name -> ``ExportedProgram``.
+        partitioners (dict[str, list[Any]]): method name -> the backend's partitioners.
+        constant_methods (dict[str, Any]): metadata methods (name -> value).
+
+    Returns:
+        Any: ExecuTorch's ``EdgeProgramManager``.
+    """
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+
+    return to_edge_transform_and_lower(
+        exported,
+        partitioner=partitioners,
+        constant_methods=constant_methods,
+        compile_config=EdgeCompileConfig(_check_ir_validity=False),
+    )
+
+
+def to_executorch_program(edge: Any) -> Any:
+    """Memory-plan and serialize a lowered program (``.write_to_file`` on the result writes the ``.pte``).
+
+    Dynamic shapes are planned for their upper bounds; graph inputs are not allocated by the
+    program (the caller's tensors are used), and quantize/dequantize pairs are fused and
+    constants folded.
+    """
+    from executorch.exir import ExecutorchBackendConfig
+    from executorch.exir.passes import MemoryPlanningPass
+    from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEvalPass
+
+    return edge.to_executorch(
+        ExecutorchBackendConfig(
+            extract_delegate_segments=True,
+            do_quant_fusion_and_const_prop=True,
+            memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False),
+            sym_shape_eval_pass=ConstraintBasedSymShapeEvalPass(),
+        )
     )
 
 
