@@ -326,6 +326,7 @@ def export_program(
             exported,
             {method: backend.partitioners(method, cfg) for method in exported},
             _constant_methods(model, cfg, max_chunk),
+            edge_passes={method: backend.edge_passes(method, cfg) for method in exported},
         )
         delegated = _delegation_counts(edge, list(exported))
     with _Stage("serialize", "", on_progress, timings):
@@ -397,7 +398,13 @@ def export_program(
     )
 
 
-def lower_methods(exported: dict[str, Any], partitioners: dict[str, list[Any]], constant_methods: dict[str, Any]) -> Any:
+def lower_methods(
+    exported: dict[str, Any],
+    partitioners: dict[str, list[Any]],
+    constant_methods: dict[str, Any],
+    *,
+    edge_passes: dict[str, list[Any]] | None = None,
+) -> Any:
     """Lower ``torch.export``-ed methods with their partitioners into one edge program manager.
 
     Public so that ``bench/`` lowers exactly as :func:`export_program` does (one method alone
@@ -407,6 +414,8 @@ def lower_methods(exported: dict[str, Any], partitioners: dict[str, list[Any]], 
         exported (dict[str, Any]): method name -> ``ExportedProgram``.
         partitioners (dict[str, list[Any]]): method name -> the backend's partitioners.
         constant_methods (dict[str, Any]): metadata methods (name -> value).
+        edge_passes (dict[str, list[Any]] | None): method name -> the backend's graph passes, run
+            on the edge program before partitioning (``backend.edge_passes``). Default None: none.
 
     Returns:
         Any: ExecuTorch's ``EdgeProgramManager``.
@@ -415,6 +424,7 @@ def lower_methods(exported: dict[str, Any], partitioners: dict[str, list[Any]], 
 
     return to_edge_transform_and_lower(
         exported,
+        transform_passes=edge_passes if edge_passes and any(edge_passes.values()) else None,
         partitioner=partitioners,
         constant_methods=constant_methods,
         compile_config=EdgeCompileConfig(_check_ir_validity=False),

@@ -1,8 +1,10 @@
 """Backends are plug-ins: one module per target that returns partitioners for a method.
 
 :data:`BACKENDS` maps a target name (``--target``) to the module implementing it; each module
-exposes ``check(cfg)`` (raise early when the backend cannot work here) and
-``partitioners(method: str, cfg: TargetConfig) -> list``, and may import its SDK only
+exposes ``check(cfg)`` (raise early when the backend cannot work here),
+``partitioners(method: str, cfg: TargetConfig) -> list`` and ``edge_passes(method, cfg) -> list``
+(graph passes run on the method's edge program before partitioning, e.g. rewriting an op the
+backend would otherwise lower wrongly), and may import its SDK only
 inside that function (raising :class:`~mobile_mllm.errors.MissingDependencyError` with what to
 install). ``program.py`` looks the backend up here and never names one.
 """

@@ -17,7 +17,7 @@ from mobile_mllm.errors import ExportError, MissingDependencyError
 if TYPE_CHECKING:
     from mobile_mllm.export.program import TargetConfig
 
-__all__ = ["check", "partitioners", "require_sdk"]
+__all__ = ["check", "edge_passes", "partitioners", "require_sdk"]
 
 _INSTALL = (
     "the MediaTek target needs the NeuroPilot Express SDK wheels (mtk_converter, mtk_neuron; "
@@ -42,6 +42,12 @@ def check(cfg: TargetConfig) -> None:
     """Fail before any slow stage when the SDK is missing (see :func:`require_sdk`)."""
     del cfg
     require_sdk()
+
+
+def edge_passes(method: str, cfg: TargetConfig) -> list[Any]:
+    """No graph passes of its own (lowering stops in :func:`partitioners` anyway)."""
+    del method, cfg
+    return []
 
 
 def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
