@@ -114,7 +114,8 @@ def export_decoder(args: argparse.Namespace) -> dict[str, Any]:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
         partitioners = [XnnpackPartitioner()]
-    edge = lower_methods({contract.TEXT_DECODER: exported}, {contract.TEXT_DECODER: partitioners}, {})
+    edge = lower_methods({contract.TEXT_DECODER: exported}, {contract.TEXT_DECODER: partitioners}, {},
+                         edge_passes={contract.TEXT_DECODER: backend.edge_passes(contract.TEXT_DECODER, cfg)})
     times["lower_s"] = time.perf_counter() - start
     delegated = _delegation_counts(edge, [contract.TEXT_DECODER])[contract.TEXT_DECODER]
     gm = edge.exported_program(contract.TEXT_DECODER).graph_module
@@ -395,7 +396,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--recipe", default="w4", help="precision preset (default w4)")
     e.add_argument("--lm-head", choices=("w8", "w4", "fp32"), default=None, help="override the preset's lm_head")
     e.add_argument("--partitioners", choices=("backend", "single"), default="backend",
-                   help="backend: the cpu backend's list (default); single: one XnnpackPartitioner (experiment)")
+                   help="backend: the cpu backend's list (default; now one XnnpackPartitioner); single: that, spelled out")
     t = sub.add_parser("time", help="time one program in this process")
     t.add_argument("pte")
     t.add_argument("--kind", choices=("ours", "optimum"), default="ours")
