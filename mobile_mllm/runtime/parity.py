@@ -2,10 +2,22 @@
 
 :func:`verify_export` is the exporter's verifier (``export_program(verifier=...)``): it loads
 the freshly written ``.pte`` through :class:`~mobile_mllm.runtime.pte.PteMethods` and compares
-each method with the *quantized* eager modules that were exported (must agree to about 1e-3
-relative error) and with the *float* eager model (reported, not asserted: that is the cost of
-quantization); then it runs the same greedy generation through :class:`Session` on both and
-counts how many of the first N tokens agree with the float model.
+each method with the *quantized* eager modules that were exported and with the *float* eager
+model (reported, not asserted: that is the cost of quantization); then it runs the same greedy
+generation through :class:`Session` on both and counts how many of the first N tokens agree
+with the float model.
+
+How agreement is judged (:func:`check_parity`): each method runs on several independent samples
+(each vision tile, each embedding call, each decoder call of three prefill+decode sequences);
+the *median* relative error per method must be at most :data:`QUANTIZED_TOLERANCE` and every
+sample at most :data:`FLIP_TOLERANCE`. With int8 dynamic activations a correct program cannot
+match the eager model bit for bit: XNNPACK's fp32 ops (LayerNorm, softmax, sigmoid, the int32 ->
+float rescale of a linear) differ from PyTorch's in the last bits, and a last-bit difference
+just before an activation is quantized flips its int8 rounding with a probability of about
+1e-5 per element. Most samples then agree to ~1e-7 and an odd one is off by the flip's
+propagated effect (measured: up to 8.5e-3 on a tiny-preset tile, 4.2e-3 on a 67-token
+synth-small prefill). A lowering bug moves every sample (XNNPACK's erf-GELU standing in for
+tanh-GELU put every tiny tile 7e-3 away), which the median catches.
 
 Deliberately not here: exporting, and any speed measurement (``bench/``).
 """
@@ -29,16 +41,27 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MethodParity", "QUANTIZED_TOLERANCE", "greedy_tokens", "relative_error", "sample_image", "verify_export"]
+__all__ = [
+    "FLIP_TOLERANCE",
+    "MethodParity",
+    "QUANTIZED_TOLERANCE",
+    "check_parity",
+    "compare_methods",
+    "greedy_tokens",
+    "relative_error",
+    "sample_image",
+    "verify_export",
+]
 
-QUANTIZED_TOLERANCE = 2e-2
-"""Largest relative error allowed between the program and the eager quantized model.
+QUANTIZED_TOLERANCE = 1e-3
+"""Largest median relative error, per method over its samples, between the program and the eager quantized model.
 
-Measured on the tiny preset: ``token_embedding`` 0, ``text_decoder`` ~2e-7 (w4 and w8; int4
-group scales are rounded to bf16 before export, as XNNPACK stores them), fp32 programs ~1e-7
-everywhere; ``vision_encoder`` with 8da8w ~8e-3: a single 8da8w linear is exact, but XNNPACK's
-fp32 LayerNorm/GELU differ from PyTorch's in the last bits, which flips a few int8 activation
-roundings downstream, and on a 64-wide random-weight tower each flip is a visible fraction."""
+Measured after the tanh-GELU fix (w4, seed 0, medians per method): tiny vision 3e-7, embedding
+0, decoder 2e-7; builtin:synth-small vision ~4e-4 (each tile carries a few flips: 36 tokens x
+192 wide x 6 layers), embedding 0, decoder 1e-7 to 6e-4; fp32 programs ~1e-7 everywhere."""
+
+FLIP_TOLERANCE = 2e-2
+"""Largest relative error of any single sample (the propagated effect of rare int8 rounding flips)."""
 
 SAMPLE_PROMPT = "What is in the image?"
 """The question of the greedy-token check."""
@@ -94,40 +117,97 @@ def compare_methods(
 ) -> list[MethodParity]:
     """Run each method of ``program``, the quantized eager modules and the float model on the same fresh random inputs.
 
-    The decoder runs a prefill then a one-token decode at the next position, so the KV cache
-    written by the first call is read by the second.
+    One row per independent sample: each tile of a batch-1 call and of two full-batch calls,
+    three ``token_embedding`` calls, and three decoder sequences of a prefill then a one-token
+    decode at the next position (so the KV cache written by the first call is read by the second).
     """
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     rows = []
     with torch.inference_mode():
-        for batch in sorted({1, program.max_tile_batch}):
+        batches = sorted({1, program.max_tile_batch}) + ([program.max_tile_batch] if program.max_tile_batch > 1 else [])
+        for call, batch in enumerate(batches):
             tiles = torch.randn(batch, 3, tile_size, tile_size, generator=gen).clamp(-1, 1)
             got = program.vision_encoder(tiles)
+            expected_q, expected_f = quantized[contract.VISION_ENCODER](tiles), float_methods.vision_encoder(tiles)
+            for i in range(batch):
+                rows.append(MethodParity(
+                    contract.VISION_ENCODER, f"call {call} (batch {batch}) tile {i}", tuple(got[i].shape),
+                    relative_error(got[i], expected_q[i]), relative_error(got[i], expected_f[i]),
+                ))
+        for length in (7, 1, 13):
+            tokens = torch.randint(0, vocab, (1, length), generator=gen)
+            got = program.token_embedding(tokens)
             rows.append(MethodParity(
-                contract.VISION_ENCODER, f"batch {batch}", tuple(got.shape),
-                relative_error(got, quantized[contract.VISION_ENCODER](tiles)),
-                relative_error(got, float_methods.vision_encoder(tiles)),
+                contract.TOKEN_EMBEDDING, f"{length} tokens", tuple(got.shape),
+                relative_error(got, quantized[contract.TOKEN_EMBEDDING](tokens)),
+                relative_error(got, float_methods.token_embedding(tokens)),
             ))
-        tokens = torch.randint(0, vocab, (1, 7), generator=gen)
-        got = program.token_embedding(tokens)
-        rows.append(MethodParity(
-            contract.TOKEN_EMBEDDING, "7 tokens", tuple(got.shape),
-            relative_error(got, quantized[contract.TOKEN_EMBEDDING](tokens)),
-            relative_error(got, float_methods.token_embedding(tokens)),
-        ))
         decoder = quantized[contract.TEXT_DECODER]
-        decoder.reset_cache()
-        for case, embeds, start in _decoder_cases(hidden, program.max_chunk, program.max_seq_len, gen):
-            pos = torch.tensor([start])
-            got = program.text_decoder(embeds, pos)
-            rows.append(MethodParity(
-                contract.TEXT_DECODER, f"{case} {embeds.shape[1]} at {start}", tuple(got.shape),
-                relative_error(got, decoder(embeds, pos)),
-                relative_error(got, float_methods.text_decoder(embeds, pos)),
-            ))
+        for sequence in range(3):
+            decoder.reset_cache()
+            for case, embeds, start in _decoder_cases(hidden, program.max_chunk, program.max_seq_len, gen):
+                pos = torch.tensor([start])
+                got = program.text_decoder(embeds, pos)
+                rows.append(MethodParity(
+                    contract.TEXT_DECODER, f"sequence {sequence} {case} {embeds.shape[1]} at {start}", tuple(got.shape),
+                    relative_error(got, decoder(embeds, pos)),
+                    relative_error(got, float_methods.text_decoder(embeds, pos)),
+                ))
     return rows
+
+
+def check_parity(
+    rows: list[MethodParity], *, tolerance: float = QUANTIZED_TOLERANCE, flip_tolerance: float = FLIP_TOLERANCE
+) -> dict[str, dict[str, float]]:
+    """Per method: median and worst relative error vs the eager quantized model, checked against both bounds.
+
+    Args:
+        rows (list[MethodParity]): one row per sample (:func:`compare_methods`).
+        tolerance (float): bound on each method's median. Default :data:`QUANTIZED_TOLERANCE`.
+        flip_tolerance (float): bound on every sample. Default :data:`FLIP_TOLERANCE`.
+
+    Returns:
+        dict: method -> ``median_rel_err_vs_quantized``, ``max_rel_err_vs_quantized``, ``num_samples``.
+
+    Raises:
+        VerificationError: naming the method, the statistic, the worst input and the bound.
+
+    Example:
+        >>> rows = [MethodParity("m", str(i), (1,), e, 0.1) for i, e in enumerate([1e-7, 2e-7, 8e-3])]
+        >>> check_parity(rows)["m"]["median_rel_err_vs_quantized"]
+        2e-07
+    """
+    import statistics
+
+    by_method: dict[str, list[MethodParity]] = {}
+    for row in rows:
+        by_method.setdefault(row.method, []).append(row)
+    summary = {}
+    for method, samples in by_method.items():
+        median = statistics.median(r.vs_quantized for r in samples)
+        worst = max(samples, key=lambda r: r.vs_quantized)
+        summary[method] = {
+            "median_rel_err_vs_quantized": median,
+            "max_rel_err_vs_quantized": max(r.vs_quantized for r in rows),
+            "num_samples": len(samples),
+        }
+        hint = "re-export with --recipe fp32 to tell a lowering bug from a quantization effect"
+        if median > tolerance:
+            raise VerificationError(
+                f"stage verify, module {method}: the program differs from the eager quantized model by a median "
+                f"{median:.2e} relative error over {len(samples)} samples (allowed {tolerance:.0e}; worst "
+                f"{worst.vs_quantized:.2e} on {worst.case}); every sample is off, so this is not int8 rounding "
+                f"noise: {hint}"
+            )
+        if worst.vs_quantized > flip_tolerance:
+            raise VerificationError(
+                f"stage verify, module {method}: the program differs from the eager quantized model by "
+                f"{worst.vs_quantized:.2e} relative error on {worst.case} (allowed {flip_tolerance:.0e} for any "
+                f"single input); {hint}"
+            )
+    return summary
 
 
 def greedy_tokens(backend_methods: ModelMethods, artifacts_like: Any, n: int, image: Any = None) -> list[int]:
@@ -163,12 +243,15 @@ def _agreeing_prefix(a: list[int], b: list[int]) -> int:
     return count
 
 
-def verify_export(artifacts: ExportArtifacts, *, tolerance: float = QUANTIZED_TOLERANCE) -> dict[str, Any]:
-    """The exporter's verifier: method parity and greedy-token agreement, as a report section.
+def verify_export(
+    artifacts: ExportArtifacts, *, tolerance: float = QUANTIZED_TOLERANCE, flip_tolerance: float = FLIP_TOLERANCE
+) -> dict[str, Any]:
+    """The exporter's verifier: method parity (:func:`check_parity`) and greedy-token agreement, as a report section.
 
     Raises:
-        VerificationError: a method's error vs the eager quantized model exceeds ``tolerance``,
-            naming the method, the input and both numbers.
+        VerificationError: a method's median error vs the eager quantized model exceeds
+            ``tolerance``, or one sample's exceeds ``flip_tolerance`` (naming the method, the
+            input and the numbers).
     """
     from mobile_mllm.runtime.eager import EagerMethods
     from mobile_mllm.runtime.pte import PteMethods
@@ -183,7 +266,14 @@ def verify_export(artifacts: ExportArtifacts, *, tolerance: float = QUANTIZED_TO
         program, artifacts.quantized, eager, tile_size=model.vision.tile_size, hidden=model.hidden_size,
         vocab=model.vocab_size, seed=job.seed,
     )
-    worst = max(rows, key=lambda r: r.vs_quantized)
+    for r in rows:
+        logger.debug("%s %s: rel err %.2e vs quantized, %.2e vs float", r.method, r.case, r.vs_quantized, r.vs_float)
+    summary = check_parity(rows, tolerance=tolerance, flip_tolerance=flip_tolerance)
+    for method, stats in summary.items():
+        logger.info(
+            "%s: rel err vs quantized median %.2e, max %.2e over %d samples", method,
+            stats["median_rel_err_vs_quantized"], stats["max_rel_err_vs_quantized"], stats["num_samples"],
+        )
     n = job.verify_tokens
     float_tokens = greedy_tokens(eager, model, n)
     program_tokens = greedy_tokens(program, model, n)
@@ -198,12 +288,15 @@ def verify_export(artifacts: ExportArtifacts, *, tolerance: float = QUANTIZED_TO
     agree = _agreeing_prefix(program_tokens, float_tokens)
     section = {
         "tolerance_vs_quantized": tolerance,
+        "flip_tolerance_vs_quantized": flip_tolerance,
+        "by_method": summary,
+        "median_rel_err_vs_quantized": max(s["median_rel_err_vs_quantized"] for s in summary.values()),
         "methods": [
             {"method": r.method, "case": r.case, "shape": list(r.shape),
              "rel_err_vs_quantized": r.vs_quantized, "rel_err_vs_float": r.vs_float}
             for r in rows
         ],
-        "max_rel_err_vs_quantized": worst.vs_quantized,
+        "max_rel_err_vs_quantized": max(r.vs_quantized for r in rows),
         "max_rel_err_vs_float": max(r.vs_float for r in rows),
         "greedy": {
             "prompt": SAMPLE_PROMPT,
@@ -216,16 +309,8 @@ def verify_export(artifacts: ExportArtifacts, *, tolerance: float = QUANTIZED_TO
             "num_agreeing_prefix_vs_quantized": _agreeing_prefix(program_tokens, quantized_tokens),
         },
     }
-    for r in rows:
-        logger.info("%s %s: rel err %.2e vs quantized, %.2e vs float", r.method, r.case, r.vs_quantized, r.vs_float)
     logger.info(
         "greedy: %d/%d first tokens agree with the float model, %d/%d with the quantized eager model",
         agree, n, section["greedy"]["num_agreeing_prefix_vs_quantized"], n,
     )
-    if worst.vs_quantized > tolerance:
-        raise VerificationError(
-            f"stage verify, module {worst.method}: the program differs from the eager quantized model by "
-            f"{worst.vs_quantized:.2e} relative error on {worst.case} (allowed {tolerance:.0e}); "
-            "re-export with --recipe fp32 to tell a lowering bug from a quantization effect"
-        )
     return section

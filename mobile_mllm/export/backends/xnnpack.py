@@ -66,12 +66,12 @@ def decompose_tanh_gelu(gm: fx.GraphModule) -> Any:
     """Rewrite every edge ``gelu(x, approximate="tanh")`` as ``x * sigmoid(x * (c0 + c1 * x**2))``.
 
     That is the tanh form exactly (``0.5 * (1 + tanh(z)) == sigmoid(2 z)``) in five elementwise
-    ops XNNPACK delegates (mul, add and sigmoid; the two constants are lifted tensors, because
-    XNNPACK leaves ``mul.Scalar``/``add.Scalar`` to portable kernels), instead of the ``gelu`` node
-    XNNPACK would run as erf-GELU. Measured on a ``[576, 2048]`` activation: 2.6e-8 relative to
-    PyTorch's tanh-GELU (erf-GELU: 2.0e-4), 14 ms instead of 9 ms for XNNPACK's erf-GELU on two
-    busy cores (the cheapest exact form tried: the literal tanh formula took 16-18 ms, leaving
-    the node to the portable kernel 41-47 ms). Exact-GELU nodes are left alone.
+    ops XNNPACK delegates (mul, add and sigmoid, with the constants as lifted tensors), instead of
+    the ``gelu`` node XNNPACK would run as erf-GELU. Measured on a ``[576, 2048]`` activation:
+    2.6e-8 relative to PyTorch's tanh-GELU (erf-GELU: 2.0e-4), 14 ms instead of 9 ms for
+    XNNPACK's erf-GELU on two busy cores (the cheapest exact form tried: the literal tanh formula
+    took 16-18 ms, leaving the node to the portable kernel 41-47 ms). Exact-GELU nodes are left
+    alone.
 
     Args:
         gm (fx.GraphModule): an edge-dialect graph module (its nodes carry ``meta["val"]``).
@@ -79,12 +79,9 @@ def decompose_tanh_gelu(gm: fx.GraphModule) -> Any:
     Returns:
         PassResult: the module, and whether anything changed.
     """
-    import torch
     from executorch.exir.dialects._ops import ops as exir_ops
-    from torch.fx.passes.infra.pass_base import PassResult
 
     aten = exir_ops.edge.aten
-    constants: dict[str, fx.Node] = {}
     changed = False
     for node in list(gm.graph.nodes):
         if node.op != "call_function" or node.target != aten.gelu.default:
@@ -93,23 +90,38 @@ def decompose_tanh_gelu(gm: fx.GraphModule) -> Any:
         if approximate != "tanh":
             continue
         x = node.args[0]
-
-        def emit(op: Any, *args: Any, like: fx.Node = node) -> fx.Node:
-            new = gm.graph.call_function(op, args)
-            new.meta = dict(like.meta)  # elementwise: same shape and dtype as the gelu it replaces
-            return new
-
         with gm.graph.inserting_before(node):
-            if not constants:  # tensors, not Scalar ops: XNNPACK leaves mul.Scalar/add.Scalar to portable kernels
-                for name, value in (("c0", _GELU_C0), ("c1", _GELU_C1)):
-                    gm.register_buffer(f"_tanh_gelu_{name}", torch.tensor([value], dtype=torch.float32))
-                    constants[name] = gm.graph.get_attr(f"_tanh_gelu_{name}")
-                    constants[name].meta["val"] = getattr(gm, f"_tanh_gelu_{name}")
-            poly = emit(aten.add.Tensor, emit(aten.mul.Tensor, emit(aten.mul.Tensor, x, x), constants["c1"]), constants["c0"])
-            out = emit(aten.mul.Tensor, x, emit(aten.sigmoid.default, emit(aten.mul.Tensor, poly, x)))
+            c0, c1 = _constant(gm, _GELU_C0), _constant(gm, _GELU_C1)
+            poly = _like(gm, node, aten.add.Tensor, _like(gm, node, aten.mul.Tensor, _like(gm, node, aten.mul.Tensor, x, x), c1), c0)
+            out = _like(gm, node, aten.mul.Tensor, x, _like(gm, node, aten.sigmoid.default, _like(gm, node, aten.mul.Tensor, poly, x)))
         node.replace_all_uses_with(out)
         gm.graph.erase_node(node)
         changed = True
+    return _finish(gm, changed)
+
+
+def _constant(gm: fx.GraphModule, value: float) -> fx.Node:
+    """A ``get_attr`` node for a float32 ``[1]`` buffer holding ``value`` (ExecuTorch lifts it to a constant)."""
+    import torch
+
+    name = "_xnnpack_const_" + format(value, ".17g").replace(".", "p").replace("-", "m").replace("+", "")
+    if not hasattr(gm, name):
+        gm.register_buffer(name, torch.tensor([value], dtype=torch.float32))
+    node = gm.graph.get_attr(name)
+    node.meta["val"] = getattr(gm, name)
+    return node
+
+
+def _like(gm: fx.GraphModule, template: fx.Node, op: Any, *args: Any) -> fx.Node:
+    """A new ``op(*args)`` node with ``template``'s meta (elementwise: same shape and dtype as the node it replaces)."""
+    node = gm.graph.call_function(op, args)
+    node.meta = dict(template.meta)
+    return node
+
+
+def _finish(gm: fx.GraphModule, changed: bool) -> Any:
+    from torch.fx.passes.infra.pass_base import PassResult
+
     if changed:
         gm.graph.lint()
         gm.recompile()
