@@ -306,7 +306,8 @@ def _run_export(args: argparse.Namespace) -> int:
     print(f"{'unexpected fp32 layers':>22}: {q['num_unexpected_fp32']}")
     v = report["verification"]
     if v is not None:
-        print(f"{'max rel err vs quant':>22}: {v['max_rel_err_vs_quantized']:.2e} (allowed {v['tolerance_vs_quantized']:.0e})")
+        print(f"{'rel err vs quant':>22}: median {v['median_rel_err_vs_quantized']:.2e} (allowed {v['tolerance_vs_quantized']:.0e}), "
+              f"max {v['max_rel_err_vs_quantized']:.2e} (allowed {v['flip_tolerance_vs_quantized']:.0e})")
         print(f"{'max rel err vs float':>22}: {v['max_rel_err_vs_float']:.2e}")
         g = v["greedy"]
         print(f"{'greedy vs float':>22}: {g['num_agreeing_prefix']}/{g['num_tokens']} first tokens agree")
