@@ -6,7 +6,7 @@
 #   bash bench/train_phase.sh NAME INIT_FROM TRAIN_BUDGET_S [train-reference flags ...]
 #   e.g. bash bench/train_phase.sh F builtin:synth-small 420 --seed 11 --questions-per-image 4
 #
-# Environment: PYTHON (default python3), DEVICE (default cuda), WORKERS (DataLoader and eval
+# Environment: RATE (steps/s; skips calibration), PYTHON (default python3), DEVICE (default cuda), WORKERS (DataLoader and eval
 # workers, default: cores - 1), OUT (default out/phases), EVAL_PER_KIND (40), EVAL_TEXT (60).
 set -euo pipefail
 name=$1 init=$2 budget=$3
@@ -19,10 +19,16 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$out/$name" out
 train() { $py -m mobile_mllm.cli train-reference --device "$device" --num-workers "$workers" --init-from "$init" "$@"; }
 
-# 1. calibration: 40 steps, same flags, to turn the time budget into a step count
-rm -rf out/calibrate
-train --steps 40 --warmup-steps 5 --log-every 20 -o out/calibrate "$@" > /dev/null
-rate=$($py -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; print(r["step"]/r["elapsed_s"])' out/calibrate/train_log.jsonl)
+# 1. calibration: 120 steps, same flags; the rate between steps 40 and 120 (after start-up) turns
+#    the time budget into a step count
+#    (RATE=steps/s skips it when a previous phase of the same flags measured it)
+if [ -n "${RATE:-}" ]; then
+    rate=$RATE
+else
+    rm -rf out/calibrate
+    train --steps 120 --warmup-steps 5 --log-every 40 -o out/calibrate "$@" > /dev/null
+    rate=$($py -c 'import json,sys; a,b=[json.loads(l) for l in open(sys.argv[1])][-2:]; print((b["step"]-a["step"])/(b["elapsed_s"]-a["elapsed_s"]))' out/calibrate/train_log.jsonl)
+fi
 steps=$($py -c "print(max(50, int($rate * $budget * 0.97)))")
 echo "calibration: $rate steps/s -> $steps steps for $budget s" | tee "$out/$name/phase.txt"
 
@@ -30,8 +36,8 @@ echo "calibration: $rate steps/s -> $steps steps for $budget s" | tee "$out/$nam
 rm -rf "out/$name"
 train --steps "$steps" --time-limit-s "$((budget + 30))" --log-every 100 -o "out/$name" "$@" | tee -a "$out/$name/phase.txt"
 
-# 3. held-out benchmark (seed 1000; text set 1001) on this machine's CPUs
+# 3. the model and logs first (so a cut-off evaluation loses nothing), then the held-out benchmark
+#    (seed 1000; text set 1001) on this machine's CPUs
+cp -r "out/$name/model" "out/$name/train_log.jsonl" "out/$name/train_config.json" "$out/$name/"
 $py bench/eval_reference.py "out/$name/model" --workers "$workers" --per-kind "${EVAL_PER_KIND:-40}" \
     --text-count "${EVAL_TEXT:-60}" --json-out "$out/$name/bench.json" --md-out "$out/$name/bench.md"
-
-cp -r "out/$name/model" "out/$name/train_log.jsonl" "out/$name/train_config.json" "$out/$name/"
