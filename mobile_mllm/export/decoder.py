@@ -2,19 +2,11 @@
 
 The eager :class:`~mobile_mllm.model.reference.modules.StaticCacheDecoder` runs HF's layers
 over a masked full-length cache, which is right on the host but slow on a phone. This module
-reuses the very same weights (projections, norm weights, MLPs, output head) and replaces
+reuses the very same submodules (projections, norms, MLPs, output head) and replaces only
 attention: RoPE from a precomputed table, ``llama.update_cache`` to write this call's
 positions into a ``[1, max_seq_len, kv_heads, head_dim]`` buffer, and ``llama.custom_sdpa``
 for causal attention over positions ``0 .. start_pos+T-1`` (GQA handled by the op). Parity
 with the eager decoder is tested, so both are the same model.
-
-RMSNorm and RoPE are written with ops XNNPACK delegates (a mean as a ``[1, D]`` matmul, the
-half rotation as a ``[head_dim, head_dim]`` signed permutation matmul) instead of HF's
-``mean``/slice/``cat``, which XNNPACK rejects for 3-D/dynamic inputs: otherwise every layer is
-cut into ~12 delegate calls with portable ops between them, and on 2 cores each call costs a
-threadpool wake-up (measured in ``bench/bench_decoder.py``). This way a layer's whole chain
-from the attention output to the next layer's rotated q/k is one delegate call; only the
-KV-cache ops stay outside.
 
 Deliberately not here: quantization (``quant/``), lowering (``program.py``).
 """
@@ -30,7 +22,7 @@ from mobile_mllm.errors import UnsupportedModelError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KVCacheDecoder", "SUPPORTED_LAYERS", "build_kv_decoder", "rotate_half_matrix"]
+__all__ = ["KVCacheDecoder", "SUPPORTED_LAYERS", "build_kv_decoder"]
 
 SUPPORTED_LAYERS: tuple[str, ...] = ("LlamaDecoderLayer", "Qwen2DecoderLayer")
 """HF decoder-layer classes whose attention this module knows how to replace."""
@@ -41,35 +33,9 @@ def _load_custom_ops() -> None:
     from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401
 
 
-def rotate_half_matrix(head_dim: int) -> torch.Tensor:
-    """``R`` with ``F.linear(x, R) == cat(-x[..., h:], x[..., :h])`` (h = head_dim / 2): HF's rotate_half as a matmul.
-
-    Example:
-        >>> rotate_half_matrix(4)
-        tensor([[ 0.,  0., -1.,  0.],
-                [ 0.,  0.,  0., -1.],
-                [ 1.,  0.,  0.,  0.],
-                [ 0.,  1.,  0.,  0.]])
-    """
-    half = head_dim // 2
-    eye = torch.eye(half)
-    zero = torch.zeros(half, half)
-    return torch.cat((torch.cat((zero, zero - eye), dim=1), torch.cat((eye, zero), dim=1)), dim=0)
-
-
-class _RMSNorm(nn.Module):
-    """HF's RMSNorm over the same weight, with the mean of squares as a matmul (XNNPACK delegates it)."""
-
-    def __init__(self, norm: nn.Module) -> None:
-        super().__init__()
-        self.weight = norm.weight  # shared with the eager model
-        self.eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
-        width = norm.weight.shape[0]
-        self.register_buffer("mean_row", torch.full((1, width), 1.0 / width), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean_sq = nn.functional.linear(x * x, self.mean_row)  # [..., 1]
-        return x * torch.rsqrt(mean_sq + self.eps) * self.weight
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 class _CacheAttention(nn.Module):
@@ -79,7 +45,6 @@ class _CacheAttention(nn.Module):
         super().__init__()
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj
         self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
-        self.register_buffer("rotate", rotate_half_matrix(head_dim), persistent=False)
         shape = (1, max_seq_len, num_kv_heads, head_dim)
         self.register_buffer("k_cache", torch.zeros(shape), persistent=False)
         self.register_buffer("v_cache", torch.zeros(shape), persistent=False)
@@ -89,8 +54,8 @@ class _CacheAttention(nn.Module):
         q = self.q_proj(x).view(1, length, self.num_heads, self.head_dim)
         k = self.k_proj(x).view(1, length, self.num_kv_heads, self.head_dim)
         v = self.v_proj(x).view(1, length, self.num_kv_heads, self.head_dim)
-        q = q * cos + nn.functional.linear(q, self.rotate) * sin
-        k = k * cos + nn.functional.linear(k, self.rotate) * sin
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
         torch.ops.llama.update_cache(k, self.k_cache, start)
         torch.ops.llama.update_cache(v, self.v_cache, start)
         out = torch.ops.llama.custom_sdpa(q, self.k_cache, self.v_cache, start, None, 0, True)
@@ -100,9 +65,9 @@ class _CacheAttention(nn.Module):
 class _Block(nn.Module):
     def __init__(self, layer: nn.Module, attention: _CacheAttention) -> None:
         super().__init__()
-        self.input_layernorm = _RMSNorm(layer.input_layernorm)
+        self.input_layernorm = layer.input_layernorm
         self.self_attn = attention
-        self.post_attention_layernorm = _RMSNorm(layer.post_attention_layernorm)
+        self.post_attention_layernorm = layer.post_attention_layernorm
         self.mlp = layer.mlp
 
     def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int) -> torch.Tensor:
@@ -144,7 +109,7 @@ class KVCacheDecoder(nn.Module):
             )
             blocks.append(_Block(layer, attention))
         self.layers = nn.ModuleList(blocks)
-        self.norm = _RMSNorm(norm)
+        self.norm = norm
         self.lm_head = lm_head
         self.max_seq_len = max_seq_len
         probe = torch.zeros(1, dtype=lm_head.weight.dtype)

@@ -1,4 +1,4 @@
-"""XNNPACK (phone CPU): one partitioner claims every precision, so op chains lower as one delegate.
+"""XNNPACK (phone CPU): dynamically quantized linears first, then everything else XNNPACK runs.
 
 Methods are lowered the same way; what differs between them is precision, which the recipe
 decides before lowering. Ops XNNPACK cannot run (the KV-cache custom ops, embedding lookups)
@@ -40,15 +40,16 @@ def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
         method (str): the program method being lowered.
         cfg (TargetConfig): target settings (unused by XNNPACK; kept for the common signature).
     """
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+        XnnpackDynamicallyQuantizedPartitioner,
+        XnnpackPartitioner,
+    )
 
     del method, cfg
-    # One partitioner for all precisions (fp32, static and dynamic int8), not ExecuTorch's usual
-    # [XnnpackDynamicallyQuantizedPartitioner(), XnnpackPartitioner()]: partitions of different
-    # partitioners never merge, so that pair cut each decoder layer into ~8 delegate calls (dq
-    # linears apart from the fp32 ops between them), each re-entering XNNPACK and waking its
-    # threadpool. Same kernels either way; bench/bench_decoder.py and bench/RESULTS.md measure it.
-    return [XnnpackPartitioner()]
+    # Tried: one XnnpackPartitioner for all precisions (a decoder layer then lowers as 2 delegates
+    # instead of ~10). Measured slower on this 2-core host (decode 0.77-0.96x; the same QD8 GEMMs
+    # took longer inside the big delegates), so ExecuTorch's usual pair stays (bench/RESULTS.md).
+    return [XnnpackDynamicallyQuantizedPartitioner(), XnnpackPartitioner()]
 
 
 def edge_passes(method: str, cfg: TargetConfig) -> list[Any]:

@@ -14,12 +14,11 @@ def test_unknown_target_lists_the_known_ones() -> None:
         get_backend("gpu")
 
 
-def test_cpu_target_gives_one_xnnpack_partitioner_for_every_precision() -> None:
-    """One partitioner, so dynamically quantized linears and the fp32 ops between them share delegates."""
+def test_cpu_target_gives_dynamic_quant_then_general_xnnpack_partitioners() -> None:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
     parts = get_backend("cpu").partitioners("text_decoder", TargetConfig())
-    assert len(parts) == 1 and type(parts[0]) is XnnpackPartitioner
+    assert len(parts) == 2 and all(isinstance(p, XnnpackPartitioner) for p in parts)
 
 
 def test_mediatek_without_neuropilot_sdk_says_what_to_install() -> None:
