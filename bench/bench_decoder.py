@@ -396,7 +396,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--recipe", default="w4", help="precision preset (default w4)")
     e.add_argument("--lm-head", choices=("w8", "w4", "fp32"), default=None, help="override the preset's lm_head")
     e.add_argument("--partitioners", choices=("backend", "single"), default="backend",
-                   help="backend: the cpu backend's list (default; now one XnnpackPartitioner); single: that, spelled out")
+                   help="backend: the cpu backend's list (default); single: one XnnpackPartitioner for all "
+                        "precisions (tried and reverted, see bench/RESULTS.md)")
     t = sub.add_parser("time", help="time one program in this process")
     t.add_argument("pte")
     t.add_argument("--kind", choices=("ours", "optimum"), default="ours")
