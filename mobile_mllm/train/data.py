@@ -368,8 +368,6 @@ class SyntheticTrainSet:
 
     def __getitem__(self, index: int) -> tuple[TrainExample, ...]:
         """The examples about drawn image ``index`` (``questions_per_image`` of them), sharing its tiles."""
-        import dataclasses as dc
-
         from mobile_mllm.vision.processor import preprocess
 
         forms = generate_sample_forms(self.seed, index, self.spec)
@@ -378,19 +376,19 @@ class SyntheticTrainSet:
         vision = jitter_vision(self.vision, rng, self.grid_jitter)
         image = crop_to_content(sample.image, rng) if rng.random() < self.content_crop else sample.image
         if self.max_grid_side and (vision.max_side is None or vision.max_side > self.max_grid_side):
-            vision = dc.replace(vision, max_side=self.max_grid_side)
+            vision = dataclasses.replace(vision, max_side=self.max_grid_side)
         if self.questions_per_image == 1:
             asked = [describe_sample(sample) if self.describe and rng.random() < self.describe else sample]
         else:
             asked = [sample, describe_sample(sample), *forms[1:]][: self.questions_per_image]
         tiles = preprocess(image, vision)
         examples = [
-            build_example(dc.replace(s, image=image), tokenizer=self.tokenizer, prompt=self.prompt, vision=vision,
+            build_example(dataclasses.replace(s, image=image), tokenizer=self.tokenizer, prompt=self.prompt, vision=vision,
                           pad_id=self.pad_id, tiles=tiles)
             for s in asked
         ]
         # one tensor for the group: a DataLoader worker then sends the tiles once, not Q times
-        return tuple(dc.replace(e, tiles=examples[0].tiles) for e in examples)
+        return tuple(dataclasses.replace(e, tiles=examples[0].tiles) for e in examples)
 
 
 def collate_with(pad_id: int) -> Callable[[Sequence[Sequence[TrainExample]]], Batch]:
