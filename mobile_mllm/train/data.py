@@ -356,8 +356,12 @@ class SyntheticTrainSet:
         max_grid_side: int | None = None,
         questions_per_image: int = 1,
     ) -> None:
-        if questions_per_image < 1:
-            raise ConfigError(f"questions_per_image must be >= 1, got {questions_per_image}")
+        available = 1 + len(spec.forms)  # the drawn question, the description, the other forms
+        if not 1 <= questions_per_image <= available:
+            raise ConfigError(
+                f"questions_per_image must be between 1 and {available} (the drawn question, the description and "
+                f"the same fact in the {len(spec.forms) - 1} other form(s)), got {questions_per_image}"
+            )
         self.seed, self.spec, self.tokenizer, self.prompt = seed, spec, tokenizer, prompt
         self.vision, self.grid_jitter, self.pad_id, self.length = vision, grid_jitter, pad_id, length
         self.content_crop, self.describe, self.max_grid_side = content_crop, describe, max_grid_side

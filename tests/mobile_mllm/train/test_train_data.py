@@ -201,3 +201,6 @@ def test_questions_per_image_asks_the_drawn_question_the_description_then_other_
     with pytest.raises(ConfigError, match="questions_per_image"):
         SyntheticTrainSet(seed=9, spec=small_spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
                           grid_jitter=0.0, pad_id=0, length=5, questions_per_image=0)
+    with pytest.raises(ConfigError, match="between 1 and 4"):  # 5 would silently give only 4
+        SyntheticTrainSet(seed=9, spec=small_spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
+                          grid_jitter=0.0, pad_id=0, length=5, questions_per_image=5)
