@@ -71,18 +71,9 @@ def _load_truncated(model_dir: str, layers: int | None, max_context: int) -> Any
 
 def export_decoder(args: argparse.Namespace) -> dict[str, Any]:
     """Export ``text_decoder`` alone through the library's path; write ``args.out`` and ``<out>.json``."""
-    import torch
-
     from mobile_mllm import contract
-    from mobile_mllm.export.backends import get_backend
     from mobile_mllm.export.decoder import build_kv_decoder
-    from mobile_mllm.export.program import (
-        TargetConfig,
-        _delegation_counts,
-        _example_inputs,
-        lower_methods,
-        to_executorch_program,
-    )
+    from mobile_mllm.export.program import TargetConfig, _delegation_counts, lower_one_method, to_executorch_program
     from mobile_mllm.quant.apply import quantize_modules
     from mobile_mllm.quant.recipe import Precision, build_recipe, preset
 
@@ -102,21 +93,14 @@ def export_decoder(args: argparse.Namespace) -> dict[str, Any]:
                           embedding_method=contract.TOKEN_EMBEDDING)
     report = quantize_modules({contract.TEXT_DECODER: decoder}, recipe)
     times["quantize_s"] = time.perf_counter() - start
-    example, dynamic = _example_inputs(model, cfg)[contract.TEXT_DECODER]
     start = time.perf_counter()
-    with torch.no_grad():
-        exported = torch.export.export(decoder, example, dynamic_shapes=dynamic, strict=False)
-    times["export_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    backend = get_backend(cfg.target.value)
-    partitioners = backend.partitioners(contract.TEXT_DECODER, cfg)
+    partitioners = None
     if args.partitioners == "single":  # experiment: one XnnpackPartitioner for every precision
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
         partitioners = [XnnpackPartitioner()]
-    edge = lower_methods({contract.TEXT_DECODER: exported}, {contract.TEXT_DECODER: partitioners}, {},
-                         edge_passes={contract.TEXT_DECODER: backend.edge_passes(contract.TEXT_DECODER, cfg)})
-    times["lower_s"] = time.perf_counter() - start
+    edge = lower_one_method(model, contract.TEXT_DECODER, decoder, cfg, partitioners=partitioners)
+    times["export_and_lower_s"] = time.perf_counter() - start
     delegated = _delegation_counts(edge, [contract.TEXT_DECODER])[contract.TEXT_DECODER]
     gm = edge.exported_program(contract.TEXT_DECODER).graph_module
     outside = collections.Counter(
@@ -261,7 +245,9 @@ def time_program(args: argparse.Namespace) -> dict[str, Any]:
         return time.perf_counter() - start
 
     rates: dict[str, list[float]] = {"prefill_chunked_tok_s": [], "prefill_one_shot_tok_s": [], "decode_tok_s": []}
-    if args.profile:  # profile = decode calls only (positions after the prompt; the cache content does not matter)
+    if args.profile and args.profile_phase == "prefill":  # profile = one chunked prefill of the prompt
+        rates["prefill_chunked_tok_s"].append(n / prefill(args.chunk))
+    elif args.profile:  # profile = decode calls only (positions after the prompt; the cache content does not matter)
         rates["decode_tok_s"].append(args.decode_tokens / decode())
     else:
         prefill(args.chunk), prefill(n), decode()  # warm-up: every shape once
@@ -274,7 +260,8 @@ def time_program(args: argparse.Namespace) -> dict[str, Any]:
         etdump = args.profile + ".etdump"
         prog.program.write_etdump_result_to_file(etdump, args.profile + ".debug")
         rows = _aggregate_etdump(etdump)
-        out["profile_decode_calls"] = args.decode_tokens
+        out["profile_phase"] = args.profile_phase
+        out["profile_calls"] = args.decode_tokens if args.profile_phase == "decode" else -(-n // args.chunk)
         out["profile"] = rows
         Path(args.profile).write_text(json.dumps(out, indent=1) + "\n")
     out["loadavg_end"] = _loadavg()
@@ -401,7 +388,9 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("time", help="time one program in this process")
     t.add_argument("pte")
     t.add_argument("--kind", choices=("ours", "optimum"), default="ours")
-    t.add_argument("--profile", default=None, help="write an ETDump decode profile to this JSON path")
+    t.add_argument("--profile", default=None, help="write an ETDump profile to this JSON path")
+    t.add_argument("--profile-phase", choices=("decode", "prefill"), default="decode",
+                   help="what --profile records: the decode calls or one chunked prefill (default decode)")
     c = sub.add_parser("compare", help="ours and the peers in one run")
     c.add_argument("--models-dir", default="/tmp/bench_models/mid", help="where dec_*.pte, optimum_8da4w/, gguf/ live")
     c.add_argument("--ours", nargs="+", required=True, help="NAME=PATH.pte of our programs (first = ratio base)")

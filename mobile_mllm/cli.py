@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -389,6 +390,11 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     # triggers); shown again with -vv.
     for name in _NOISY_DEPENDENCY_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose >= 2 else logging.ERROR)
+    # Likewise the deprecation notices torch/ExecuTorch raise at every lowering pass (an export
+    # printed ~30 FutureWarnings: ``LeafSpec`` in copyreg, ``_check_is_size`` in ExecuTorch's
+    # custom ops); this package raises no FutureWarning of its own.
+    if verbose < 2:
+        warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 _NOISY_DEPENDENCY_LOGGERS = ("torchao", "torch.utils._pytree")

@@ -3,10 +3,12 @@
 #   .venv-optimum   optimum-executorch 1.1.0 (+ the transformers 5.0.0rc1 it pins), over our torch/executorch
 #   .venv-llamacpp  llama.cpp's convert_hf_to_gguf.py + gguf-py (vendored in llama-cpp-python's sdist)
 #   .llamacpp/      llama.cpp from that sdist, built here with -march=native: llama-bench, llama-quantize
+#   .venv-ort       onnx + onnxscript (torch.onnx.export) for the ONNX Runtime vision peer; onnxruntime
+#                   itself is the main venv's (a core dependency)
 # Both venvs see the main .venv's site-packages through a .pth placed *after* their own, so
 # torch==2.13.0 (and executorch 1.5.1) are the very installation the main project uses and pip
 # never resolves another torch; peer packages are installed with --no-deps at exact pins.
-# Idempotent: finished steps are skipped. Usage: bench/peers/setup_peers.sh [optimum|llamacpp|all]
+# Idempotent: finished steps are skipped. Usage: bench/peers/setup_peers.sh [optimum|llamacpp|ort|all]
 set -euo pipefail
 cd "$(dirname "$0")"
 PEERS=$(pwd)
@@ -54,4 +56,10 @@ if [ "$what" = llamacpp ] || [ "$what" = all ]; then
   make_venv .venv-llamacpp
   pipi .venv-llamacpp "$src/vendor/llama.cpp/gguf-py"
   .venv-llamacpp/bin/python -c "import gguf, torch; print('llamacpp venv: gguf ok, torch', torch.__version__)"
+fi
+
+if [ "$what" = ort ] || [ "$what" = all ]; then
+  make_venv .venv-ort
+  pipi .venv-ort onnx==1.23.2 onnxscript==0.7.2 onnx-ir==1.1.0 ml_dtypes==0.6.0
+  .venv-ort/bin/python -c "import onnx, onnxscript, onnxruntime, torch; print('ort venv: onnx', onnx.__version__, 'onnxruntime', onnxruntime.__version__, 'torch', torch.__version__)"
 fi

@@ -49,6 +49,8 @@ __all__ = [
     "TargetConfig",
     "export_program",
     "lower_methods",
+    "lower_one_method",
+    "matmul_attention",
     "to_executorch_program",
 ]
 
@@ -164,12 +166,37 @@ class _Stage:
         raise ExportError(f"stage {self.stage}, module {self.module or '-'}: {type(exc).__name__}: {exc}") from exc
 
 
+def matmul_attention(module: nn.Module) -> nn.Module:
+    """Switch the transformers models inside ``module`` from SDPA to their eager (matmul + softmax) attention, in place.
+
+    Why: ``torch.export`` keeps ``scaled_dot_product_attention``, and ExecuTorch then decomposes it
+    through ``aten._safe_softmax``, whose guard for fully masked rows (``eq``/``logical_not``/
+    ``any``/``where``/``full_like`` over the ``[B, heads, N, N]`` scores) XNNPACK does not take:
+    those ops ran on portable kernels and were ~60 % of a mid-preset tile (``bench/RESULTS.md``,
+    "Vision encoder vs ONNX Runtime"). The eager formulation is the same function without a mask
+    (the vision tower has none) and lowers to XNNPACK's batch matmul and softmax. The decoder is
+    not affected: its export replaces attention with ``llama.custom_sdpa``.
+
+    Args:
+        module (nn.Module): e.g. a copy of the model's ``vision_encoder``.
+
+    Returns:
+        nn.Module: ``module`` itself.
+    """
+    from transformers import PreTrainedModel
+
+    for sub in module.modules():
+        if isinstance(sub, PreTrainedModel) and sub.config._attn_implementation == "sdpa":
+            sub.set_attn_implementation("eager")
+    return module
+
+
 def _modules_for_export(model: MultimodalModel, max_context: int) -> dict[str, nn.Module]:
     from mobile_mllm.export.decoder import build_kv_decoder
 
     decoder = build_kv_decoder(copy.deepcopy(model.text_decoder), max_context)
     return {
-        contract.VISION_ENCODER: copy.deepcopy(model.vision_encoder).eval(),
+        contract.VISION_ENCODER: matmul_attention(copy.deepcopy(model.vision_encoder)).eval(),
         contract.TOKEN_EMBEDDING: copy.deepcopy(model.token_embedding).eval(),
         contract.TEXT_DECODER: decoder.eval(),
     }
@@ -429,6 +456,36 @@ def lower_methods(
         constant_methods=constant_methods,
         compile_config=EdgeCompileConfig(_check_ir_validity=False),
     )
+
+
+def lower_one_method(
+    model: MultimodalModel, method: str, module: nn.Module, cfg: TargetConfig, *, partitioners: list[Any] | None = None
+) -> Any:
+    """``torch.export`` one (already quantized) method and lower it exactly as :func:`export_program` does.
+
+    For ``bench/``: iterating on one method's speed without paying for the other methods' lowering.
+
+    Args:
+        model (MultimodalModel): the loaded model (example inputs and dynamic shapes come from it).
+        method (str): a name of ``contract.MODEL_METHODS``.
+        module (nn.Module): that method's module (e.g. quantized by ``quant.apply.quantize_modules``).
+        cfg (TargetConfig): target, tile batch, context and chunk.
+        partitioners (list[Any] | None): override of the backend's partitioners (experiments).
+            Default None: the backend's.
+
+    Returns:
+        Any: ExecuTorch's ``EdgeProgramManager`` with the one method (``to_executorch_program`` serializes it).
+    """
+    import torch
+
+    from mobile_mllm.export.backends import get_backend
+
+    backend = get_backend(cfg.target.value)
+    args, dynamic = _example_inputs(model, cfg)[method]
+    with torch.no_grad():
+        exported = torch.export.export(module, args, dynamic_shapes=dynamic, strict=False)
+    chosen = partitioners if partitioners is not None else backend.partitioners(method, cfg)
+    return lower_methods({method: exported}, {method: chosen}, {}, edge_passes={method: backend.edge_passes(method, cfg)})
 
 
 def to_executorch_program(edge: Any) -> Any:

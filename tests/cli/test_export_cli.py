@@ -59,6 +59,7 @@ def test_export_then_run_the_program(tiny_dir: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     assert "unexpected fp32 layers: 0" in r.stdout
     assert "greedy vs quantized: 4/4" in r.stdout
+    assert "Warning" not in r.stderr, r.stderr[-3000:]  # dependencies' deprecation notices are filtered (-vv shows them)
     assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "manifest.json", "model.pte", "tokenizer.json"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["precision"]["modules"] == {"vision_encoder": "w8", "token_embedding": "w8", "text_decoder": "w8"}

@@ -1,9 +1,15 @@
-"""The XNNPACK target computes tanh-GELU as tanh-GELU (ExecuTorch 1.5 alone lowers it as erf-GELU).
+"""What the XNNPACK target's lowering computes, and what it leaves to slow portable kernels.
 
 Small modules lowered with the CPU backend's own passes and partitioners, run in ExecuTorch's
-runtime, compared with PyTorch: a vision-MLP-shaped block (8da8w linear, tanh-GELU, 8da8w
-linear) must agree with the eager quantized block to float rounding, which it did not before
-the rewrite (the erf-GELU difference flips int8 activation roundings in the second linear).
+runtime, compared with PyTorch:
+
+* tanh-GELU stays tanh-GELU (ExecuTorch 1.5 alone lowers it as erf-GELU): a vision-MLP-shaped
+  block (8da8w linear, tanh-GELU, 8da8w linear) must agree with the eager quantized block to
+  float rounding, which it did not before the rewrite (the erf-GELU difference flips int8
+  activation roundings in the second linear);
+* the vision tower's attention, exported as matmul + softmax (``export.program.matmul_attention``),
+  is delegated whole: SDPA's ``_safe_softmax`` guard ops (``where``/``eq``/``any``/...) ran on
+  portable kernels and were most of a mid-preset tile's time.
 """
 
 from __future__ import annotations
@@ -111,3 +117,77 @@ def test_quantized_tanh_gelu_mlp_equals_the_eager_quantized_block(with_passes: b
         assert relative_error(got, expected) < 1e-3
     else:
         assert _rows_off(got, expected) > 0.5
+
+
+_SAFE_SOFTMAX_GUARD_OPS = ("aten.where", "aten.eq", "aten.logical_not", "aten.any", "aten.full_like")
+
+
+def _tiny_tower() -> nn.Module:
+    from mobile_mllm.model.reference.builders import siglip_tower
+
+    torch.manual_seed(0)
+    return siglip_tower(image_size=32, patch_size=8, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+
+
+class _LastHidden(nn.Module):
+    def __init__(self, tower: nn.Module) -> None:
+        super().__init__()
+        self.tower = tower
+
+    def forward(self, tiles: torch.Tensor) -> torch.Tensor:
+        return self.tower(pixel_values=tiles).last_hidden_state
+
+
+def _guards(outside: dict[str, int]) -> list[str]:
+    return [op for op in outside if any(g in op for g in _SAFE_SOFTMAX_GUARD_OPS)]
+
+
+def test_matmul_attention_tower_is_delegated_and_equals_the_sdpa_tower() -> None:
+    from mobile_mllm.export.program import matmul_attention
+
+    tower = _tiny_tower()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        expected = _LastHidden(tower)(x)  # the model as loaded: SDPA
+    module = _LastHidden(matmul_attention(tower))
+    assert tower.config._attn_implementation == "eager"
+    got, outside = _run_lowered(module, x, with_passes=True)
+    assert _guards(outside) == [], f"SDPA guard ops left to portable kernels: {outside}"
+    assert not [op for op in outside if "expand_copy" in op], f"identity expands left to portable kernels: {outside}"
+    assert relative_error(got, expected) < 1e-5
+
+
+def test_sdpa_tower_leaves_the_safe_softmax_guards_to_portable_kernels() -> None:
+    """Documents the upstream behaviour ``matmul_attention`` exists for; if this fails, ExecuTorch fixed it."""
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    _, outside = _run_lowered(_LastHidden(_tiny_tower()), x, with_passes=True)
+    assert _guards(outside), f"no SDPA guard ops outside delegates: {outside}"
+
+
+class _HeadsMatmul(nn.Module):
+    """Attention-shaped 4-D matmuls (batch dims agree, so torch's expands are identities) plus a real broadcast."""
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        scores = torch.matmul(q, k.transpose(-1, -2))
+        return torch.matmul(scores, k) + torch.matmul(q, bias)  # bias [1, 1, d, d] broadcasts over batch and heads
+
+
+def test_identity_expands_are_removed_and_broadcasts_kept() -> None:
+    from executorch.exir import to_edge
+
+    from mobile_mllm.export.backends.xnnpack import remove_identity_expands
+
+    gen = torch.Generator().manual_seed(0)
+    q, k, bias = torch.randn(2, 3, 5, 4, generator=gen), torch.randn(2, 3, 5, 4, generator=gen), torch.randn(1, 1, 4, 4, generator=gen)
+    batch = torch.export.Dim("batch", min=1, max=4)
+    exported = torch.export.export(_HeadsMatmul(), (q, k, bias), dynamic_shapes=({0: batch}, {0: batch}, None))
+    gm = to_edge(exported).exported_program().graph_module
+
+    def expands() -> int:
+        return sum(1 for n in gm.graph.nodes if n.op == "call_function" and "expand_copy" in str(n.target))
+
+    total = expands()
+    result = remove_identity_expands(gm)
+    assert result.modified and 0 < expands() < total  # the broadcast of ``bias`` must stay
+    with torch.no_grad():
+        assert torch.allclose(gm(q, k, bias)[0], _HeadsMatmul()(q, k, bias), atol=1e-6)

@@ -1,0 +1,231 @@
+"""Vision encoder speed: our ``vision_encoder`` program vs ONNX Runtime on the same weights, one run.
+
+The brief's peer for the vision front end is ONNX Runtime with dynamic int8 quantization. This
+script exports ONLY the ``vision_encoder`` method (SigLIP tower + downsampler + projector) through
+the library's path (``quant.apply.quantize_modules`` with a precision preset ->
+``export.program.lower_one_method`` -> ``to_executorch_program``), exports the *same* float module
+to ONNX (``torch.onnx.export``, in the peer venv ``bench/peers/.venv-ort``, which has ``onnx``;
+``onnxruntime`` is a core dependency), quantizes that with
+``onnxruntime.quantization.quantize_dynamic`` (int8 weights, dynamic uint8 activations: the
+usual ORT CPU recipe), and times every program in a fresh process, interleaved over rounds:
+milliseconds per tile at batch 1 and at batch 4.
+
+Modes:
+
+    export   model dir -> vision-only .pte (``--recipe fp32|w8|w4``; ``w4``'s vision is 8da8w too)
+    onnx     model dir -> fp32 .onnx and its dynamic-int8 copy (run with the .venv-ort python)
+    time     one .pte or .onnx -> ms per tile at batch 1 and 4
+    compare  everything under ``--models-dir`` one after the other in ONE run, with ratios
+
+Example (mid preset: 384 px tiles, patch 16, width 512, 8 layers; 144 tokens per tile):
+
+    bench/peers/setup_peers.sh ort
+    .venv/bin/python bench/bench_vision.py export --recipe w8 --out /tmp/bench_models/mid/vision/w8.pte
+    .venv/bin/python bench/bench_vision.py export --recipe fp32 --out /tmp/bench_models/mid/vision/fp32.pte
+    bench/peers/.venv-ort/bin/python bench/bench_vision.py onnx --out /tmp/bench_models/mid/vision/model.onnx
+    .venv/bin/python bench/bench_vision.py compare --models-dir /tmp/bench_models/mid/vision --rounds 3
+
+This is a script, not library code; numbers go to ``bench/RESULTS.md`` by hand with the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "/tmp/bench_models/mid/model"
+BATCHES = (1, 4)
+
+
+def _load(model_dir: str) -> Any:
+    import torch
+
+    from mobile_mllm.model import load_model
+
+    return load_model(model_dir, dtype=torch.float32, max_seq_len=256)
+
+
+def export_pte(args: argparse.Namespace) -> dict[str, Any]:
+    """``vision_encoder`` alone through the library's path; writes ``args.out``."""
+    import copy
+
+    from mobile_mllm import contract
+    from mobile_mllm.export.program import (
+        TargetConfig,
+        _delegation_counts,
+        lower_one_method,
+        matmul_attention,
+        to_executorch_program,
+    )
+    from mobile_mllm.quant.apply import quantize_modules
+    from mobile_mllm.quant.recipe import build_recipe, preset
+
+    start = time.perf_counter()
+    model = _load(args.model_dir)
+    module = copy.deepcopy(model.vision_encoder).eval()
+    if args.attention == "matmul":  # what export_program does (see export.program.matmul_attention)
+        matmul_attention(module)
+    recipe = build_recipe(preset(args.recipe), vision_method=contract.VISION_ENCODER,
+                          decoder_method=contract.TEXT_DECODER, embedding_method=contract.TOKEN_EMBEDDING)
+    report = quantize_modules({contract.VISION_ENCODER: module}, recipe)
+    cfg = TargetConfig(tile_batch=max(BATCHES))
+    edge = lower_one_method(model, contract.VISION_ENCODER, module, cfg)
+    program = to_executorch_program(edge)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as fh:
+        program.write_to_file(fh)
+    return {"pte": str(out), "recipe": args.recipe, "size_bytes": out.stat().st_size,
+            "precision": report.by_method(), "delegated": _delegation_counts(edge, [contract.VISION_ENCODER]),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def export_onnx(args: argparse.Namespace) -> dict[str, Any]:
+    """The same float ``vision_encoder`` module -> ``args.out`` (fp32) and ``<stem>.int8.onnx`` (ORT dynamic int8)."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from mobile_mllm.export.program import matmul_attention
+
+    model = _load(args.model_dir)
+    module = model.vision_encoder.eval()
+    if args.attention == "matmul":
+        matmul_attention(module)
+    size = model.vision.tile_size
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tiles = torch.zeros(2, 3, size, size)
+    with torch.no_grad():
+        torch.onnx.export(module, (tiles,), str(out), input_names=["tiles"], output_names=["embeddings"],
+                          dynamic_shapes=({0: torch.export.Dim("tiles", min=1, max=max(BATCHES))},), dynamo=True,
+                          external_data=False)
+    int8 = out.with_suffix(".int8.onnx")
+    quantize_dynamic(str(out), str(int8), weight_type=QuantType.QInt8)
+    return {"onnx": str(out), "int8": str(int8), "sizes": {p.name: p.stat().st_size for p in (out, int8)}}
+
+
+def time_one(args: argparse.Namespace) -> dict[str, Any]:
+    """Median ms per tile at each batch for one program, in this (fresh) process."""
+    import numpy as np
+
+    threads = args.threads
+    path = args.path
+    size = args.tile_size
+    rng = np.random.default_rng(0)
+    out: dict[str, Any] = {"path": path, "threads": threads, "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
+    if path.endswith(".onnx"):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+        def run(x: Any) -> None:
+            session.run(None, {"tiles": x})
+    else:
+        import torch
+        from executorch.extension.pybindings import portable_lib
+
+        from mobile_mllm.runtime.pte import load_executorch_kernels
+
+        torch.set_num_threads(threads)
+        portable_lib._unsafe_reset_threadpool(threads)
+        method = load_executorch_kernels().load_program(path).load_method("vision_encoder")
+
+        def run(x: Any) -> None:
+            method.execute([torch.from_numpy(x)])
+    for batch in BATCHES:
+        x = rng.uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
+        run(x)  # warm-up
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            run(x)
+            times.append((time.perf_counter() - start) * 1000 / batch)
+        out[f"ms_per_tile_b{batch}"] = round(statistics.median(times), 2)
+    out["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    return out
+
+
+def compare(args: argparse.Namespace) -> dict[str, Any]:
+    """Every ``*.pte``/``*.onnx`` in ``--models-dir``, interleaved over ``--rounds``, each in a fresh process."""
+    models = sorted(Path(args.models_dir).glob("*.pte")) + sorted(Path(args.models_dir).glob("*.onnx"))
+    if not models:
+        raise SystemExit(f"no .pte/.onnx files in {args.models_dir}: run the export and onnx modes first")
+    rounds: list[dict[str, Any]] = []
+    for r in range(args.rounds):
+        row = {}
+        for path in models:
+            print(f"round {r + 1}: {path.name} ...", file=sys.stderr, flush=True)
+            argv = [sys.executable, __file__, "time", str(path), "--threads", str(args.threads),
+                    "--repeats", str(args.repeats), "--tile-size", str(args.tile_size)]
+            proc = subprocess.run(argv, capture_output=True, text=True, check=True)
+            row[path.name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        rounds.append(row)
+    result = {"threads": args.threads, "rounds": rounds, "machine": os.uname().nodename}
+    Path(args.json_out).write_text(json.dumps(result, indent=1) + "\n")
+    print(_table(rounds, models))
+    return result
+
+
+def _table(rounds: list[dict[str, Any]], models: list[Path]) -> str:
+    names = [p.name for p in models]
+    lines = ["| ms per tile (median over rounds) | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for batch in BATCHES:
+        key = f"ms_per_tile_b{batch}"
+        cells = [f"{statistics.median(r[n][key] for r in rounds):.1f}" for n in names]
+        lines.append(f"| batch {batch} | " + " | ".join(cells) + " |")
+    best_peer = [n for n in names if n.endswith(".int8.onnx")]
+    if best_peer:
+        peer = best_peer[0]
+        for n in names:
+            if n.endswith(".pte"):
+                ratios = [statistics.median(r[peer][f"ms_per_tile_b{b}"] / r[n][f"ms_per_tile_b{b}"] for r in rounds)
+                          for b in BATCHES]
+                lines.append(f"\n{n}: speed vs {peer} (peer ms / ours ms, median over rounds): "
+                             + ", ".join(f"batch {b} {x:.2f}x" for b, x in zip(BATCHES, ratios)))
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    e = sub.add_parser("export")
+    e.add_argument("--recipe", default="w8", help="precision preset (default w8; the vision tower is 8da8w in w4 and w8)")
+    o = sub.add_parser("onnx")
+    for q in (e, o):
+        q.add_argument("--attention", choices=("matmul", "sdpa"), default="matmul",
+                       help="the tower's attention as exported: matmul (the exporter's choice) or sdpa (before session 3)")
+        q.add_argument("--model-dir", default=DEFAULT_MODEL)
+        q.add_argument("--out", required=True)
+    t = sub.add_parser("time")
+    t.add_argument("path")
+    c = sub.add_parser("compare")
+    c.add_argument("--models-dir", required=True)
+    c.add_argument("--rounds", type=int, default=3)
+    c.add_argument("--json-out", default=str(REPO / "bench" / "results" / "bench_vision_compare.json"))
+    for q in (t, c):
+        q.add_argument("--threads", type=int, default=2)
+        q.add_argument("--repeats", type=int, default=5)
+        q.add_argument("--tile-size", type=int, default=384)
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    run = {"export": export_pte, "onnx": export_onnx, "time": time_one, "compare": compare}[args.mode]
+    result = run(args)
+    if args.mode != "compare":
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
