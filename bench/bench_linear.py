@@ -41,7 +41,8 @@ def _configs() -> dict[str, Any]:
     }
 
 
-def _method(k: int, n: int, config: Any) -> Any:
+def _method(k: int, n: int, config: Any) -> tuple[Any, ...]:
+    """``(method, *what it needs alive)``: the loaded method does not own the program bytes or the program."""
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
         XnnpackDynamicallyQuantizedPartitioner,
@@ -59,7 +60,9 @@ def _method(k: int, n: int, config: Any) -> Any:
                                    dynamic_shapes=({1: torch.export.Dim("t", min=1, max=512)},))
     program = to_edge_transform_and_lower(
         exported, partitioner=[XnnpackDynamicallyQuantizedPartitioner(), XnnpackPartitioner()]).to_executorch()
-    return Runtime.get().load_program(program.buffer).load_method("forward")
+    buffer = program.buffer
+    loaded = Runtime.get().load_program(buffer)
+    return loaded.load_method("forward"), loaded, buffer
 
 
 def _seconds_per_call(method: Any, x: Any, reps: int) -> float:
@@ -87,7 +90,7 @@ def main() -> None:
     for shape in args.shapes:
         k, n = (int(v) for v in shape.split("x"))
         for name, config in _configs().items():
-            method = _method(k, n, config)
+            method, *_alive = _method(k, n, config)
             prefill = _seconds_per_call(method, torch.randn(1, 128, k), 20)
             decode = _seconds_per_call(method, torch.randn(1, 1, k), 200)
             print(json.dumps({
