@@ -38,6 +38,10 @@ train --steps "$steps" --time-limit-s "$((budget + 30))" --log-every 100 -o "out
 
 # 3. the model and logs first (so a cut-off evaluation loses nothing), then the held-out benchmark
 #    (seed 1000; text set 1001) on this machine's CPUs
-cp -r "out/$name/model" "out/$name/train_log.jsonl" "out/$name/train_config.json" "$out/$name/"
+#    The device tool brings back only ~8 files per call, so $OUT/NAME holds at most 7: the model's
+#    4 files, logs.tar.gz (phase.txt, train_log.jsonl, train_config.json), then bench.json and bench.md.
+cp -r "out/$name/model" "$out/$name/"
+tar -czf "$out/$name/logs.tar.gz" -C "$out/$name" phase.txt -C "$PWD/out/$name" train_log.jsonl train_config.json
 $py bench/eval_reference.py "out/$name/model" --workers "$workers" --per-kind "${EVAL_PER_KIND:-40}" \
     --text-count "${EVAL_TEXT:-60}" --json-out "$out/$name/bench.json" --md-out "$out/$name/bench.md"
+rm -f "$out/$name/phase.txt"  # it is in logs.tar.gz
