@@ -495,18 +495,25 @@ def to_executorch_program(edge: Any) -> Any:
     program (the caller's tensors are used), and quantize/dequantize pairs are fused and
     constants folded.
     """
+    import warnings
+
     from executorch.exir import ExecutorchBackendConfig
     from executorch.exir.passes import MemoryPlanningPass
     from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEvalPass
 
-    return edge.to_executorch(
-        ExecutorchBackendConfig(
-            extract_delegate_segments=True,
-            do_quant_fusion_and_const_prop=True,
-            memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False),
-            sym_shape_eval_pass=ConstraintBasedSymShapeEvalPass(),
+    with warnings.catch_warnings():
+        # The KV cache is the only mutated buffer and starts empty by design (the runtime writes
+        # each position before reading it), so the emitter's notice that mutated buffers are
+        # serialized without their initial values says nothing to the user.
+        warnings.filterwarnings("ignore", message="Mutation on a buffer in the model is detected")
+        return edge.to_executorch(
+            ExecutorchBackendConfig(
+                extract_delegate_segments=True,
+                do_quant_fusion_and_const_prop=True,
+                memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False),
+                sym_shape_eval_pass=ConstraintBasedSymShapeEvalPass(),
+            )
         )
-    )
 
 
 def _delegation_counts(edge: Any, methods: list[str]) -> dict[str, dict[str, int]]:
