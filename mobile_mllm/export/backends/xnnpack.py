@@ -34,7 +34,12 @@ def check(cfg: TargetConfig) -> None:
 
 
 def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
-    """XNNPACK partitioners for ``method`` (the same list for every method on this target).
+    """XNNPACK partitioners for ``method``: the dynamic-quant/general pair, none for ``token_embedding``.
+
+    XNNPACK has no embedding-lookup kernel, so ``token_embedding`` (after quant fusion an int8
+    ``embedding_byte`` or an fp32 ``embedding``) runs on ExecuTorch's kernels either way; asking
+    the partitioners anyway cost two more re-decompositions of the method (6.2 s vs 0.9 s of a
+    tiny export's lowering, the same graph).
 
     Args:
         method (str): the program method being lowered.
@@ -45,7 +50,11 @@ def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
         XnnpackPartitioner,
     )
 
-    del method, cfg
+    from mobile_mllm import contract
+
+    del cfg
+    if method == contract.TOKEN_EMBEDDING:
+        return []
     # Tried: one XnnpackPartitioner for all precisions (a decoder layer then lowers as 2 delegates
     # instead of ~10). Measured slower on this 2-core host (decode 0.77-0.96x; the same QD8 GEMMs
     # took longer inside the big delegates), so ExecuTorch's usual pair stays (bench/RESULTS.md).

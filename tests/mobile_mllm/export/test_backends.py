@@ -17,8 +17,10 @@ def test_unknown_target_lists_the_known_ones() -> None:
 def test_cpu_target_gives_dynamic_quant_then_general_xnnpack_partitioners() -> None:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
-    parts = get_backend("cpu").partitioners("text_decoder", TargetConfig())
-    assert len(parts) == 2 and all(isinstance(p, XnnpackPartitioner) for p in parts)
+    for method in ("vision_encoder", "text_decoder"):
+        parts = get_backend("cpu").partitioners(method, TargetConfig())
+        assert len(parts) == 2 and all(isinstance(p, XnnpackPartitioner) for p in parts)
+    assert get_backend("cpu").partitioners("token_embedding", TargetConfig()) == []  # XNNPACK has no lookup kernel
 
 
 def test_mediatek_without_neuropilot_sdk_says_what_to_install() -> None:
