@@ -77,7 +77,12 @@ def export_pte(args: argparse.Namespace) -> dict[str, Any]:
                           decoder_method=contract.TEXT_DECODER, embedding_method=contract.TOKEN_EMBEDDING)
     report = quantize_modules({contract.VISION_ENCODER: module}, recipe)
     cfg = TargetConfig(tile_batch=max(BATCHES))
-    edge = lower_one_method(model, contract.VISION_ENCODER, module, cfg)
+    partitioners = None
+    if args.partitioners == "single":  # experiment: one XnnpackPartitioner for every precision
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+        partitioners = [XnnpackPartitioner()]
+    edge = lower_one_method(model, contract.VISION_ENCODER, module, cfg, partitioners=partitioners)
     program = to_executorch_program(edge)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -200,6 +205,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="mode", required=True)
     e = sub.add_parser("export")
     e.add_argument("--recipe", default="w8", help="precision preset (default w8; the vision tower is 8da8w in w4 and w8)")
+    e.add_argument("--partitioners", choices=("backend", "single"), default="backend",
+                   help="the backend's partitioners (default) or one XnnpackPartitioner (experiment)")
     o = sub.add_parser("onnx")
     for q in (e, o):
         q.add_argument("--attention", choices=("matmul", "sdpa"), default="matmul",

@@ -34,12 +34,20 @@ def check(cfg: TargetConfig) -> None:
 
 
 def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
-    """XNNPACK partitioners for ``method``: the dynamic-quant/general pair, none for ``token_embedding``.
+    """XNNPACK partitioners for ``method``, chosen by measurement (``bench/RESULTS.md``).
 
-    XNNPACK has no embedding-lookup kernel, so ``token_embedding`` (after quant fusion an int8
-    ``embedding_byte`` or an fp32 ``embedding``) runs on ExecuTorch's kernels either way; asking
-    the partitioners anyway cost two more re-decompositions of the method (6.2 s vs 0.9 s of a
-    tiny export's lowering, the same graph).
+    * ``text_decoder``: ExecuTorch's pair (dynamically quantized linears first, then the rest).
+      One ``XnnpackPartitioner`` (2 delegates per layer instead of ~10) decoded slower on this
+      host (0.71-0.96x: the same QD8 GEMMs took longer inside the big delegates).
+    * ``vision_encoder``: one ``XnnpackPartitioner`` (it takes the 8da8w linears too): the mid
+      tower ran at the same speed as with the pair (255/279 vs 267/271 ms per tile at batch 1/4,
+      3 interleaved rounds, within noise) and lowered faster (171 vs 235 s, one export each; no
+      measurable change on tiny's small tower), since each partitioner costs ExecuTorch a
+      re-decomposition of the method.
+    * ``token_embedding``: none. XNNPACK has no embedding-lookup kernel, so the lookup (after
+      quant fusion an int8 ``embedding_byte``, or an fp32 ``embedding``) runs on ExecuTorch's
+      kernels either way; asking the partitioners cost two more re-decompositions for the same
+      graph (6.2 s vs 0.9 s on tiny).
 
     Args:
         method (str): the program method being lowered.
@@ -55,9 +63,8 @@ def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
     del cfg
     if method == contract.TOKEN_EMBEDDING:
         return []
-    # Tried: one XnnpackPartitioner for all precisions (a decoder layer then lowers as 2 delegates
-    # instead of ~10). Measured slower on this 2-core host (decode 0.77-0.96x; the same QD8 GEMMs
-    # took longer inside the big delegates), so ExecuTorch's usual pair stays (bench/RESULTS.md).
+    if method == contract.VISION_ENCODER:
+        return [XnnpackPartitioner()]
     return [XnnpackDynamicallyQuantizedPartitioner(), XnnpackPartitioner()]
 
 

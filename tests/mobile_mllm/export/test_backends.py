@@ -14,13 +14,16 @@ def test_unknown_target_lists_the_known_ones() -> None:
         get_backend("gpu")
 
 
-def test_cpu_target_gives_dynamic_quant_then_general_xnnpack_partitioners() -> None:
+def test_cpu_target_partitioners_per_method() -> None:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
-    for method in ("vision_encoder", "text_decoder"):
-        parts = get_backend("cpu").partitioners(method, TargetConfig())
-        assert len(parts) == 2 and all(isinstance(p, XnnpackPartitioner) for p in parts)
-    assert get_backend("cpu").partitioners("token_embedding", TargetConfig()) == []  # XNNPACK has no lookup kernel
+    cpu = get_backend("cpu")
+    decoder = cpu.partitioners("text_decoder", TargetConfig())
+    assert len(decoder) == 2 and all(isinstance(p, XnnpackPartitioner) for p in decoder)
+    assert type(decoder[0]).__name__ == "XnnpackDynamicallyQuantizedPartitioner"
+    vision = cpu.partitioners("vision_encoder", TargetConfig())  # one partitioner: same speed, faster lowering
+    assert len(vision) == 1 and type(vision[0]) is XnnpackPartitioner
+    assert cpu.partitioners("token_embedding", TargetConfig()) == []  # XNNPACK has no lookup kernel
 
 
 def test_mediatek_without_neuropilot_sdk_says_what_to_install() -> None:
