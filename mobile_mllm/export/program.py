@@ -341,20 +341,13 @@ def export_program(
     for fb in report.fallbacks():
         logger.info("fallback %s: %s", fb.name, fb.reason)
 
-    examples = _example_inputs(model, cfg)
     exported = {}
     for method in contract.MODEL_METHODS:
-        args, dynamic = examples[method]
-        with _Stage("export", method, on_progress, timings), torch.no_grad():
-            exported[method] = torch.export.export(modules[method], args, dynamic_shapes=dynamic, strict=False)
+        with _Stage("export", method, on_progress, timings):
+            exported[method] = _export_method(model, method, modules[method], cfg)
 
     with _Stage("lower", ", ".join(contract.MODEL_METHODS), on_progress, timings):
-        edge = lower_methods(
-            exported,
-            {method: backend.partitioners(method, cfg) for method in exported},
-            _constant_methods(model, cfg, max_chunk),
-            edge_passes={method: backend.edge_passes(method, cfg) for method in exported},
-        )
+        edge = _lower_with_backend(exported, backend, cfg, _constant_methods(model, cfg, max_chunk))
         delegated = _delegation_counts(edge, list(exported))
     with _Stage("serialize", "", on_progress, timings):
         program = to_executorch_program(edge)
@@ -476,16 +469,32 @@ def lower_one_method(
     Returns:
         Any: ExecuTorch's ``EdgeProgramManager`` with the one method (``to_executorch_program`` serializes it).
     """
-    import torch
-
     from mobile_mllm.export.backends import get_backend
 
-    backend = get_backend(cfg.target.value)
+    exported = {method: _export_method(model, method, module, cfg)}
+    return _lower_with_backend(exported, get_backend(cfg.target.value), cfg, {}, partitioners=partitioners)
+
+
+def _export_method(model: MultimodalModel, method: str, module: nn.Module, cfg: TargetConfig) -> Any:
+    """``torch.export`` of one method on its example inputs, with its dynamic dimensions."""
+    import torch
+
     args, dynamic = _example_inputs(model, cfg)[method]
     with torch.no_grad():
-        exported = torch.export.export(module, args, dynamic_shapes=dynamic, strict=False)
-    chosen = partitioners if partitioners is not None else backend.partitioners(method, cfg)
-    return lower_methods({method: exported}, {method: chosen}, {}, edge_passes={method: backend.edge_passes(method, cfg)})
+        return torch.export.export(module, args, dynamic_shapes=dynamic, strict=False)
+
+
+def _lower_with_backend(
+    exported: dict[str, Any], backend: Any, cfg: TargetConfig, constant_methods: dict[str, Any], *,
+    partitioners: list[Any] | None = None,
+) -> Any:
+    """:func:`lower_methods` with the backend's partitioners (or ``partitioners`` for every method) and edge passes."""
+    return lower_methods(
+        exported,
+        {m: partitioners if partitioners is not None else backend.partitioners(m, cfg) for m in exported},
+        constant_methods,
+        edge_passes={m: backend.edge_passes(m, cfg) for m in exported},
+    )
 
 
 def to_executorch_program(edge: Any) -> Any:

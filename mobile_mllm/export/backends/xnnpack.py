@@ -1,15 +1,16 @@
-"""XNNPACK (phone CPU): dynamically quantized linears first, then everything else XNNPACK runs.
+"""XNNPACK (phone CPU): which partitioners each method gets, and the edge passes run before them.
 
-Methods are lowered the same way; what differs between them is precision, which the recipe
-decides before lowering. Ops XNNPACK cannot run (the KV-cache custom ops, embedding lookups)
-stay on ExecuTorch's portable/optimized/quantized CPU kernels.
+Precision is the recipe's decision, made before lowering; the partitioners per method were
+chosen by measurement (:func:`partitioners`). Ops XNNPACK cannot run (the KV-cache custom ops,
+embedding lookups) stay on ExecuTorch's portable/optimized/quantized CPU kernels.
 
-One correctness workaround lives here: ExecuTorch 1.5's XNNPACK partitioner claims every
-``aten.gelu`` and serializes it as XNNPACK's exact (erf) GELU, ignoring ``approximate="tanh"``
-(SigLIP's activation), so the program silently computed a different function (up to 5e-4
-absolute per activation; through int8 dynamic activations that flipped enough roundings to put
-the tiny vision tower 7e-3 away from the eager model). :func:`edge_passes` rewrites tanh-GELU
-into ops XNNPACK runs exactly as written before partitioning.
+Two edge passes: :func:`remove_identity_expands` (a speed fix: identity copies ``torch.matmul``
+leaves would run on the portable kernel) and :func:`decompose_tanh_gelu`, a correctness
+workaround: ExecuTorch 1.5's XNNPACK partitioner claims every ``aten.gelu`` and serializes it as
+XNNPACK's exact (erf) GELU, ignoring ``approximate="tanh"`` (SigLIP's activation), so the program
+silently computed a different function (up to 5e-4 absolute per activation; through int8 dynamic
+activations that flipped enough roundings to put the tiny vision tower 7e-3 away from the eager
+model). It rewrites tanh-GELU into ops XNNPACK runs exactly as written before partitioning.
 """
 
 from __future__ import annotations
