@@ -309,6 +309,9 @@ def _run_export(args: argparse.Namespace) -> int:
     if v is not None:
         print(f"{'rel err vs quant':>22}: median {v['median_rel_err_vs_quantized']:.2e} (allowed {v['tolerance_vs_quantized']:.0e}), "
               f"max {v['max_rel_err_vs_quantized']:.2e} (allowed {v['flip_tolerance_vs_quantized']:.0e})")
+        exact = [f"{m} {s['num_exact']}/{s['num_samples']}" for m, s in v["by_method"].items() if "num_exact" in s]
+        if exact:
+            print(f"{'samples without flips':>22}: {', '.join(exact)}")
         print(f"{'max rel err vs float':>22}: {v['max_rel_err_vs_float']:.2e}")
         g = v["greedy"]
         print(f"{'greedy vs float':>22}: {g['num_agreeing_prefix']}/{g['num_tokens']} first tokens agree")

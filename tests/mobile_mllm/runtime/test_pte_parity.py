@@ -36,6 +36,7 @@ def test_rare_rounding_flips_pass_and_are_reported() -> None:
         "median_rel_err_vs_quantized": 3.2e-7,  # sorted: 2.5, 2.8, 3.0, 3.1, [3.2], 3.5, ...e-7
         "max_rel_err_vs_quantized": 8.5e-3,
         "num_samples": 9,
+        "num_exact": 6,  # the three flips (1.8e-3, 5.7e-3, 8.5e-3) are not within 1e-5
     }
     assert summary["token_embedding"]["max_rel_err_vs_quantized"] == 0.0
 
@@ -51,3 +52,32 @@ def test_methods_are_judged_separately() -> None:
     rows = _rows("vision_encoder", [1e-7] * 9) + _rows("text_decoder", [6e-3, 7e-3, 6.5e-3, 6e-3, 8e-3, 7e-3])
     with pytest.raises(VerificationError, match="module text_decoder"):
         check_parity(rows)
+
+
+def test_compare_methods_samples_and_an_exact_reference(tiny) -> None:
+    """The export decoder (static cache + custom_sdpa) against HF's own forward via EagerMethods, as the verifier samples them.
+
+    Both are float, so every sample must be within float32 rounding (no int8 anywhere); the rows
+    are the documented samples: 9 tiles, 3 embedding calls, a prefill and a decode per sequence.
+    """
+    import copy
+
+    from mobile_mllm import contract
+    from mobile_mllm.export.decoder import build_kv_decoder
+    from mobile_mllm.runtime.eager import EagerMethods
+    from mobile_mllm.runtime.parity import DECODER_SEQUENCES, EXACT_TOLERANCE, compare_methods
+
+    eager = EagerMethods(tiny, tile_batch=4, prefill_chunk=128)
+    reference = {
+        contract.VISION_ENCODER: tiny.vision_encoder,
+        contract.TOKEN_EMBEDDING: tiny.token_embedding,
+        contract.TEXT_DECODER: build_kv_decoder(copy.deepcopy(tiny.text_decoder), tiny.max_seq_len).eval(),
+    }
+    rows = compare_methods(eager, reference, eager, tile_size=tiny.vision.tile_size, hidden=tiny.hidden_size,
+                           vocab=tiny.vocab_size)
+    counts = {m: sum(r.method == m for r in rows) for m in contract.MODEL_METHODS}
+    assert counts == {contract.VISION_ENCODER: 9, contract.TOKEN_EMBEDDING: 3, contract.TEXT_DECODER: 2 * DECODER_SEQUENCES}
+    summary = check_parity(rows)
+    assert all(s["num_exact"] == s["num_samples"] for s in summary.values()), summary
+    assert max(r.vs_quantized for r in rows) <= EXACT_TOLERANCE
+    assert all(r.vs_float == 0.0 for r in rows)  # "program" and float model are the same object here
