@@ -124,6 +124,10 @@ class SyntheticSpec:
     """Share of text questions drawn small (9-13 px) on a canvas of 1000+ px."""
     small_text_px: tuple[int, int] = (9, 13)
     """Font size range (pixels, inclusive) of small text; raise it for models with small tiles."""
+    number_fraction: float = 0.35
+    """Share of text questions that show a number instead of a word. Training may raise it to drill
+    digits (numbers are read worse than the 30 words); keep the default for benchmarks, whose streams
+    depend on it."""
 
     def __post_init__(self) -> None:
         if not self.kinds or not self.forms:
@@ -134,6 +138,8 @@ class SyntheticSpec:
             raise ConfigError(f"synthetic.max_side ({self.max_side}) must be >= synthetic.min_side ({self.min_side})")
         if not 0.0 <= self.small_text_fraction <= 1.0:
             raise ConfigError(f"synthetic.small_text_fraction must be in [0, 1], got {self.small_text_fraction}")
+        if not 0.0 <= self.number_fraction <= 1.0:
+            raise ConfigError(f"synthetic.number_fraction must be in [0, 1], got {self.number_fraction}")
         if not 6 <= self.small_text_px[0] <= self.small_text_px[1]:
             raise ConfigError(f"synthetic.small_text_px must be (low, high) with 6 <= low <= high, got {self.small_text_px}")
 
@@ -363,12 +369,13 @@ def _fit_font(draw: ImageDraw.ImageDraw, text: str, size: int, max_width: float)
     return font, draw.textbbox((0, 0), text, font=font)
 
 
-def _draw_text(rng: random.Random, image: Image.Image, small: bool, small_px: tuple[int, int] = (9, 13)) -> _Question:
+def _draw_text(rng: random.Random, image: Image.Image, small: bool, small_px: tuple[int, int] = (9, 13),
+               number_fraction: float = 0.35) -> _Question:
     from PIL import ImageDraw  # noqa: PLC0415
 
     draw = ImageDraw.Draw(image)
     w, h = image.size
-    is_number = rng.random() < 0.35
+    is_number = rng.random() < number_fraction
     text = str(rng.randint(10, 9999)) if is_number else rng.choice(_WORDS)
     size = rng.randint(*small_px) if small else round(min(w, h) * rng.uniform(0.08, 0.2))
     font, box = _fit_font(draw, text, size, w * 0.9)
@@ -442,7 +449,7 @@ def _draw_scene(rng: random.Random, spec: SyntheticSpec) -> tuple[Kind, Form, Im
     elif kind is Kind.EXISTS:
         q = _draw_exists(rng, image)
     elif kind is Kind.TEXT:
-        q = _draw_text(rng, image, small, spec.small_text_px)
+        q = _draw_text(rng, image, small, spec.small_text_px, spec.number_fraction)
     else:
         q = _draw_chart(rng, image)
     return kind, form, image, q

@@ -10,10 +10,17 @@ import pytest
 import torch
 
 from mobile_mllm.errors import ConfigError
-from mobile_mllm.eval.synthetic import generate_sample
+from mobile_mllm.eval.synthetic import Kind, SyntheticSpec, generate_sample
 from mobile_mllm.model import load_model
 from mobile_mllm.train.data import build_example, collate
-from mobile_mllm.train.loop import CHECKPOINT_FILE, TrainConfig, answer_loss, make_optimizer, train_reference
+from mobile_mllm.train.loop import (
+    CHECKPOINT_FILE,
+    TrainConfig,
+    answer_loss,
+    make_optimizer,
+    train_reference,
+    training_spec,
+)
 
 FAST = TrainConfig(preset="tiny", steps=3, batch_size=2, log_every=1, warmup_steps=1, small_text_px=(20, 30))
 
@@ -94,6 +101,25 @@ def test_config_rejects_bad_values() -> None:
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError, match="min_lr_ratio"):
         TrainConfig(min_lr_ratio=2.0)
+    with pytest.raises(ConfigError, match=r"synthetic.number_fraction must be in \[0, 1\], got 1.5"):
+        training_spec(TrainConfig(number_fraction=1.5))
+
+
+def _shown_texts(spec: SyntheticSpec, n: int = 30) -> list[str]:
+    return [generate_sample(7, i, spec).description for i in range(n)]  # the shown text, whatever the form
+
+
+def test_number_fraction_changes_only_what_text_shows() -> None:
+    text_only = TrainConfig(kinds=(Kind.TEXT,), image_max_side=400)
+    # the default keeps the benchmark's stream: same answers and pixels as a spec that never heard of the field
+    reference = SyntheticSpec(kinds=(Kind.TEXT,), small_text_px=(48, 72), max_side=400)
+    for i in range(10):
+        a, b = generate_sample(7, i, training_spec(text_only)), generate_sample(7, i, reference)
+        assert (a.question, a.answer, a.image.tobytes()) == (b.question, b.answer, b.image.tobytes())
+    default = _shown_texts(reference)
+    assert 0 < sum(x.isdigit() for x in default) < len(default)  # the default mixes words and numbers
+    assert all(x.isdigit() for x in _shown_texts(training_spec(dataclasses.replace(text_only, number_fraction=1.0))))
+    assert not any(x.isdigit() for x in _shown_texts(training_spec(dataclasses.replace(text_only, number_fraction=0.0))))
 
 
 def test_vision_lr_mult_scales_only_the_vision_encoder_step(tiny_dir, small_spec) -> None:
