@@ -231,9 +231,21 @@ class BenchReport:
     """condition -> form -> accuracy (all kinds)."""
     text: dict[str, dict[str, float]] = field(default_factory=dict)
     """condition -> small/large/all -> exact match on short-answer text questions."""
+    text_content: dict[str, dict[str, float]] = field(default_factory=dict)
+    """condition -> number/word/all -> exact match on the same questions (numbers are the hard part)."""
     image_tokens: dict[str, float] = field(default_factory=dict)
     """condition -> mean image tokens per question (per-kind set)."""
     seconds: float = 0.0
+
+
+def text_content(record: EvalRecord) -> str:
+    """``"number"`` or ``"word"``: what a short-answer text question showed (its answer is the shown text).
+
+    Example:
+        >>> text_content(EvalRecord("text", "vqa", "small", "", "4701", "4101", False, 36, 1))
+        'number'
+    """
+    return "number" if record.answer.isdigit() else "word"
 
 
 def run_reference_bench(
@@ -263,6 +275,7 @@ def run_reference_bench(
     for name in ("tiles", "thumbnail"):
         records = evaluate(model, text, seed=cfg.seed + 1, spec=spec, condition=CONDITIONS[name], workers=cfg.workers)
         report.text[name] = accuracy(records, lambda r: r.detail)
+        report.text_content[name] = accuracy(records, text_content)
         if on_progress:
             on_progress(f"text {name}: {report.text[name]}")
     return dataclasses.replace(report, seconds=time.perf_counter() - start)
@@ -286,7 +299,10 @@ def format_markdown(report: BenchReport) -> str:
         row = [pct(table.get(k, float("nan"))) for k in kinds]
         lines.append(f"| {name} | {report.image_tokens[name]:.0f} | " + " | ".join(row)
                      + f" | {pct(report.by_form[name].get(Form.YN.value, float('nan')))} |")
-    lines += ["", "| text exact match | small | large | all |", "|---|---|---|---|"]
+    lines += ["", "| text exact match | small | large | words | numbers | all |", "|---|---|---|---|---|---|"]
     for name, table in report.text.items():
-        lines.append(f"| {name} | " + " | ".join(pct(table.get(k, float("nan"))) for k in ("small", "large", "all")) + " |")
+        content = report.text_content.get(name, {})
+        cells = [table.get(k, float("nan")) for k in ("small", "large")]
+        cells += [content.get(k, float("nan")) for k in ("word", "number")] + [table.get("all", float("nan"))]
+        lines.append(f"| {name} | " + " | ".join(pct(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
