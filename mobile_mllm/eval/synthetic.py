@@ -125,9 +125,9 @@ class SyntheticSpec:
     small_text_px: tuple[int, int] = (9, 13)
     """Font size range (pixels, inclusive) of small text; raise it for models with small tiles."""
     number_fraction: float = 0.35
-    """Share of text questions that show a number instead of a word. Training may raise it to drill
-    digits (numbers are read worse than the 30 words); keep the default for benchmarks, whose streams
-    depend on it."""
+    """Share of text questions that show a number instead of a word (training may raise it to drill digits).
+
+    Keep the default for benchmarks: their streams (byte-identical TSVs) were drawn with it."""
 
     def __post_init__(self) -> None:
         if not self.kinds or not self.forms:

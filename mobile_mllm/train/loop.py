@@ -124,8 +124,9 @@ class TrainConfig:
     small_text_px: tuple[int, int] = (48, 72)
     """Font size range of the generator's small text (legible on a 3x3 grid of 96 px tiles, not on the thumbnail)."""
     number_fraction: float = 0.35
-    """Share of text questions showing a number rather than a word (the benchmark's 0.35); raise it to
-    drill digits, which the model reads worse than the 30 words."""
+    """Share of text questions showing a number, not a word (benchmark: 0.35); raise it to drill digits.
+
+    Numbers need every digit right and are read far worse than the generator's 30 words."""
     checkpoint_every: int = 1000
     """Steps between checkpoints (and at the end)."""
     log_every: int = 50
