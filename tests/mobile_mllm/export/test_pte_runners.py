@@ -132,12 +132,16 @@ def test_other_methods_between_decoder_calls_leave_the_kv_cache_alone(exported, 
     program = open_program_dir(exported("fp32").output).methods
     eager = EagerMethods(tiny, tile_batch=4, prefill_chunk=32)
     gen = torch.Generator().manual_seed(0)
-    prompt, steps = torch.randn(1, 20, tiny.hidden_size, generator=gen) * 0.05, torch.randn(1, 2, tiny.hidden_size, generator=gen) * 0.05
+    width, size = tiny.hidden_size, tiny.vision.tile_size
+    prompt = torch.randn(1, 20, width, generator=gen) * 0.05
     for methods in (program, eager):
         methods.text_decoder(prompt, torch.tensor([0]))
-    program.token_embedding(torch.tensor([[5, 6, 7]]))
-    got = program.text_decoder(steps[:, :1], torch.tensor([20]))
-    assert relative_error(got, eager.text_decoder(steps[:, :1], torch.tensor([20]))) < 1e-5
-    program.vision_encoder(torch.randn(4, 3, tiny.vision.tile_size, tiny.vision.tile_size, generator=gen))
-    got = program.text_decoder(steps[:, 1:], torch.tensor([21]))
-    assert relative_error(got, eager.text_decoder(steps[:, 1:], torch.tensor([21]))) < 1e-5
+    calls_between = {
+        "token_embedding": lambda: program.token_embedding(torch.tensor([[5, 6, 7]])),
+        "vision_encoder": lambda: program.vision_encoder(torch.randn(4, 3, size, size, generator=gen)),
+    }
+    for pos, (name, call) in enumerate(calls_between.items(), start=prompt.shape[1]):
+        call()
+        step = torch.randn(1, 1, width, generator=gen) * 0.05
+        got = program.text_decoder(step, torch.tensor([pos]))
+        assert relative_error(got, eager.text_decoder(step, torch.tensor([pos]))) < 1e-5, f"after {name}"
