@@ -15,6 +15,7 @@ Modes:
     export   model dir -> vision-only .pte (``--recipe fp32|w8|w4``; ``w4``'s vision is 8da8w too)
     onnx     model dir -> fp32 .onnx and its dynamic-int8 copy (run with the .venv-ort python)
     time     one .pte or .onnx -> ms per tile at batch 1 and 4
+    profile  one .pte -> ETDump per XNNPACK kernel / portable op over ``--repeats`` batch-1 calls, with shares
     compare  everything under ``--models-dir`` one after the other in ONE run, with ratios
 
 Example (mid preset: 384 px tiles, patch 16, width 512, 8 layers; 144 tokens per tile):
@@ -179,6 +180,41 @@ def time_one(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def profile(args: argparse.Namespace) -> dict[str, Any]:
+    """Where one tile's time goes: ETDump events of ``--repeats`` batch-1 calls after a warm-up, and each one's share.
+
+    Shares are of the sum of leaf events (XNNPACK kernels and portable operators), so they say how far
+    any change outside the GEMMs could move the total.
+    """
+    import torch
+    from executorch.extension.pybindings import portable_lib
+
+    from bench_decoder import _aggregate_etdump
+    from mobile_mllm.runtime.pte import load_executorch_kernels
+
+    torch.set_num_threads(args.threads)
+    portable_lib._unsafe_reset_threadpool(args.threads)
+    program = load_executorch_kernels().load_program(args.path, enable_etdump=True)
+    method = program.load_method("vision_encoder")
+    x = torch.rand(1, 3, args.tile_size, args.tile_size) * 2 - 1
+    method.execute([x])  # warm-up, part of the dump: subtracted below by counting per call
+    for _ in range(args.repeats):
+        method.execute([x])
+    etdump = str(Path(args.json_out).with_suffix(".etdump"))
+    program.write_etdump_result_to_file(etdump, etdump + ".debug")
+    calls = args.repeats + 1
+    leaves = [r for r in _aggregate_etdump(etdump) if r["event"] not in ("Method::execute", "DELEGATE_CALL", "OPERATOR_CALL")]
+    total = sum(r["total_ms"] for r in leaves)
+    rows = [{"event": r["event"], "ms_per_tile": round(r["total_ms"] / calls, 2), "share": round(r["total_ms"] / total, 4)}
+            for r in leaves]
+    out = {"path": args.path, "threads": args.threads, "calls": calls, "ms_per_tile_leaves": round(total / calls, 1),
+           "loadavg": [round(v, 2) for v in os.getloadavg()], "events": rows}
+    Path(args.json_out).write_text(json.dumps(out, indent=1) + "\n")
+    for r in rows[:12]:
+        print(f"{r['share']:7.1%} {r['ms_per_tile']:9.1f} ms  {r['event']}", file=sys.stderr)
+    return {k: v for k, v in out.items() if k != "events"}
+
+
 def compare(args: argparse.Namespace) -> dict[str, Any]:
     """Every ``*.pte``/``*.onnx`` in ``--models-dir``, interleaved over ``--rounds``, each in a fresh process."""
     models = sorted(Path(args.models_dir).glob("*.pte")) + sorted(Path(args.models_dir).glob("*.onnx"))
@@ -236,11 +272,14 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--out", required=True)
     t = sub.add_parser("time")
     t.add_argument("path")
+    p = sub.add_parser("profile")
+    p.add_argument("path")
+    p.add_argument("--json-out", required=True, help="per-event JSON (the raw .etdump is written beside it)")
     c = sub.add_parser("compare")
     c.add_argument("--models-dir", required=True)
     c.add_argument("--rounds", type=int, default=3)
     c.add_argument("--json-out", default=str(REPO / "bench" / "results" / "bench_vision_compare.json"))
-    for q in (t, c):
+    for q in (t, p, c):
         q.add_argument("--threads", type=int, default=2)
         q.add_argument("--repeats", type=int, default=5)
         q.add_argument("--tile-size", type=int, default=384)
@@ -249,7 +288,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = _parser().parse_args()
-    run = {"export": export_pte, "onnx": export_onnx, "time": time_one, "compare": compare}[args.mode]
+    run = {"export": export_pte, "onnx": export_onnx, "time": time_one, "profile": profile, "compare": compare}[args.mode]
     result = run(args)
     if args.mode != "compare":
         print(json.dumps(result))
