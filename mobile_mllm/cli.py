@@ -260,6 +260,14 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     add_arguments(p, ExportJob, exclude=("model", "output", "quant", "target"))
 
 
+def _divergence_note(divergence: dict[str, float] | None) -> str:
+    """Where two greedy runs part, with the top-2 logit margins there (a near-tie is int8 noise, not a bug)."""
+    if not divergence:
+        return ""
+    return (f" (first difference at token {divergence['token']}: top-2 logit margin there "
+            f"{divergence['margin']:.3f} in the program, {divergence['reference_margin']:.3f} in the reference)")
+
+
 def _run_export(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -314,9 +322,11 @@ def _run_export(args: argparse.Namespace) -> int:
             print(f"{'samples without flips':>22}: {', '.join(exact)}")
         print(f"{'max rel err vs float':>22}: {v['max_rel_err_vs_float']:.2e}")
         g = v["greedy"]
-        print(f"{'greedy vs float':>22}: {g['num_agreeing_prefix']}/{g['num_tokens']} first tokens agree")
+        print(f"{'greedy vs float':>22}: {g['num_agreeing_prefix']}/{g['num_tokens']} first tokens agree"
+              + _divergence_note(g.get("first_divergence_vs_float")))
         if "num_agreeing_prefix_vs_quantized" in g:
-            print(f"{'greedy vs quantized':>22}: {g['num_agreeing_prefix_vs_quantized']}/{g['num_tokens']} first tokens agree")
+            print(f"{'greedy vs quantized':>22}: {g['num_agreeing_prefix_vs_quantized']}/{g['num_tokens']} first tokens agree"
+                  + _divergence_note(g.get("first_divergence_vs_quantized")))
     else:
         print(f"{'verification':>22}: skipped (--no-verify)")
     print(f"{'export time':>22}: {report['export_time_s']:.1f} s")

@@ -5,7 +5,10 @@ the freshly written ``.pte`` through :class:`~mobile_mllm.runtime.pte.PteMethods
 each method with the *quantized* eager modules that were exported and with the *float* eager
 model (reported, not asserted: that is the cost of quantization); then it runs the same greedy
 generation through :class:`Session` on both and counts how many of the first N tokens agree
-with the float model.
+with the float model; where two runs part, it reports each run's top-2 logit margin at that
+token (:func:`first_divergence`), because on a near-tie (measured: 0.035 logits at the third token
+of the session-5 phase-X model's sample answer) int8 noise alone decides the token, which says
+nothing against the program.
 
 How agreement is judged (:func:`check_parity`): each method runs on several independent samples
 (each vision tile, each embedding call, each decoder call of three prefill+decode sequences);
@@ -52,10 +55,13 @@ __all__ = [
     "DECODER_SEQUENCES",
     "EXACT_TOLERANCE",
     "FLIP_TOLERANCE",
+    "GreedyRun",
     "MethodParity",
     "QUANTIZED_TOLERANCE",
     "check_parity",
     "compare_methods",
+    "first_divergence",
+    "greedy_run",
     "greedy_tokens",
     "relative_error",
     "sample_image",
@@ -262,6 +268,76 @@ def greedy_tokens(backend_methods: ModelMethods, artifacts_like: Any, n: int, im
     return list(answer.tokens)
 
 
+@dataclass(frozen=True)
+class GreedyRun:
+    """Greedy tokens and how decisive each choice was.
+
+    ``margins[i]`` is the chosen token's logit minus the best other logit at step ``i``: where two
+    runs part ways, a small margin (a near-tie) means the int8 noise of a correct program may pick
+    either token, a large one means the programs really compute different things.
+    """
+
+    tokens: list[int]
+    margins: list[float]
+
+
+class _LogitRecorder:
+    """The wrapped methods, with a copy of every ``text_decoder`` call's logits kept (all else delegated)."""
+
+    def __init__(self, methods: ModelMethods) -> None:
+        self._methods = methods
+        self.logits: list[torch.Tensor] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._methods, name)
+
+    def text_decoder(self, embeds: torch.Tensor, start_pos: torch.Tensor) -> torch.Tensor:
+        out = self._methods.text_decoder(embeds, start_pos)
+        self.logits.append(out.detach().reshape(-1).float().clone())
+        return out
+
+
+def greedy_run(backend_methods: ModelMethods, artifacts_like: Any, n: int, image: Any = None) -> GreedyRun:
+    """:func:`greedy_tokens` plus each token's logit margin over the runner-up (same arguments).
+
+    The session's last ``n`` decoder calls produce the ``n`` tokens (the last prefill chunk the
+    first, each decode step the next); a margin that comes out negative would mean that mapping
+    broke, which raises instead of reporting nonsense.
+
+    Raises:
+        VerificationError: a recorded call's best token is not the token the session chose.
+    """
+    import torch
+
+    recorder = _LogitRecorder(backend_methods)
+    tokens = greedy_tokens(recorder, artifacts_like, n, image)
+    margins = []
+    for step, (token, logits) in enumerate(zip(tokens, recorder.logits[-len(tokens):] if tokens else [])):
+        others = logits.clone()
+        others[token] = -torch.inf
+        margin = float(logits[token] - others.max())
+        if margin < 0:
+            raise VerificationError(
+                f"stage verify: greedy step {step} chose token {token} but its decoder call's best token is "
+                f"{int(logits.argmax())}; the session's calls no longer map one per generated token"
+            )
+        margins.append(margin)
+    return GreedyRun(tokens, margins)
+
+
+def first_divergence(run: GreedyRun, reference: GreedyRun) -> dict[str, float] | None:
+    """Where ``run`` first chooses another token than ``reference``, with both margins there; None if they agree.
+
+    Example:
+        >>> first_divergence(GreedyRun([5, 7, 9], [2.0, 0.03, 1.0]), GreedyRun([5, 8, 9], [1.9, 0.02, 1.1]))
+        {'token': 1, 'margin': 0.03, 'reference_margin': 0.02}
+    """
+    for i, (a, b) in enumerate(zip(run.tokens, reference.tokens)):
+        if a != b:
+            return {"token": i, "margin": run.margins[i], "reference_margin": reference.margins[i]}
+    return None
+
+
 def _agreeing_prefix(a: list[int], b: list[int]) -> int:
     count = 0
     for x, y in zip(a, b):
@@ -326,8 +402,9 @@ def verify_export(
             stats["num_samples"], stats["num_exact"], EXACT_TOLERANCE,
         )
     n = job.verify_tokens
-    float_tokens = greedy_tokens(eager, model, n)
-    program_tokens = greedy_tokens(program, model, n)
+    float_run = greedy_run(eager, model, n)
+    program_run = greedy_run(program, model, n)
+    float_tokens, program_tokens = float_run.tokens, program_run.tokens
     quantized_model = dataclasses.replace(
         model,
         vision_encoder=artifacts.quantized[contract.VISION_ENCODER],
@@ -335,7 +412,8 @@ def verify_export(
         text_decoder=quantized[contract.TEXT_DECODER],
     )
     quantized_eager = EagerMethods(quantized_model, tile_batch=program.max_tile_batch, prefill_chunk=program.max_chunk)
-    quantized_tokens = greedy_tokens(quantized_eager, model, n)
+    quantized_run = greedy_run(quantized_eager, model, n)
+    quantized_tokens = quantized_run.tokens
     agree = _agreeing_prefix(program_tokens, float_tokens)
     section = {
         "tolerance_vs_quantized": tolerance,
@@ -358,6 +436,9 @@ def verify_export(
             "num_agreeing_positions": sum(x == y for x, y in zip(program_tokens, float_tokens)),
             "quantized_tokens": quantized_tokens,
             "num_agreeing_prefix_vs_quantized": _agreeing_prefix(program_tokens, quantized_tokens),
+            "program_margins": program_run.margins,
+            "first_divergence_vs_float": first_divergence(program_run, float_run),
+            "first_divergence_vs_quantized": first_divergence(program_run, quantized_run),
         },
     }
     logger.info(

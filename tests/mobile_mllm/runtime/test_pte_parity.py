@@ -81,3 +81,57 @@ def test_compare_methods_samples_and_an_exact_reference(tiny) -> None:
     assert all(s["num_exact"] == s["num_samples"] for s in summary.values()), summary
     assert max(r.vs_quantized for r in rows) <= EXACT_TOLERANCE
     assert all(r.vs_float == 0.0 for r in rows)  # "program" and float model are the same object here
+
+
+class _ScriptedLogits:
+    """Real eager methods, but decoder call ``j`` returns logits whose best token is ``10 + j`` by ``0.5 + 0.1 j``."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.max_seq_len, self.max_tile_batch, self.max_chunk = inner.max_seq_len, inner.max_tile_batch, inner.max_chunk
+        self.vision_encoder, self.token_embedding = inner.vision_encoder, inner.token_embedding
+        self.calls = 0
+
+    def text_decoder(self, embeds, start_pos):
+        import torch
+
+        self.inner.text_decoder(embeds, start_pos)  # keep the session's bookkeeping real
+        logits = torch.zeros(1, 64)
+        logits[0, 5] = 1.5
+        logits[0, 10 + self.calls] = 2.0 + 0.1 * self.calls
+        self.calls += 1
+        return logits
+
+
+def test_greedy_run_margins_are_the_chosen_tokens_lead_over_the_runner_up(tiny) -> None:
+    """Hand-computed: the last n decoder calls make the n tokens, each ``0.5 + 0.1 j`` ahead of token 5."""
+    from mobile_mllm.runtime.eager import EagerMethods
+    from mobile_mllm.runtime.parity import greedy_run
+
+    scripted = _ScriptedLogits(EagerMethods(tiny, tile_batch=4, prefill_chunk=16))
+    run = greedy_run(scripted, tiny, 5)
+    prefill_calls = scripted.calls - 4  # 5 tokens: the last prefill chunk makes the first, 4 decode steps the rest
+    assert prefill_calls >= 2  # the prompt is longer than one 16-position chunk, so the mapping is really tested
+    assert run.tokens == [10 + prefill_calls - 1 + i for i in range(5)]
+    assert run.margins == pytest.approx([0.5 + 0.1 * (t - 10) for t in run.tokens])
+
+
+def test_greedy_run_refuses_logits_that_do_not_match_the_tokens(tiny, monkeypatch) -> None:
+    """If the session's calls stopped mapping one per token, margins would be nonsense: an error instead."""
+    from mobile_mllm.runtime import parity
+    from mobile_mllm.runtime.eager import EagerMethods
+
+    real = parity.greedy_tokens
+    monkeypatch.setattr(parity, "greedy_tokens", lambda *a, **k: [t + 1 for t in real(*a, **k)])
+    scripted = _ScriptedLogits(EagerMethods(tiny, tile_batch=4, prefill_chunk=16))
+    with pytest.raises(VerificationError, match=r"greedy step 0 chose token \d+ but its decoder call's best token is \d+"):
+        parity.greedy_run(scripted, tiny, 3)
+
+
+def test_first_divergence_names_the_token_and_both_margins() -> None:
+    from mobile_mllm.runtime.parity import GreedyRun, first_divergence
+
+    program = GreedyRun([89, 356, 1658, 607], [0.92, 0.60, 0.035, 0.52])
+    reference = GreedyRun([89, 356, 607, 607], [1.10, 0.71, 0.020, 0.48])
+    assert first_divergence(program, reference) == {"token": 2, "margin": 0.035, "reference_margin": 0.020}
+    assert first_divergence(program, program) is None
