@@ -130,8 +130,10 @@ class PteMethods:
         missing = [m for m in (*contract.MODEL_METHODS, *contract.REQUIRED_CONSTANT_METHODS) if m not in names]
         if missing:
             raise ContractError(f"{self.path} lacks method(s) {', '.join(missing)}; re-export it with mobile-mllm export")
-        # one Program (own arenas) per method: see the class docstring
-        self._methods = {name: self._load_program().load_method(name) for name in contract.MODEL_METHODS}
+        # one Program (own arenas) per method: see the class docstring; kept referenced for as long as its
+        # method is, rather than relying on the binding to keep a dropped Program's arenas alive
+        self._method_programs = {name: self._load_program() for name in contract.MODEL_METHODS}
+        self._methods = {name: program.load_method(name) for name, program in self._method_programs.items()}
         self.constants = {
             name: self._constant(name) for name in contract.CONSTANT_METHODS if name in names
         }
