@@ -369,8 +369,8 @@ def _fit_font(draw: ImageDraw.ImageDraw, text: str, size: int, max_width: float)
     return font, draw.textbbox((0, 0), text, font=font)
 
 
-def _draw_text(rng: random.Random, image: Image.Image, small: bool, small_px: tuple[int, int] = (9, 13),
-               number_fraction: float = 0.35) -> _Question:
+def _draw_text(rng: random.Random, image: Image.Image, small: bool, small_px: tuple[int, int],
+               number_fraction: float) -> _Question:
     from PIL import ImageDraw  # noqa: PLC0415
 
     draw = ImageDraw.Draw(image)
