@@ -480,7 +480,7 @@ def generate_sample(seed: int, sample_id: int, spec: SyntheticSpec) -> Synthetic
     return _ask(rng, sample_id, image, kind, form, q)
 
 
-def generate_sample_forms(seed: int, sample_id: int, spec: SyntheticSpec) -> tuple[SyntheticSample, ...]:
+def generate_sample_forms(seed: int, sample_id: int, spec: SyntheticSpec, *, reasks: int = 0) -> tuple[SyntheticSample, ...]:
     """Sample ``sample_id`` as :func:`generate_sample` draws it, then the same fact asked in every other form.
 
     All share one image object (drawn once). The first element is exactly ``generate_sample(seed,
@@ -488,12 +488,27 @@ def generate_sample_forms(seed: int, sample_id: int, spec: SyntheticSpec) -> tup
     options and claims from a separate stream, so adding them changes no sample of the benchmark.
     Training asks several questions of one drawn image this way (one render and tiling, several
     answers to learn from).
+
+    ``reasks`` more samples follow: the fact asked again in the forms whose wording is drawn (MCQ
+    with other options in another order, yes/no with another claim), cycling through those forms of
+    ``spec.forms``. They teach the option letters and claims themselves, the step a small model
+    gets wrong while it already knows the short answer. They continue the separate stream, so the
+    samples before them do not change.
+
+    Raises:
+        ConfigError: ``reasks`` is negative, or positive while ``spec.forms`` has no MCQ or yes/no form.
     """
+    redrawn = [f for f in spec.forms if f in (Form.MCQ, Form.YN)]
+    if reasks < 0 or (reasks and not redrawn):
+        raise ConfigError(f"synthetic: reasks must be >= 0 and needs an MCQ or yes/no form in spec.forms, got {reasks} "
+                          f"with forms {[f.value for f in spec.forms]}")
     rng = random.Random(f"mobile-mllm-synthetic/{seed}/{sample_id}")
     kind, form, image, q = _draw_scene(rng, spec)
     first = _ask(rng, sample_id, image, kind, form, q)
     more = random.Random(f"mobile-mllm-synthetic-forms/{seed}/{sample_id}")
-    return (first, *(_ask(more, sample_id, image, kind, other, q) for other in spec.forms if other is not form))
+    others = [_ask(more, sample_id, image, kind, other, q) for other in spec.forms if other is not form]
+    again = [_ask(more, sample_id, image, kind, redrawn[i % len(redrawn)], q) for i in range(reasks)]
+    return (first, *others, *again)
 
 
 def generate_samples(seed: int, count: int, spec: SyntheticSpec = SyntheticSpec(), *, start: int = 0) -> Iterator[SyntheticSample]:

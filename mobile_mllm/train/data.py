@@ -21,8 +21,9 @@ A curriculum's first phase may cap the grid (``max_grid_side``) so examples have
 
 Several questions per image: with ``questions_per_image`` = Q > 1, one drawn image gives Q
 examples that share its tiles (the drawn question, the description, then the same fact in the
-other forms; ``eval.synthetic.generate_sample_forms``). The image is rendered, tiled and
-encoded once for Q answers: rendering and tiling on the CPU are what limit training throughput.
+other forms, then re-asked in MCQ and yes/no form with fresh options and claims;
+``eval.synthetic.generate_sample_forms``). The image is rendered, tiled and encoded once for Q
+answers: rendering and tiling on the CPU are what limit training throughput.
 
 Deliberately not here: the optimiser loop (``loop.py``), scoring (``evaluate.py``).
 """
@@ -357,10 +358,12 @@ class SyntheticTrainSet:
         questions_per_image: int = 1,
     ) -> None:
         available = 1 + len(spec.forms)  # the drawn question, the description, the other forms
-        if not 1 <= questions_per_image <= available:
+        redrawn = any(f in (Form.MCQ, Form.YN) for f in spec.forms)
+        if questions_per_image < 1 or (questions_per_image > available and not redrawn):
             raise ConfigError(
                 f"questions_per_image must be between 1 and {available} (the drawn question, the description and "
-                f"the same fact in the {len(spec.forms) - 1} other form(s)), got {questions_per_image}"
+                f"the same fact in the {len(spec.forms) - 1} other form(s)); more re-ask the fact in MCQ or yes/no "
+                f"form, which spec.forms lacks; got {questions_per_image}"
             )
         self.seed, self.spec, self.tokenizer, self.prompt = seed, spec, tokenizer, prompt
         self.vision, self.grid_jitter, self.pad_id, self.length = vision, grid_jitter, pad_id, length
@@ -374,7 +377,8 @@ class SyntheticTrainSet:
         """The examples about drawn image ``index`` (``questions_per_image`` of them), sharing its tiles."""
         from mobile_mllm.vision.processor import preprocess
 
-        forms = generate_sample_forms(self.seed, index, self.spec)
+        reasks = max(0, self.questions_per_image - 1 - len(self.spec.forms))
+        forms = generate_sample_forms(self.seed, index, self.spec, reasks=reasks)
         sample = forms[0]
         rng = random.Random(f"mobile-mllm-train-jitter/{self.seed}/{index}")
         vision = jitter_vision(self.vision, rng, self.grid_jitter)

@@ -59,6 +59,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "MODEL_SUBDIR",
     "Device",
+    "LossWeighting",
     "TrainConfig",
     "TrainResult",
     "answer_loss",
@@ -84,6 +85,19 @@ class Device(str, enum.Enum):
 
     CPU = "cpu"
     CUDA = "cuda"
+
+
+class LossWeighting(str, enum.Enum):
+    """What the training loss averages over.
+
+    ``token``: every answer token counts the same, so a long answer (a description, a chart's
+    values) outweighs a one-token option letter or yes/no many times over. ``example``: every
+    example counts the same (its tokens averaged first), which gives the short MCQ and yes/no
+    answers their share once descriptions have done their job of teaching the model to see.
+    """
+
+    TOKEN = "token"
+    EXAMPLE = "example"
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,8 @@ class TrainConfig:
     """Probability of the dense "describe" task instead of the drawn question (train.data.describe_sample)."""
     vision_lr_mult: float = 1.0
     """Learning rate of the vision encoder (tower + bridge) as a multiple of lr."""
+    loss_weighting: LossWeighting = LossWeighting.TOKEN
+    """Mean of the loss over answer tokens (``token``) or over examples (``example``; see LossWeighting)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "questions_per_image"):
@@ -199,11 +215,13 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def answer_loss(model: MultimodalModel, batch: Batch) -> torch.Tensor:
-    """Mean cross-entropy of the answer tokens of ``batch`` (teacher forcing, one forward pass).
+def answer_loss(model: MultimodalModel, batch: Batch, weighting: LossWeighting = LossWeighting.TOKEN) -> torch.Tensor:
+    """Cross-entropy of the answer tokens of ``batch`` (teacher forcing, one forward pass).
 
     Image embeddings from ``model.vision_encoder`` (each image encoded once, however many rows
     ask about it: ``batch.image_index``) replace the token embeddings at ``batch.image_mask``; logits are computed only where the next token is labelled.
+    ``weighting`` says what the mean is over: every answer token, or every example (each row's
+    tokens averaged first; see :class:`LossWeighting`).
     """
     import torch
 
@@ -216,7 +234,13 @@ def answer_loss(model: MultimodalModel, batch: Batch) -> torch.Tensor:
     targets = batch.labels[:, 1:]
     keep = targets != -100
     logits = decoder.lm_head(hidden[:, :-1][keep])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    if weighting is LossWeighting.TOKEN:
+        return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    per_token = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="none")
+    tokens_per_row = keep.sum(dim=1)
+    row_of_token = keep.nonzero()[:, 0]
+    answered = (tokens_per_row > 0).sum().clamp(min=1)
+    return (per_token / tokens_per_row[row_of_token]).sum() / answered
 
 
 def _trainable(model: MultimodalModel) -> list[torch.nn.Module]:
@@ -424,7 +448,7 @@ def train_reference(
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(cfg, step) * group.get("lr_mult", 1.0)
             with autocast:
-                loss = answer_loss(model, batch)
+                loss = answer_loss(model, batch, cfg.loss_weighting)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:

@@ -70,6 +70,26 @@ def test_answer_loss_counts_only_labelled_tokens(tiny, small_spec) -> None:
     torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_example_weighting_averages_each_examples_own_mean_loss(tiny, small_spec) -> None:
+    from mobile_mllm.train.data import describe_sample
+    from mobile_mllm.train.loop import LossWeighting
+
+    short = generate_sample(2, 0, small_spec)
+    examples = [build_example(s, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision, pad_id=0)
+                for s in (short, describe_sample(short))]
+    answer_tokens = [int((e.labels != -100).sum()) for e in examples]
+    assert answer_tokens[1] > answer_tokens[0]  # a long and a short answer: the two weightings differ
+    batch = collate(examples)
+    with torch.no_grad():
+        # Reference: each example alone (its mean over its own tokens), then averaged / token-weighted by hand.
+        alone = [float(answer_loss(tiny, collate([e]))) for e in examples]
+        by_example = float(answer_loss(tiny, batch, LossWeighting.EXAMPLE))
+        by_token = float(answer_loss(tiny, batch, LossWeighting.TOKEN))
+    assert by_example == pytest.approx(sum(alone) / 2, rel=1e-4)
+    assert by_token == pytest.approx(sum(a * n for a, n in zip(alone, answer_tokens)) / sum(answer_tokens), rel=1e-4)
+    assert abs(by_example - by_token) > 1e-3
+
+
 @pytest.mark.slow
 def test_resumed_run_gives_the_same_next_step_loss(tmp_path: Path) -> None:
     whole = train_reference(FAST, tmp_path / "whole")

@@ -201,6 +201,41 @@ def test_questions_per_image_asks_the_drawn_question_the_description_then_other_
     with pytest.raises(ConfigError, match="questions_per_image"):
         SyntheticTrainSet(seed=9, spec=small_spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
                           grid_jitter=0.0, pad_id=0, length=5, questions_per_image=0)
-    with pytest.raises(ConfigError, match="between 1 and 4"):  # 5 would silently give only 4
-        SyntheticTrainSet(seed=9, spec=small_spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
-                          grid_jitter=0.0, pad_id=0, length=5, questions_per_image=5)
+    vqa_only = dataclasses.replace(small_spec, forms=(Form.VQA,))
+    with pytest.raises(ConfigError, match="between 1 and 2"):  # nothing to re-ask: 3 would silently give only 2
+        SyntheticTrainSet(seed=9, spec=vqa_only, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
+                          grid_jitter=0.0, pad_id=0, length=5, questions_per_image=3)
+
+
+def test_questions_beyond_the_forms_reask_the_fact_in_mcq_and_yes_no_form(tiny, small_spec) -> None:
+    from mobile_mllm.eval.synthetic import generate_sample_forms
+    from mobile_mllm.train.data import SyntheticTrainSet, question_text
+
+    plain = generate_sample_forms(9, 4, small_spec)
+    more = generate_sample_forms(9, 4, small_spec, reasks=6)
+    assert len(more) == 9
+    # the samples before the re-asks are unchanged (a run with re-asks sees the same first questions)
+    assert [(s.question, s.answer, s.options) for s in more[:3]] == [(s.question, s.answer, s.options) for s in plain]
+    again = more[3:]
+    assert [s.form for s in again] == [Form.MCQ, Form.YN] * 3  # cycling the redrawn forms in spec order
+    for s in again:
+        assert s.image is more[0].image
+        assert s.kind is plain[0].kind and s.description == plain[0].description
+    truth = next(s for s in plain if s.form is Form.VQA).answer if plain[0].kind is not Kind.EXISTS else None
+    for s in again:
+        if s.form is Form.MCQ:
+            assert s.options[ord(s.answer_letter) - ord("A")] == s.answer
+            if truth is not None:
+                assert s.answer == truth
+        else:
+            assert s.answer in ("Yes", "No")
+    # re-asks draw fresh options or claims: not all MCQ re-asks repeat one option order
+    assert len({(s.question, s.options) for s in again}) > 1
+    with pytest.raises(ConfigError, match="reasks"):
+        generate_sample_forms(9, 4, dataclasses.replace(small_spec, forms=(Form.VQA,)), reasks=1)
+
+    group = SyntheticTrainSet(seed=9, spec=small_spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
+                              grid_jitter=0.0, pad_id=0, length=5, questions_per_image=7)[4]
+    texts = [tiny.tokenizer.decode(e.ids.tolist(), skip_special_tokens=False) for e in group]
+    assert len(group) == 7 and all(e.tiles is group[0].tiles for e in group)
+    assert question_text(more[3]) in texts[4] and question_text(more[5]) in texts[6]
