@@ -104,6 +104,7 @@ _BAR_LABELS = ("apple", "pear", "plum", "kiwi", "lime", "fig", "mango", "grape")
 _BACKGROUNDS = ((255, 255, 255), (246, 245, 240), (236, 241, 246), (242, 236, 226))
 _ASPECTS = (1.0, 4 / 3, 3 / 2, 16 / 9, 2.0, 3.0)
 _RELATIONS = {"left": "to the left of", "right": "to the right of", "above": "above", "below": "below"}
+_OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
 _SMALL_TEXT_CANVAS = 1000
 _LETTERS = "ABCD"
 
@@ -258,6 +259,10 @@ def _other(rng: random.Random, pool: Sequence[str], *exclude: str) -> str:
     return rng.choice([p for p in pool if p not in exclude])
 
 
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
 @dataclass(frozen=True)
 class _Question:
     """A drawn fact, askable in every form."""
@@ -272,6 +277,9 @@ class _Question:
     detail: str
     vqa_suffix: str = ""
     description: str = ""
+    confusers: tuple[str, ...] = ()
+    """The wrong answers the image itself suggests (another object's colour, the opposite relation,
+    a neighbouring count): hard negatives for re-asked training questions. Empty: none."""
 
 
 def _draw_colour(rng: random.Random, image: Image.Image) -> _Question:
@@ -282,6 +290,7 @@ def _draw_colour(rng: random.Random, image: Image.Image) -> _Question:
     return _Question(
         f"What colour is the {target.shape}?", target.colour, tuple(c for c in COLOURS if c != target.colour),
         f"Is the {target.shape} {{}}?", "single" if not others else "among_others", description=description,
+        confusers=_unique(o.colour for o in others),
     )
 
 
@@ -292,6 +301,7 @@ def _draw_shape_kind(rng: random.Random, image: Image.Image) -> _Question:
     return _Question(
         f"What shape is the {target.colour} object?", target.shape, tuple(s for s in SHAPES if s != target.shape),
         f"Is the {target.colour} object a {{}}?", "single" if not others else "among_others", description=description,
+        confusers=_unique(o.shape for o in others),
     )
 
 
@@ -311,6 +321,7 @@ def _draw_count(rng: random.Random, image: Image.Image) -> _Question:
     return _Question(
         f"How many {target.colour} {target.shape}s are there?", str(n), numbers,
         f"Are there exactly {{}} {target.colour} {target.shape}s?", "few" if n <= 3 else "many", description=description,
+        confusers=(str(n - 1), str(n + 1)),
     )
 
 
@@ -342,6 +353,7 @@ def _draw_position(rng: random.Random, image: Image.Image) -> _Question:
         tuple(x for x in _RELATIONS if x != relation),
         f"Is the {a.colour} {a.shape} {{}} the {b.colour} {b.shape}?", "horizontal" if horizontal else "vertical",
         vqa_suffix=" Answer left, right, above or below.", description=_describe((a, b), xs),
+        confusers=(_OPPOSITE[relation],),
     )
 
 
@@ -417,12 +429,14 @@ def _draw_chart(rng: random.Random, image: Image.Image) -> _Question:
     description = ", ".join(f"{label} {value}" for label, value in zip(labels, values))
     if rng.random() < 0.5:
         tallest = labels[values.index(max(values))]
+        by_height = [label for _, label in sorted(zip(values, labels), reverse=True)]
         return _Question("Which bar is the tallest?", tallest, tuple(x for x in labels if x != tallest),
-                         "Is the {} bar the tallest?", "tallest", description=description)
+                         "Is the {} bar the tallest?", "tallest", description=description, confusers=(by_height[1],))
     i = rng.randrange(k)
     others = tuple(str(v) for v in sorted(set(range(1, 21)) - {values[i]}, key=lambda v: abs(v - values[i]))[:6])
     return _Question(f"What is the value of the {labels[i]} bar?", str(values[i]), others,
-                     f"Is the value of the {labels[i]} bar {{}}?", "value", description=description)
+                     f"Is the value of the {labels[i]} bar {{}}?", "value", description=description,
+                     confusers=tuple(str(v) for j, v in enumerate(values) if j != i))
 
 
 # --------------------------------------------------------------------------- samples
@@ -455,15 +469,23 @@ def _draw_scene(rng: random.Random, spec: SyntheticSpec) -> tuple[Kind, Form, Im
     return kind, form, image, q
 
 
-def _ask(rng: random.Random, sample_id: int, image: Image.Image, kind: Kind, form: Form, q: _Question) -> SyntheticSample:
-    """Word the drawn fact ``q`` as a question of ``form`` (options, claims and answer)."""
+def _ask(rng: random.Random, sample_id: int, image: Image.Image, kind: Kind, form: Form, q: _Question,
+         *, hard: bool = False) -> SyntheticSample:
+    """Word the drawn fact ``q`` as a question of ``form`` (options, claims and answer).
+
+    ``hard``: the MCQ options include the confusers of ``q`` (up to three) and a false yes/no
+    claim is one of them, where ``q`` has any; the benchmark never sets it.
+    """
+    confusers = [c for c in q.confusers if c in q.distractors] if hard else []
     if form is Form.MCQ:
-        options = [q.answer, *rng.sample(q.distractors, min(3, len(q.distractors)))]
+        wrong = confusers[:3]
+        rest = [d for d in q.distractors if d not in wrong]
+        options = [q.answer, *wrong, *rng.sample(rest, min(3 - len(wrong), len(rest)))]
         rng.shuffle(options)
         return SyntheticSample(sample_id, image, q.mcq, q.answer, tuple(options), kind, form, q.detail, q.description)
     if form is Form.YN:
         truthful = rng.random() < 0.5
-        claim = q.answer if truthful else rng.choice(q.distractors)
+        claim = q.answer if truthful else rng.choice(confusers or q.distractors)
         question = q.yn.format(_relation_claim(q, claim)) + " Please answer yes or no."
         return SyntheticSample(sample_id, image, question, "Yes" if truthful else "No", (), kind, form, q.detail, q.description)
     if kind is Kind.EXISTS:  # "which of these" has no short answer: ask yes/no in words instead
@@ -480,7 +502,8 @@ def generate_sample(seed: int, sample_id: int, spec: SyntheticSpec) -> Synthetic
     return _ask(rng, sample_id, image, kind, form, q)
 
 
-def generate_sample_forms(seed: int, sample_id: int, spec: SyntheticSpec, *, reasks: int = 0) -> tuple[SyntheticSample, ...]:
+def generate_sample_forms(seed: int, sample_id: int, spec: SyntheticSpec, *, reasks: int = 0,
+                          hard_reasks: bool = False) -> tuple[SyntheticSample, ...]:
     """Sample ``sample_id`` as :func:`generate_sample` draws it, then the same fact asked in every other form.
 
     All share one image object (drawn once). The first element is exactly ``generate_sample(seed,
@@ -493,7 +516,8 @@ def generate_sample_forms(seed: int, sample_id: int, spec: SyntheticSpec, *, rea
     with other options in another order, yes/no with another claim), cycling through those forms of
     ``spec.forms``. They teach the option letters and claims themselves, the step a small model
     gets wrong while it already knows the short answer. They continue the separate stream, so the
-    samples before them do not change.
+    samples before them do not change. With ``hard_reasks`` their options and false claims are the
+    wrong answers the image suggests (another object's colour, the opposite relation: hard negatives).
 
     Raises:
         ConfigError: ``reasks`` is negative, or positive while ``spec.forms`` has no MCQ or yes/no form.
@@ -507,7 +531,7 @@ def generate_sample_forms(seed: int, sample_id: int, spec: SyntheticSpec, *, rea
     first = _ask(rng, sample_id, image, kind, form, q)
     more = random.Random(f"mobile-mllm-synthetic-forms/{seed}/{sample_id}")
     others = [_ask(more, sample_id, image, kind, other, q) for other in spec.forms if other is not form]
-    again = [_ask(more, sample_id, image, kind, redrawn[i % len(redrawn)], q) for i in range(reasks)]
+    again = [_ask(more, sample_id, image, kind, redrawn[i % len(redrawn)], q, hard=hard_reasks) for i in range(reasks)]
     return (first, *others, *again)
 
 

@@ -335,6 +335,8 @@ class SyntheticTrainSet:
         content_crop (float): probability of training on :func:`crop_to_content` of the image.
         describe (float): probability of asking :data:`DESCRIBE_QUESTION` instead (:func:`describe_sample`).
         max_grid_side (int | None): cap on the grid side (a curriculum's first phase), None: the model's.
+        hard_reasks (bool): re-asked questions (beyond the forms) take their wrong options and false
+            claims from what the image suggests (``eval.synthetic.generate_sample_forms``).
         questions_per_image (int): examples per drawn image (see the module docstring); 1: the
             drawn question, or with probability ``describe`` the description instead.
         pad_id (int): id at image and padding positions.
@@ -356,6 +358,7 @@ class SyntheticTrainSet:
         describe: float = 0.0,
         max_grid_side: int | None = None,
         questions_per_image: int = 1,
+        hard_reasks: bool = False,
     ) -> None:
         available = 1 + len(spec.forms)  # the drawn question, the description, the other forms
         redrawn = any(f in (Form.MCQ, Form.YN) for f in spec.forms)
@@ -368,7 +371,7 @@ class SyntheticTrainSet:
         self.seed, self.spec, self.tokenizer, self.prompt = seed, spec, tokenizer, prompt
         self.vision, self.grid_jitter, self.pad_id, self.length = vision, grid_jitter, pad_id, length
         self.content_crop, self.describe, self.max_grid_side = content_crop, describe, max_grid_side
-        self.questions_per_image = questions_per_image
+        self.questions_per_image, self.hard_reasks = questions_per_image, hard_reasks
 
     def __len__(self) -> int:
         return self.length
@@ -378,7 +381,7 @@ class SyntheticTrainSet:
         from mobile_mllm.vision.processor import preprocess
 
         reasks = max(0, self.questions_per_image - 1 - len(self.spec.forms))
-        forms = generate_sample_forms(self.seed, index, self.spec, reasks=reasks)
+        forms = generate_sample_forms(self.seed, index, self.spec, reasks=reasks, hard_reasks=self.hard_reasks)
         sample = forms[0]
         rng = random.Random(f"mobile-mllm-train-jitter/{self.seed}/{index}")
         vision = jitter_vision(self.vision, rng, self.grid_jitter)

@@ -160,6 +160,10 @@ class TrainConfig:
     vision_lr_mult: float = 1.0
     """Learning rate of the vision encoder (tower + bridge) as a multiple of lr."""
     loss_weighting: LossWeighting = LossWeighting.TOKEN
+    hard_reasks: bool = False
+    """Re-asked questions take hard negatives: wrong answers the image suggests (others' colours, opposite relation).
+
+    Re-asked questions are those of ``questions_per_image`` beyond 1 + the number of forms."""
     """Mean of the loss over answer tokens (``token``) or over examples (``example``; see LossWeighting)."""
 
     def __post_init__(self) -> None:
@@ -374,6 +378,7 @@ def _loader(cfg: TrainConfig, model: MultimodalModel, start_step: int) -> Any:
         describe=cfg.describe,
         max_grid_side=cfg.max_grid_side or None,
         questions_per_image=cfg.questions_per_image,
+        hard_reasks=cfg.hard_reasks,
         pad_id=pad_id,
         length=cfg.steps * cfg.batch_size,
     )

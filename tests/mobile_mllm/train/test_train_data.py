@@ -239,3 +239,33 @@ def test_questions_beyond_the_forms_reask_the_fact_in_mcq_and_yes_no_form(tiny, 
     texts = [tiny.tokenizer.decode(e.ids.tolist(), skip_special_tokens=False) for e in group]
     assert len(group) == 7 and all(e.tiles is group[0].tiles for e in group)
     assert question_text(more[3]) in texts[4] and question_text(more[5]) in texts[6]
+
+
+@pytest.mark.parametrize("kind", [Kind.COLOUR, Kind.POSITION, Kind.COUNT])
+def test_hard_reasks_offer_the_wrong_answers_the_image_suggests(kind, small_spec) -> None:
+    from mobile_mllm.eval.synthetic import generate_sample_forms
+
+    spec = dataclasses.replace(small_spec, kinds=(kind,))
+    opposite = {"left": "right", "right": "left", "above": "below", "below": "above"}
+    checked = 0
+    for i in range(12):
+        easy = generate_sample_forms(3, i, spec, reasks=4)
+        hard = generate_sample_forms(3, i, spec, reasks=4, hard_reasks=True)
+        assert [(s.question, s.options) for s in hard[:3]] == [(s.question, s.options) for s in easy[:3]]
+        truth = next(s for s in hard[:3] if s.form is Form.VQA).answer
+        if kind is Kind.POSITION:
+            suggested = {opposite[truth]}
+        elif kind is Kind.COUNT:
+            suggested = {str(int(truth) - 1), str(int(truth) + 1)} - {"0"}
+        else:  # the other objects' colours, read back from the description ("red circle, blue square")
+            objects = [tuple(o.split(" ")) for o in hard[0].description.split(", ")]
+            question_shape = next(s for s in hard if s.form is Form.MCQ).question.removeprefix("What colour is the ").rstrip("?")
+            suggested = {c for c, s in objects if s != question_shape} - {truth}
+        for s in hard[3:]:
+            if s.form is Form.MCQ:
+                assert s.answer == truth and suggested <= set(s.options)
+            elif s.answer == "No":
+                claim = s.question
+                assert any(word in claim for word in suggested) if suggested else True
+        checked += bool(suggested)
+    assert checked >= 6  # most drawn images suggest some wrong answer
