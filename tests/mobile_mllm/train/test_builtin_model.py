@@ -1,6 +1,6 @@
 """The shipped ``builtin:synth-small`` model really looks at the image (issue 4), within what it learned.
 
-Trained from scratch for about 210 GPU-minutes (``bench/train_reference.md``, phase AE), it names the
+Trained from scratch for about 198 GPU-minutes (``bench/train_reference.md``, phase AE), it names the
 colour of an object almost always (100% on the held-out benchmark), tells relative positions in every
 question form (100%; the earlier phase Z knew them as short answers but not as option letters or yes/no),
 reads words from its tiles (97% of the benchmark's words, 41% from the thumbnail alone) and about half the
