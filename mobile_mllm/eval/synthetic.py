@@ -54,6 +54,7 @@ __all__ = [
     "encode_png",
     "generate_sample",
     "generate_sample_forms",
+    "reask_forms",
     "generate_samples",
     "tsv_rows",
     "write_tsv",
@@ -502,6 +503,11 @@ def generate_sample(seed: int, sample_id: int, spec: SyntheticSpec) -> Synthetic
     return _ask(rng, sample_id, image, kind, form, q)
 
 
+def reask_forms(spec: SyntheticSpec) -> tuple[Form, ...]:
+    """The forms of ``spec`` whose wording is drawn (MCQ options, yes/no claims), so asking again asks anew."""
+    return tuple(f for f in spec.forms if f in (Form.MCQ, Form.YN))
+
+
 def generate_sample_forms(seed: int, sample_id: int, spec: SyntheticSpec, *, reasks: int = 0,
                           hard_reasks: bool = False) -> tuple[SyntheticSample, ...]:
     """Sample ``sample_id`` as :func:`generate_sample` draws it, then the same fact asked in every other form.
@@ -522,7 +528,7 @@ def generate_sample_forms(seed: int, sample_id: int, spec: SyntheticSpec, *, rea
     Raises:
         ConfigError: ``reasks`` is negative, or positive while ``spec.forms`` has no MCQ or yes/no form.
     """
-    redrawn = [f for f in spec.forms if f in (Form.MCQ, Form.YN)]
+    redrawn = reask_forms(spec)
     if reasks < 0 or (reasks and not redrawn):
         raise ConfigError(f"synthetic: reasks must be >= 0 and needs an MCQ or yes/no form in spec.forms, got {reasks} "
                           f"with forms {[f.value for f in spec.forms]}")

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from mobile_mllm.errors import ConfigError
 from mobile_mllm.eval.prompts import build_mcq_prompt, build_vqa_prompt, build_yn_prompt
-from mobile_mllm.eval.synthetic import Form, SyntheticSample, SyntheticSpec, generate_sample_forms
+from mobile_mllm.eval.synthetic import Form, SyntheticSample, SyntheticSpec, generate_sample_forms, reask_forms
 from mobile_mllm.runtime.layout import Segment, TileRef, TokenRun, first_turn, image_block, special_token_ids
 from mobile_mllm.vision.grid import GridPolicy
 
@@ -361,8 +361,7 @@ class SyntheticTrainSet:
         hard_reasks: bool = False,
     ) -> None:
         available = 1 + len(spec.forms)  # the drawn question, the description, the other forms
-        redrawn = any(f in (Form.MCQ, Form.YN) for f in spec.forms)
-        if questions_per_image < 1 or (questions_per_image > available and not redrawn):
+        if questions_per_image < 1 or (questions_per_image > available and not reask_forms(spec)):
             raise ConfigError(
                 f"questions_per_image must be between 1 and {available} (the drawn question, the description and "
                 f"the same fact in the {len(spec.forms) - 1} other form(s)); more re-ask the fact in MCQ or yes/no "
