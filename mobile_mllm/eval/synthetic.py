@@ -54,8 +54,8 @@ __all__ = [
     "encode_png",
     "generate_sample",
     "generate_sample_forms",
-    "reask_forms",
     "generate_samples",
+    "reask_forms",
     "tsv_rows",
     "write_tsv",
 ]
