@@ -160,11 +160,11 @@ class TrainConfig:
     vision_lr_mult: float = 1.0
     """Learning rate of the vision encoder (tower + bridge) as a multiple of lr."""
     loss_weighting: LossWeighting = LossWeighting.TOKEN
+    """Mean of the loss over answer tokens (``token``) or over examples (``example``; see LossWeighting)."""
     hard_reasks: bool = False
     """Re-asked questions take hard negatives: wrong answers the image suggests (others' colours, opposite relation).
 
     Re-asked questions are those of ``questions_per_image`` beyond 1 + the number of forms."""
-    """Mean of the loss over answer tokens (``token``) or over examples (``example``; see LossWeighting)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "questions_per_image"):
