@@ -6,18 +6,25 @@
 #   bash bench/train_phase.sh NAME INIT_FROM TRAIN_BUDGET_S [train-reference flags ...]
 #   e.g. bash bench/train_phase.sh F builtin:synth-small 420 --seed 11 --questions-per-image 4
 #
-# Environment: RATE (steps/s; skips calibration), PYTHON (default python3), DEVICE (default cuda), WORKERS (DataLoader and eval
-# workers, default: cores - 1), OUT (default out/phases), EVAL_PER_KIND (40), EVAL_TEXT (60).
+# Environment: RATE (steps/s; skips calibration), PYTHON (default python3), DEVICE (default cuda), NPROC (training processes,
+# one per GPU, started by torchrun: data-parallel, --batch-size is the global batch; default 1), WORKERS (DataLoader workers
+# per process, default: cores / NPROC - 1), OUT (default out/phases), EVAL_PER_KIND (40), EVAL_TEXT (60).
 set -euo pipefail
 name=$1 init=$2 budget=$3
 shift 3
 py=${PYTHON:-python3}
 device=${DEVICE:-cuda}
-workers=${WORKERS:-$(( $(nproc) - 1 ))}
+nproc_train=${NPROC:-1}
+workers=${WORKERS:-$(( $(nproc) / nproc_train - 1 ))}
 out=${OUT:-out/phases}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$out/$name" out
-train() { $py -m mobile_mllm.cli train-reference --device "$device" --num-workers "$workers" --init-from "$init" "$@"; }
+if [ "$nproc_train" -gt 1 ]; then
+    launch=($py -m torch.distributed.run --standalone --nproc-per-node "$nproc_train" -m mobile_mllm.cli)
+else
+    launch=($py -m mobile_mllm.cli)
+fi
+train() { "${launch[@]}" train-reference --device "$device" --num-workers "$workers" --init-from "$init" "$@"; }
 
 # 1. calibration: 120 steps, same flags; the rate between steps 40 and 120 (after start-up) turns
 #    the time budget into a step count
@@ -42,6 +49,6 @@ train --steps "$steps" --time-limit-s "$((budget + 30))" --log-every 100 -o "out
 #    4 files, logs.tar.gz (phase.txt, train_log.jsonl, train_config.json), then bench.json and bench.md.
 cp -r "out/$name/model" "$out/$name/"
 tar -czf "$out/$name/logs.tar.gz" -C "$out/$name" phase.txt -C "$PWD/out/$name" train_log.jsonl train_config.json
-$py bench/eval_reference.py "out/$name/model" --workers "$workers" --per-kind "${EVAL_PER_KIND:-40}" \
+$py bench/eval_reference.py "out/$name/model" --workers "$(( $(nproc) - 1 ))" --per-kind "${EVAL_PER_KIND:-40}" \
     --text-count "${EVAL_TEXT:-60}" --json-out "$out/$name/bench.json" --md-out "$out/$name/bench.md"
 rm -f "$out/$name/phase.txt"  # it is in logs.tar.gz

@@ -340,7 +340,11 @@ def _add_train_reference(sub: argparse._SubParsersAction) -> None:
     from mobile_mllm.config import add_arguments
     from mobile_mllm.train.loop import TrainConfig
 
-    p = sub.add_parser("train-reference", help="train the small reference model on synthetic visual questions (resumable)")
+    p = sub.add_parser(
+        "train-reference", help="train the small reference model on synthetic visual questions (resumable)",
+        description="Train the small reference model on synthetic visual questions (resumable). On several GPUs, start it "
+                    "with torchrun (`torchrun --standalone --nproc-per-node N -m mobile_mllm.cli train-reference ...`): "
+                    "data-parallel, --batch-size is the global batch, rank 0 writes the run directory.")
     add_arguments(p, TrainConfig)
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="run directory: checkpoint.pt, train_log.jsonl and model/ (an existing checkpoint is resumed)")
@@ -351,13 +355,15 @@ def _run_train_reference(args: argparse.Namespace) -> int:
     import dataclasses
 
     from mobile_mllm.config import log_config, resolve
+    from mobile_mllm.train.distributed import World
     from mobile_mllm.train.loop import TrainConfig, train_reference
 
     config = resolve(TrainConfig, overrides=args)
     log_config("train-reference", config)
     result = {k: str(v) if k in ("output", "model_dir") else v
               for k, v in dataclasses.asdict(train_reference(config, args.output)).items()}
-    _print_result(result, args.json)
+    if World.from_env().is_main:  # one summary, not one per torchrun process
+        _print_result(result, args.json)
     return 0
 
 

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from mobile_mllm.config import to_dict
 from mobile_mllm.errors import ConfigError
 from mobile_mllm.eval.synthetic import Kind, SyntheticSpec
+from mobile_mllm.train.distributed import World, init_world
 
 if TYPE_CHECKING:
     import torch
@@ -65,6 +66,7 @@ __all__ = [
     "answer_loss",
     "build_vision_config",
     "export_model",
+    "loss_count",
     "load_checkpoint",
     "make_optimizer",
     "save_checkpoint",
@@ -247,6 +249,12 @@ def answer_loss(model: MultimodalModel, batch: Batch, weighting: LossWeighting =
     return (per_token / tokens_per_row[row_of_token]).sum() / answered
 
 
+def loss_count(batch: Batch, weighting: LossWeighting = LossWeighting.TOKEN) -> int:
+    """What :func:`answer_loss` of ``batch`` is a mean over: its answer tokens, or its answered examples."""
+    keep = batch.labels[:, 1:] != -100
+    return int(keep.sum()) if weighting is LossWeighting.TOKEN else int((keep.sum(dim=1) > 0).sum())
+
+
 def _trainable(model: MultimodalModel) -> list[torch.nn.Module]:
     return [model.vision_encoder, model.extra["hf_decoder"]]
 
@@ -361,7 +369,7 @@ def export_model(model: MultimodalModel, out: Path) -> Path:
     return save_reference(frozen, out)
 
 
-def _loader(cfg: TrainConfig, model: MultimodalModel, start_step: int) -> Any:
+def _loader(cfg: TrainConfig, model: MultimodalModel, start_step: int, world: World) -> Any:
     import torch
 
     from mobile_mllm.train.data import SyntheticTrainSet, collate_with
@@ -382,7 +390,7 @@ def _loader(cfg: TrainConfig, model: MultimodalModel, start_step: int) -> Any:
         pad_id=pad_id,
         length=cfg.steps * cfg.batch_size,
     )
-    batches = [list(range(s * cfg.batch_size, (s + 1) * cfg.batch_size)) for s in range(start_step, cfg.steps)]
+    batches = [world.shard(list(range(s * cfg.batch_size, (s + 1) * cfg.batch_size))) for s in range(start_step, cfg.steps)]
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=batches,
@@ -406,26 +414,46 @@ def train_reference(
 ) -> TrainResult:
     """Train (or resume training) a reference-family model on the synthetic generator.
 
+    Started by ``torchrun`` with several processes, each trains on its share of every batch
+    and the gradients are averaged (``train.distributed``); rank 0 alone writes the log,
+    checkpoints and the model, and the run is the same as one process with the same flags.
+
     Args:
         cfg (TrainConfig): the run's settings.
         output (str | Path): the run directory (see the module docstring); resumed when it holds a checkpoint.
-        on_progress (Callable[[dict], None] | None): called with each log record.
+        on_progress (Callable[[dict], None] | None): called with each log record (on rank 0).
 
     Returns:
         TrainResult: steps done, final loss, throughput, where the model went.
 
     Raises:
-        ConfigError: bad settings, cuda asked for but absent, or a checkpoint made with other settings.
+        ConfigError: bad settings, cuda asked for but absent, a batch the processes cannot share
+            evenly, or a checkpoint made with other settings.
     """
+    import torch
+
+    out = Path(output)
+    if cfg.device is Device.CUDA and not torch.cuda.is_available():
+        raise ConfigError("train.device is cuda but torch sees no CUDA device; use --device cpu")
+    world = init_world(cfg.device.value)
+    try:
+        if cfg.batch_size % world.world_size:
+            raise ConfigError(f"train.batch_size ({cfg.batch_size}) must be divisible by the number of processes "
+                              f"({world.world_size}): it is the global batch, shared evenly")
+        return _train(cfg, out, world, on_progress)
+    finally:
+        world.close()
+
+
+def _train(cfg: TrainConfig, out: Path, world: World, on_progress: Callable[[dict[str, Any]], None] | None) -> TrainResult:
     import tempfile
 
     import torch
 
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.device is Device.CUDA and not torch.cuda.is_available():
-        raise ConfigError("train.device is cuda but torch sees no CUDA device; use --device cpu")
-    device = torch.device(cfg.device.value)
+    device = torch.device("cuda", world.local_rank) if cfg.device is Device.CUDA else torch.device("cpu")
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    world.barrier()
     torch.manual_seed(cfg.seed)
     with tempfile.TemporaryDirectory() as work:
         model = _initial_model(cfg, Path(work))
@@ -435,9 +463,11 @@ def train_reference(
     for module in _trainable(model):
         module.to(device).train()
     _move_optimizer_state(optimizer, device)
-    (out / _CONFIG_FILE).write_text(json.dumps(to_dict(cfg), indent=2) + "\n", encoding="utf-8")
-    logger.info("training %s from step %d to %d on %s (batch %d, %d workers)",
-                cfg.preset, start_step, cfg.steps, device, cfg.batch_size, cfg.num_workers)
+    params = [p for m in _trainable(model) for p in m.parameters()]
+    if world.is_main:
+        (out / _CONFIG_FILE).write_text(json.dumps(to_dict(cfg), indent=2) + "\n", encoding="utf-8")
+    logger.info("training %s from step %d to %d on %s (batch %d over %d process(es), %d workers each)",
+                cfg.preset, start_step, cfg.steps, device, cfg.batch_size, world.world_size, cfg.num_workers)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     started = time.perf_counter()
     wait = 0.0
@@ -446,23 +476,27 @@ def train_reference(
     finished = True
     last_loss = float("nan")
     tick = time.perf_counter()
-    with (out / _LOG_FILE).open("a", encoding="utf-8") as log:
-        for batch in _loader(cfg, model, start_step):
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context((out / _LOG_FILE).open("a", encoding="utf-8")) if world.is_main else None
+        for batch in _loader(cfg, model, start_step, world):
             wait += time.perf_counter() - tick
+            scale = world.loss_scale(loss_count(batch, cfg.loss_weighting), device)
             batch = batch.to(device)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(cfg, step) * group.get("lr_mult", 1.0)
             with autocast:
                 loss = answer_loss(model, batch, cfg.loss_weighting)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * scale).backward()
+            world.average_gradients(params)
             if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_([p for m in _trainable(model) for p in m.parameters()], cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             step += 1
-            window.append(float(loss.detach()))
+            # the global mean loss: each rank's scaled loss, averaged
+            window.append(world.sum_all([float(loss.detach()) * scale], device)[0] / world.world_size)
             elapsed = time.perf_counter() - started
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            if log is not None and (step % cfg.log_every == 0 or step == cfg.steps):
                 last_loss = sum(window) / len(window)
                 record = {
                     "step": step, "loss": round(last_loss, 5), "lr": _lr_at(cfg, step - 1), "elapsed_s": round(elapsed, 1),
@@ -476,9 +510,11 @@ def train_reference(
                             {**record, "data_wait_fraction": 100 * record["data_wait_fraction"]})
                 if on_progress is not None:
                     on_progress(record)
-            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            if world.is_main and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save_checkpoint(checkpoint, model, optimizer, step, cfg)
-            if cfg.time_limit_s and elapsed > cfg.time_limit_s and step < cfg.steps:
+            # every rank stops at the same step: the slowest clock decides
+            over = bool(cfg.time_limit_s) and world.sum_all([float(elapsed > cfg.time_limit_s)], device)[0] > 0
+            if over and step < cfg.steps:
                 logger.info("time limit %.0f s reached at step %d of %d; run again to resume", cfg.time_limit_s, step, cfg.steps)
                 finished = False
                 break
@@ -486,9 +522,12 @@ def train_reference(
     if window:
         last_loss = sum(window) / len(window)
     seconds = time.perf_counter() - started
-    if step > start_step:
-        save_checkpoint(checkpoint, model, optimizer, step, cfg)
-    model_dir = export_model(model, out / MODEL_SUBDIR)
+    model_dir = out / MODEL_SUBDIR
+    if world.is_main:
+        if step > start_step:
+            save_checkpoint(checkpoint, model, optimizer, step, cfg)
+        model_dir = export_model(model, model_dir)
+    world.barrier()
     return TrainResult(
         output=out,
         model_dir=model_dir,
