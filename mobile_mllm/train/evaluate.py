@@ -229,6 +229,8 @@ class BenchReport:
     """condition -> kind -> accuracy (all forms)."""
     by_form: dict[str, dict[str, float]] = field(default_factory=dict)
     """condition -> form -> accuracy (all kinds)."""
+    by_kind_form: dict[str, dict[str, float]] = field(default_factory=dict)
+    """condition -> ``"kind/form"`` -> accuracy: which kinds a form's score comes from (charts weigh on yes/no)."""
     text: dict[str, dict[str, float]] = field(default_factory=dict)
     """condition -> small/large/all -> exact match on short-answer text questions."""
     text_content: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -269,6 +271,7 @@ def run_reference_bench(
         records = evaluate(model, mixed, seed=cfg.seed, spec=spec, condition=CONDITIONS[name], workers=cfg.workers)
         report.by_kind[name] = accuracy(records, lambda r: r.kind)
         report.by_form[name] = accuracy(records, lambda r: r.form)
+        report.by_kind_form[name] = accuracy(records, lambda r: f"{r.kind}/{r.form}")
         report.image_tokens[name] = sum(r.image_tokens for r in records) / len(records)
         if on_progress:
             on_progress(f"{name}: {report.by_kind[name]}")
@@ -299,6 +302,11 @@ def format_markdown(report: BenchReport) -> str:
         row = [pct(table.get(k, float("nan"))) for k in kinds]
         lines.append(f"| {name} | {report.image_tokens[name]:.0f} | " + " | ".join(row)
                      + f" | {pct(report.by_form[name].get(Form.YN.value, float('nan')))} |")
+    forms = [f.value for f in Form]
+    for name, table in report.by_kind_form.items():
+        lines += ["", f"| {name}: kind x form | " + " | ".join(forms) + " |", "|---|" + "---|" * len(forms)]
+        lines += [f"| {k} | " + " | ".join(pct(table.get(f"{k}/{f}", float("nan"))) for f in forms) + " |"
+                  for k in kinds[:-1]]
     lines += ["", "| text exact match | small | large | words | numbers | all |", "|---|---|---|---|---|---|"]
     for name, table in report.text.items():
         content = report.text_content.get(name, {})
