@@ -85,7 +85,7 @@ class World:
         import torch
         import torch.distributed as dist
 
-        buf = torch.tensor(values, dtype=torch.float64 if device.type == "cpu" else torch.float32, device=device)
+        buf = torch.tensor(values, dtype=torch.float64, device=device)
         dist.all_reduce(buf)
         return buf.tolist()
 

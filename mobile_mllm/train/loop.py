@@ -495,9 +495,11 @@ def _train(cfg: TrainConfig, out: Path, world: World, on_progress: Callable[[dic
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             step += 1
-            # the global mean loss: each rank's scaled loss, averaged
-            window.append(world.sum_all([float(loss.detach()) * scale], device)[0] / world.world_size)
             elapsed = time.perf_counter() - started
+            # one collective: the global mean loss (the ranks' scaled losses, averaged) and whether any
+            # rank's clock passed the time limit (so that every rank stops at the same step)
+            loss_sum, ranks_over = world.sum_all([float(loss.detach()) * scale, float(elapsed > cfg.time_limit_s > 0)], device)
+            window.append(loss_sum / world.world_size)
             if log is not None and (step % cfg.log_every == 0 or step == cfg.steps):
                 last_loss = sum(window) / len(window)
                 record = {
@@ -514,9 +516,7 @@ def _train(cfg: TrainConfig, out: Path, world: World, on_progress: Callable[[dic
                     on_progress(record)
             if world.is_main and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save_checkpoint(checkpoint, model, optimizer, step, cfg)
-            # every rank stops at the same step: the slowest clock decides
-            over = bool(cfg.time_limit_s) and world.sum_all([float(elapsed > cfg.time_limit_s)], device)[0] > 0
-            if over and step < cfg.steps:
+            if ranks_over > 0 and step < cfg.steps:
                 logger.info("time limit %.0f s reached at step %d of %d; run again to resume", cfg.time_limit_s, step, cfg.steps)
                 finished = False
                 break

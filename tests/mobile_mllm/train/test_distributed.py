@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from mobile_mllm.errors import ConfigError
 from mobile_mllm.train.distributed import World
 from mobile_mllm.train.loop import CHECKPOINT_FILE, LossWeighting, TrainConfig, train_reference
 
