@@ -139,15 +139,14 @@ def init_world(device_type: str) -> World:
     import torch
     import torch.distributed as dist
 
-    rank, world_size, local_rank = world.rank, world.world_size, world.local_rank
     if device_type == "cuda":
-        if local_rank >= torch.cuda.device_count():
+        if world.local_rank >= torch.cuda.device_count():
             raise ConfigError(
-                f"process LOCAL_RANK={local_rank} has no GPU: this machine has {torch.cuda.device_count()}; "
+                f"process LOCAL_RANK={world.local_rank} has no GPU: this machine has {torch.cuda.device_count()}; "
                 "start torchrun with --nproc-per-node at most the number of GPUs"
             )
-        torch.cuda.set_device(local_rank)
+        torch.cuda.set_device(world.local_rank)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    logger.info("data-parallel training: rank %d of %d (local rank %d)", rank, world_size, local_rank)
+    logger.info("data-parallel training: rank %d of %d (local rank %d)", world.rank, world.world_size, world.local_rank)
     return world

@@ -22,8 +22,10 @@ RUN = TrainConfig(preset="tiny", steps=3, batch_size=2, log_every=1, warmup_step
 
 
 def _cli_flags(cfg: TrainConfig) -> list[str]:
+    """The command-line flags of ``cfg`` (the fields RUN sets)."""
     return ["--preset", cfg.preset, "--steps", str(cfg.steps), "--batch-size", str(cfg.batch_size),
-            "--log-every", "1", "--warmup-steps", "1", "--small-text-px", "20", "30", "--questions-per-image", "3",
+            "--log-every", str(cfg.log_every), "--warmup-steps", str(cfg.warmup_steps),
+            "--small-text-px", *map(str, cfg.small_text_px), "--questions-per-image", str(cfg.questions_per_image),
             "--lr", str(cfg.lr), "--loss-weighting", cfg.loss_weighting.value]
 
 
