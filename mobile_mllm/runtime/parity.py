@@ -29,13 +29,27 @@ sequences on flips and the median on a flip (4.5e-3), though 20 of 24 sequences 
 program agree to ~2e-7. The report counts the samples within :data:`EXACT_TOLERANCE` (float32
 rounding only), so a reader sees how many inputs carry flips.
 
+How large flips may be is the model's own property, so the verifier measures it: each sample is
+also run through the eager quantized model with every linear's input moved by at most one float32
+ulp (:func:`linear_input_noise`) — the size of the last-bit differences the program's kernels
+make — and that run's relative error from the unperturbed one is the sample's *noise floor*. No
+program can be expected closer to the eager model than the eager model is to itself under one
+ulp. Measured (session 8, `builtin:synth-small` phase AI, w4): program vs eager median 3.6e-3
+(vision) and 2.1e-3 (decoder), noise floor median 3.0e-3 and 3.0e-3; tiny w4: both ~1e-7 on most
+samples. The bounds therefore scale with the floor (:func:`check_parity`): the median may be
+:data:`QUANTIZED_TOLERANCE` or :data:`FLOOR_FACTOR` times the floor's median, whichever is larger,
+so a deeper or wider model whose own rounding noise exceeds the fixed bound is not refused for it,
+while on models whose floor is low (where the erf-GELU bug above was caught) nothing changes.
+
 Deliberately not here: exporting, and any speed measurement (``bench/``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +69,7 @@ __all__ = [
     "DECODER_SEQUENCES",
     "EXACT_TOLERANCE",
     "FLIP_TOLERANCE",
+    "FLOOR_FACTOR",
     "GreedyRun",
     "MethodParity",
     "QUANTIZED_TOLERANCE",
@@ -63,6 +78,7 @@ __all__ = [
     "first_divergence",
     "greedy_run",
     "greedy_tokens",
+    "linear_input_noise",
     "relative_error",
     "sample_image",
     "verify_export",
@@ -88,6 +104,19 @@ FLIP_TOLERANCE = 2e-2
 EXACT_TOLERANCE = 1e-5
 """A sample within this relative error differs from the eager quantized model only by float32 rounding (no flip)."""
 
+FLOOR_FACTOR = 3.0
+"""How far above the model's own one-ulp noise floor a method's error may be before the fixed bounds no longer apply.
+
+The median bound is ``max(QUANTIZED_TOLERANCE, FLOOR_FACTOR * median floor)`` and the per-sample
+bound ``max(FLIP_TOLERANCE, FLOOR_FACTOR * largest floor)``. Program error and floor are two draws
+of the same rounding-flip noise (measured on synth-small AI: medians 3.6e-3 vs 3.0e-3 for the
+vision tower, 2.1e-3 vs 3.0e-3 and, with other draws, 3.7e-4 vs 2.1e-3 for the decoder), so a
+factor of 3 leaves room for two medians of 9-16 samples to land apart; a floor below
+QUANTIZED_TOLERANCE / 3 leaves the fixed bounds as they were."""
+
+NOISE_ULPS = 1.0
+"""Bound on ``|u|`` in :func:`linear_input_noise`, in float32 ulps (2**-23): each linear input is multiplied by ``1 + u``."""
+
 DECODER_SEQUENCES = 8
 """Independent decoder sequences (a prefill, then a one-token decode) per verification.
 
@@ -112,13 +141,61 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 @dataclass(frozen=True)
 class MethodParity:
-    """One method on one input: relative error of the program vs the quantized and the float eager model."""
+    """One method on one input: relative error of the program vs the quantized and the float eager model.
+
+    ``noise_floor`` is the eager quantized model's relative error from itself on the same input
+    when every linear's input moves by at most :data:`NOISE_ULPS` ulp (:func:`linear_input_noise`):
+    how much last-bit differences alone move this method's output on this input.
+    """
 
     method: str
     case: str
     shape: tuple[int, ...]
     vs_quantized: float
     vs_float: float
+    noise_floor: float = 0.0
+
+
+@contextlib.contextmanager
+def linear_input_noise(modules: Iterable[Any], *, generator: torch.Generator, ulps: float = NOISE_ULPS) -> Iterator[None]:
+    """While open, multiply the input of every ``nn.Linear`` inside ``modules`` by ``1 + u``, ``|u| <= ulps * 2**-23``.
+
+    (With ``ulps=1`` each element moves by at most 1.5 float32 ulps: ``1 + u`` and the product are rounded too.)
+
+    That is the size of the differences between two correct float32 implementations of the ops
+    before a linear (XNNPACK's vs PyTorch's softmax, GELU, int32 -> float rescale ...); in a model
+    with int8 dynamic activations each such difference may flip an activation's rounding, and the
+    flip propagates. Running the eager quantized model under this noise measures how far those
+    flips alone move an output. The hooks are removed on exit, also on error.
+
+    Example:
+        >>> import torch
+        >>> lin = torch.nn.Linear(4, 4)
+        >>> x = torch.ones(1, 4)
+        >>> with linear_input_noise([lin], generator=torch.Generator().manual_seed(0)):
+        ...     noisy = lin(x)
+        >>> bool((noisy - lin(x)).abs().max() < 1e-5), bool((noisy != lin(x)).any())
+        (True, True)
+    """
+    import torch
+    from torch import nn
+
+    scale = ulps * 2.0**-23
+
+    def perturb(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        x = args[0]
+        u = (torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1) * scale
+        return (x * (1 + u), *args[1:])
+
+    handles = [
+        sub.register_forward_pre_hook(perturb)
+        for module in modules for sub in module.modules() if isinstance(sub, nn.Linear)
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def sample_image(width: int = 200, height: int = 120) -> np.ndarray:
@@ -151,41 +228,57 @@ def compare_methods(
     One row per independent sample: each tile of a batch-1 call and of two full-batch calls,
     three ``token_embedding`` calls, and :data:`DECODER_SEQUENCES` decoder sequences of a prefill
     then a one-token decode at the next position (so the KV cache written by the first call is
-    read by the second).
+    read by the second). Each row also carries the sample's noise floor: the quantized eager
+    module run again under :func:`linear_input_noise` (for the decoder, the whole sequence again
+    from an empty cache).
     """
     import torch
 
     gen = torch.Generator().manual_seed(seed)
+    noise = torch.Generator().manual_seed(seed + 1)
+
+    def noisy(module: Any, *args: Any) -> Any:
+        with linear_input_noise([module], generator=noise):
+            return module(*args)
+
     rows = []
     with torch.inference_mode():
         batches = sorted({1, program.max_tile_batch}) + ([program.max_tile_batch] if program.max_tile_batch > 1 else [])
+        vision = quantized[contract.VISION_ENCODER]
         for call, batch in enumerate(batches):
             tiles = torch.randn(batch, 3, tile_size, tile_size, generator=gen).clamp(-1, 1)
             got = program.vision_encoder(tiles)
-            expected_q, expected_f = quantized[contract.VISION_ENCODER](tiles), float_methods.vision_encoder(tiles)
+            expected_q, expected_f = vision(tiles), float_methods.vision_encoder(tiles)
+            floor = noisy(vision, tiles)
             for i in range(batch):
                 rows.append(MethodParity(
                     contract.VISION_ENCODER, f"call {call} (batch {batch}) tile {i}", tuple(got[i].shape),
                     relative_error(got[i], expected_q[i]), relative_error(got[i], expected_f[i]),
+                    relative_error(floor[i], expected_q[i]),
                 ))
+        embedding = quantized[contract.TOKEN_EMBEDDING]
         for length in (7, 1, 13):
             tokens = torch.randint(0, vocab, (1, length), generator=gen)
-            got = program.token_embedding(tokens)
+            got, expected_q = program.token_embedding(tokens), embedding(tokens)
             rows.append(MethodParity(
                 contract.TOKEN_EMBEDDING, f"{length} tokens", tuple(got.shape),
-                relative_error(got, quantized[contract.TOKEN_EMBEDDING](tokens)),
-                relative_error(got, float_methods.token_embedding(tokens)),
+                relative_error(got, expected_q), relative_error(got, float_methods.token_embedding(tokens)),
+                relative_error(noisy(embedding, tokens), expected_q),
             ))
         decoder = quantized[contract.TEXT_DECODER]
         for sequence in range(DECODER_SEQUENCES):
+            cases = _decoder_cases(hidden, program.max_chunk, program.max_seq_len, gen)
             decoder.reset_cache()
-            for case, embeds, start in _decoder_cases(hidden, program.max_chunk, program.max_seq_len, gen):
+            expected_q = [decoder(embeds, torch.tensor([start])) for _, embeds, start in cases]
+            decoder.reset_cache()
+            floor = [noisy(decoder, embeds, torch.tensor([start])) for _, embeds, start in cases]
+            for (case, embeds, start), q, f in zip(cases, expected_q, floor):
                 pos = torch.tensor([start])
                 got = program.text_decoder(embeds, pos)
                 rows.append(MethodParity(
                     contract.TEXT_DECODER, f"sequence {sequence} {case} {embeds.shape[1]} at {start}", tuple(got.shape),
-                    relative_error(got, decoder(embeds, pos)),
-                    relative_error(got, float_methods.text_decoder(embeds, pos)),
+                    relative_error(got, q), relative_error(got, float_methods.text_decoder(embeds, pos)),
+                    relative_error(f, q),
                 ))
     return rows
 
@@ -195,17 +288,23 @@ def check_parity(
 ) -> dict[str, dict[str, float]]:
     """Per method: median and worst relative error vs the eager quantized model, checked against both bounds.
 
+    The bounds are ``tolerance`` on the median and ``flip_tolerance`` on every sample, each raised
+    to :data:`FLOOR_FACTOR` times the method's noise floor (its median, resp. its largest sample)
+    where the model's own rounding noise is larger than they allow.
+
     Args:
         rows (list[MethodParity]): one row per sample (:func:`compare_methods`).
-        tolerance (float): bound on each method's median. Default :data:`QUANTIZED_TOLERANCE`.
-        flip_tolerance (float): bound on every sample. Default :data:`FLIP_TOLERANCE`.
+        tolerance (float): least bound on each method's median. Default :data:`QUANTIZED_TOLERANCE`.
+        flip_tolerance (float): least bound on every sample. Default :data:`FLIP_TOLERANCE`.
 
     Returns:
         dict: method -> ``median_rel_err_vs_quantized``, ``max_rel_err_vs_quantized``, ``num_samples``,
-        ``num_exact`` (samples within :data:`EXACT_TOLERANCE`: no int8 rounding flip).
+        ``num_exact`` (samples within :data:`EXACT_TOLERANCE`: no int8 rounding flip),
+        ``median_noise_floor``, ``max_noise_floor``, and the bounds applied: ``tolerance``,
+        ``flip_tolerance``.
 
     Raises:
-        VerificationError: naming the method, the statistic, the worst input and the bound.
+        VerificationError: naming the method, the statistic, the worst input, the noise floor and the bound.
 
     Example:
         >>> rows = [MethodParity("m", str(i), (1,), e, 0.1) for i, e in enumerate([1e-7, 2e-7, 8e-3])]
@@ -221,25 +320,35 @@ def check_parity(
     for method, samples in by_method.items():
         median = statistics.median(r.vs_quantized for r in samples)
         worst = max(samples, key=lambda r: r.vs_quantized)
+        floor_median = statistics.median(r.noise_floor for r in samples)
+        floor_max = max(r.noise_floor for r in samples)
+        median_bound = max(tolerance, FLOOR_FACTOR * floor_median)
+        sample_bound = max(flip_tolerance, FLOOR_FACTOR * floor_max)
         summary[method] = {
             "median_rel_err_vs_quantized": median,
             "max_rel_err_vs_quantized": worst.vs_quantized,
             "num_samples": len(samples),
             "num_exact": sum(r.vs_quantized <= EXACT_TOLERANCE for r in samples),
+            "median_noise_floor": floor_median,
+            "max_noise_floor": floor_max,
+            "tolerance": median_bound,
+            "flip_tolerance": sample_bound,
         }
         hint = "re-export with --recipe fp32 to tell a lowering bug from a quantization effect"
-        if median > tolerance:
+        floor_note = (f"one-ulp noise on every linear input moves the eager model itself by a median {floor_median:.2e}"
+                      f" (largest {floor_max:.2e})")
+        if median > median_bound:
             raise VerificationError(
                 f"stage verify, module {method}: the program differs from the eager quantized model by a median "
-                f"{median:.2e} relative error over {len(samples)} samples (allowed {tolerance:.0e}; worst "
-                f"{worst.vs_quantized:.2e} on {worst.case}); every sample is off, so this is not int8 rounding "
-                f"noise: {hint}"
+                f"{median:.2e} relative error over {len(samples)} samples (allowed {median_bound:.1e}; worst "
+                f"{worst.vs_quantized:.2e} on {worst.case}), while {floor_note}: this is not int8 rounding noise; "
+                f"{hint}"
             )
-        if worst.vs_quantized > flip_tolerance:
+        if worst.vs_quantized > sample_bound:
             raise VerificationError(
                 f"stage verify, module {method}: the program differs from the eager quantized model by "
-                f"{worst.vs_quantized:.2e} relative error on {worst.case} (allowed {flip_tolerance:.0e} for any "
-                f"single input); {hint}"
+                f"{worst.vs_quantized:.2e} relative error on {worst.case} (allowed {sample_bound:.1e} for any "
+                f"single input, while {floor_note}); {hint}"
             )
     return summary
 
@@ -398,8 +507,10 @@ def verify_export(
     for method, stats in summary.items():
         logger.info(
             "%s: rel err vs quantized median %.2e, max %.2e over %d samples (%d within %.0e, the rest int8 rounding "
-            "flips)", method, stats["median_rel_err_vs_quantized"], stats["max_rel_err_vs_quantized"],
-            stats["num_samples"], stats["num_exact"], EXACT_TOLERANCE,
+            "flips); the eager model's own one-ulp noise floor: median %.2e, max %.2e",
+            method, stats["median_rel_err_vs_quantized"], stats["max_rel_err_vs_quantized"],
+            stats["num_samples"], stats["num_exact"], EXACT_TOLERANCE, stats["median_noise_floor"],
+            stats["max_noise_floor"],
         )
     n = job.verify_tokens
     float_run = greedy_run(eager, model, n)
@@ -422,7 +533,7 @@ def verify_export(
         "median_rel_err_vs_quantized": max(s["median_rel_err_vs_quantized"] for s in summary.values()),
         "methods": [
             {"method": r.method, "case": r.case, "shape": list(r.shape),
-             "rel_err_vs_quantized": r.vs_quantized, "rel_err_vs_float": r.vs_float}
+             "rel_err_vs_quantized": r.vs_quantized, "rel_err_vs_float": r.vs_float, "noise_floor": r.noise_floor}
             for r in rows
         ],
         "max_rel_err_vs_quantized": max(r.vs_quantized for r in rows),
