@@ -34,9 +34,9 @@ also run through the eager quantized model with every linear's input moved by at
 ulp (:func:`linear_input_noise`) — the size of the last-bit differences the program's kernels
 make — and that run's relative error from the unperturbed one is the sample's *noise floor*. No
 program can be expected closer to the eager model than the eager model is to itself under one
-ulp. Measured (session 8, `builtin:synth-small` phase AI, w4): program vs eager median 3.6e-3
-(vision) and 2.1e-3 (decoder), noise floor median 3.0e-3 and 3.0e-3; tiny w4: both ~1e-7 on most
-samples. The bounds therefore scale with the floor (:func:`check_parity`): the median may be
+ulp. Measured (session 8, `mobile-mllm export` of `builtin:synth-small` phase AI, w4, seed 0):
+program vs eager median 3.56e-3 (vision) and 1.83e-3 (decoder), noise floor median 3.85e-3 and
+1.68e-3; tiny w4: ~1e-7 on most samples. The bounds therefore scale with the floor (:func:`check_parity`): the median may be
 :data:`QUANTIZED_TOLERANCE` or :data:`FLOOR_FACTOR` times the floor's median, whichever is larger,
 so a deeper or wider model whose own rounding noise exceeds the fixed bound is not refused for it,
 while on models whose floor is low (where the erf-GELU bug above was caught) nothing changes.
@@ -109,10 +109,10 @@ FLOOR_FACTOR = 3.0
 
 The median bound is ``max(QUANTIZED_TOLERANCE, FLOOR_FACTOR * median floor)`` and the per-sample
 bound ``max(FLIP_TOLERANCE, FLOOR_FACTOR * largest floor)``. Program error and floor are two draws
-of the same rounding-flip noise (measured on synth-small AI: medians 3.6e-3 vs 3.0e-3 for the
-vision tower, 2.1e-3 vs 3.0e-3 and, with other draws, 3.7e-4 vs 2.1e-3 for the decoder), so a
-factor of 3 leaves room for two medians of 9-16 samples to land apart; a floor below
-QUANTIZED_TOLERANCE / 3 leaves the fixed bounds as they were."""
+of the same rounding-flip noise (measured on synth-small AI, program vs floor medians: vision
+3.56e-3 vs 3.85e-3, decoder 1.83e-3 vs 1.68e-3 in the export; in a trial with other random draws
+the decoder gave 3.7e-4 vs 2.1e-3), so a factor of 3 leaves room for two medians of 9-16 samples
+to land apart; a floor below QUANTIZED_TOLERANCE / 3 leaves the fixed bounds as they were."""
 
 NOISE_ULPS = 1.0
 """Bound on ``|u|`` in :func:`linear_input_noise`, in float32 ulps (2**-23): each linear input is multiplied by ``1 + u``."""
@@ -145,7 +145,8 @@ class MethodParity:
 
     ``noise_floor`` is the eager quantized model's relative error from itself on the same input
     when every linear's input moves by at most :data:`NOISE_ULPS` ulp (:func:`linear_input_noise`):
-    how much last-bit differences alone move this method's output on this input.
+    how much last-bit differences alone move this method's output on this input (0 when not
+    measured, which leaves :func:`check_parity` with its fixed bounds).
     """
 
     method: str
@@ -160,13 +161,12 @@ class MethodParity:
 def linear_input_noise(modules: Iterable[Any], *, generator: torch.Generator, ulps: float = NOISE_ULPS) -> Iterator[None]:
     """While open, multiply the input of every ``nn.Linear`` inside ``modules`` by ``1 + u``, ``|u| <= ulps * 2**-23``.
 
-    (With ``ulps=1`` each element moves by at most 1.5 float32 ulps: ``1 + u`` and the product are rounded too.)
-
-    That is the size of the differences between two correct float32 implementations of the ops
-    before a linear (XNNPACK's vs PyTorch's softmax, GELU, int32 -> float rescale ...); in a model
-    with int8 dynamic activations each such difference may flip an activation's rounding, and the
-    flip propagates. Running the eager quantized model under this noise measures how far those
-    flips alone move an output. The hooks are removed on exit, also on error.
+    One ulp is the size of the differences between two correct float32 implementations of the
+    ops before a linear (XNNPACK's vs PyTorch's softmax, GELU, int32 -> float rescale ...); in a
+    model with int8 dynamic activations each such difference may flip an activation's rounding,
+    and the flip propagates. Running the eager quantized model under this noise measures how far
+    those flips alone move an output. With ``ulps=1`` an element moves by at most 1.5 ulps
+    (``1 + u`` and the product are rounded too). The hooks are removed on exit, also on error.
 
     Example:
         >>> import torch
