@@ -1,5 +1,5 @@
 """How the exporter judges program-vs-eager agreement: per-method median within 5e-3, every sample within 2e-2,
-each bound raised to 3x the model's own one-ulp noise floor where that is larger.
+each bound raised to 2x the model's own one-ulp noise floor where that is larger.
 
 The numbers are the ones measured on the tiny preset: before the tanh-GELU fix every vision tile
 was ~7e-3 away (a lowering bug: must fail); after it most tiles agree to ~3e-7 and about one in
@@ -30,7 +30,7 @@ def _rows(method: str, errors: list[float], floors: list[float] | None = None) -
 def test_tolerances() -> None:
     assert QUANTIZED_TOLERANCE == 5e-3
     assert FLIP_TOLERANCE == 2e-2
-    assert FLOOR_FACTOR == 3.0
+    assert FLOOR_FACTOR == 2.0
 
 
 def test_every_sample_off_is_a_lowering_bug() -> None:
@@ -63,27 +63,28 @@ def test_one_sample_beyond_the_flip_bound_fails_naming_it() -> None:
 
 
 def test_bounds_rise_with_the_models_own_noise_floor() -> None:
-    """A model whose eager self moves 6e-3 under one-ulp noise may be 1.2e-2 from its program; one that moves 1e-7 may not.
+    """A model whose eager self moves 6e-3 under one-ulp noise may be 1e-2 from its program; one that moves 1e-7 may not.
 
-    The same program errors, judged against two floors: with synth-small AI's measured floor
-    magnitude scaled up (a deeper model), the median bound is 3 x 6e-3 = 1.8e-2 and passes; with a
-    flip-free floor the fixed 5e-3 applies and the same errors are a lowering bug.
+    The same program errors, judged against two floors: with a floor of synth-small AI's kind
+    scaled up (a deeper model), the median bound is 2 x 6e-3 = 1.2e-2 and the sample bound
+    2 x 1.2e-2, so all pass; with a flip-free floor the fixed 5e-3 applies and the same errors are
+    a lowering bug.
     """
-    errors = [1.2e-2, 1.1e-2, 1.3e-2, 1.0e-2, 2.5e-2, 1.2e-2]
-    summary = check_parity(_rows("vision_encoder", errors, [6e-3, 5e-3, 7e-3, 6e-3, 9e-3, 6e-3]))
+    errors = [1.0e-2, 0.9e-2, 1.1e-2, 0.8e-2, 2.2e-2, 1.0e-2]
+    summary = check_parity(_rows("vision_encoder", errors, [6e-3, 5e-3, 7e-3, 6e-3, 1.2e-2, 6e-3]))
     stats = summary["vision_encoder"]
     assert stats["median_noise_floor"] == pytest.approx(6e-3)
-    assert stats["tolerance"] == pytest.approx(1.8e-2)
-    assert stats["flip_tolerance"] == pytest.approx(2.7e-2)  # 3 x the largest floor, 9e-3: the 2.5e-2 sample passes
-    with pytest.raises(VerificationError, match=r"median 1\.20e-02 .*allowed 5\.0e-03.*moves the eager model itself "
+    assert stats["tolerance"] == pytest.approx(1.2e-2)
+    assert stats["flip_tolerance"] == pytest.approx(2.4e-2)  # the 2.2e-2 sample is beyond the fixed 2e-2, within this
+    with pytest.raises(VerificationError, match=r"median 1\.00e-02 .*allowed 5\.0e-03.*moves the eager model itself "
                                                 r"by a median 1\.00e-07"):
         check_parity(_rows("vision_encoder", errors, [1e-7] * len(errors)))
 
 
-def test_a_sample_beyond_three_times_the_largest_floor_fails() -> None:
+def test_a_sample_beyond_twice_the_largest_floor_fails() -> None:
     errors = [3e-3, 3e-3, 3e-3, 3e-3, 5e-2]
     with pytest.raises(VerificationError, match=r"5\.00e-02 relative error on tile 4 \(allowed 3\.0e-02"):
-        check_parity(_rows("vision_encoder", errors, [3e-3, 3e-3, 3e-3, 3e-3, 1e-2]))
+        check_parity(_rows("vision_encoder", errors, [3e-3, 3e-3, 3e-3, 3e-3, 1.5e-2]))
 
 
 def test_linear_input_noise_moves_every_linear_input_by_about_one_ulp_and_cleans_up() -> None:
