@@ -2,7 +2,7 @@
 
 A full ``mobile-mllm export`` of the ``mid`` preset takes 19-49 min on 2 cores; the decoder is
 what decides prefill and decode speed, so this script exports just that method with the
-library's own path (``export.decoder.build_kv_decoder`` -> ``quant.apply.quantize_modules``
+library's own path (``export.decoder.build_kv_decoder(model.registry.decoder_parts(model))`` -> ``quant.apply.quantize_modules``
 with the recipe -> ``torch.export`` with the program's dynamic shape ->
 ``export.program.lower_methods`` -> ``to_executorch_program``), optionally on the first
 ``--layers`` blocks only (the output head is always there), and times it in a fresh process:
@@ -57,13 +57,13 @@ def _summary(values: list[float]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- export (ours)
 
 
-def _load_truncated(model_dir: str, layers: int | None, max_context: int) -> Any:
+def _load_truncated(model_dir: str, layers: int | None, max_context_len: int) -> Any:
     """The eager model at fp32 with only its first ``layers`` decoder blocks (None: all)."""
     import torch
 
     from mobile_mllm.model import load_model
 
-    model = load_model(model_dir, dtype=torch.float32, max_seq_len=max_context)
+    model = load_model(model_dir, dtype=torch.float32, max_context_len=max_context_len)
     if layers is not None:
         model.text_decoder.layers = model.text_decoder.layers[:layers]
     return model
@@ -74,21 +74,22 @@ def export_decoder(args: argparse.Namespace) -> dict[str, Any]:
     from mobile_mllm import contract
     from mobile_mllm.export.decoder import build_kv_decoder
     from mobile_mllm.export.program import TargetConfig, _delegation_counts, lower_one_method, to_executorch_program
+    from mobile_mllm.model.registry import decoder_parts
     from mobile_mllm.quant.apply import quantize_modules
     from mobile_mllm.quant.recipe import Precision, build_recipe, preset
 
     times: dict[str, float] = {}
     start = time.perf_counter()
-    model = _load_truncated(args.model_dir, args.layers, args.max_context)
+    model = _load_truncated(args.model_dir, args.layers, args.max_context_len)
     times["load_s"] = time.perf_counter() - start
-    cfg = TargetConfig(max_context=args.max_context, prefill_chunk=args.prefill_chunk, tile_batch=1)
+    cfg = TargetConfig(max_context_len=args.max_context_len, prefill_chunk=args.prefill_chunk, tile_batch=1)
     quant = preset(args.recipe)
     if args.lm_head:
         import dataclasses
 
         quant = dataclasses.replace(quant, lm_head=Precision(args.lm_head))
     start = time.perf_counter()
-    decoder = build_kv_decoder(model.text_decoder, args.max_context).eval()  # no copy: the model is ours alone
+    decoder = build_kv_decoder(decoder_parts(model), args.max_context_len).eval()  # no copy: the model is ours alone
     recipe = build_recipe(quant, vision_method=contract.VISION_ENCODER, decoder_method=contract.TEXT_DECODER,
                           embedding_method=contract.TOKEN_EMBEDDING)
     report = quantize_modules({contract.TEXT_DECODER: decoder}, recipe)
@@ -122,7 +123,7 @@ def export_decoder(args: argparse.Namespace) -> dict[str, Any]:
         "vocab_size": model.vocab_size,
         "recipe": args.recipe,
         "lm_head": quant.lm_head.value,
-        "max_context": args.max_context,
+        "max_context_len": args.max_context_len,
         "prefill_chunk": args.prefill_chunk,
         "partitioners": args.partitioners,
         "precision": report.module_precision(),
@@ -142,7 +143,7 @@ def save_hf(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-    model = _load_truncated(args.model_dir, args.layers, args.max_context)
+    model = _load_truncated(args.model_dir, args.layers, args.max_context_len)
     dec = model.text_decoder
     config = dec.layers[0].self_attn.config
     config.num_hidden_layers = len(dec.layers)
@@ -378,7 +379,7 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--model-dir", default=DEFAULT_MODEL, help=f"model directory (default {DEFAULT_MODEL})")
         q.add_argument("--layers", type=int, default=None, help="keep only the first N decoder blocks (default all)")
         q.add_argument("--out", required=True)
-        q.add_argument("--max-context", type=int, default=1024, help="KV-cache positions (default 1024)")
+        q.add_argument("--max-context-len", type=int, default=1024, help="KV-cache positions (default 1024)")
     e.add_argument("--prefill-chunk", type=int, default=512, help="longest text_decoder call (default 512)")
     e.add_argument("--recipe", default="w4", help="precision preset (default w4)")
     e.add_argument("--lm-head", choices=("w8", "w4", "fp32"), default=None, help="override the preset's lm_head")

@@ -108,15 +108,15 @@ def _import_backend(backend: str) -> None:
         load_executorch_kernels()
 
 
-def _open_methods(backend: str, path: Path, max_context: int, prompt_len: int) -> Any:
-    """Eager: the model directory at fp32 with a ``max_context`` KV cache; pte: the program as exported."""
+def _open_methods(backend: str, path: Path, max_context_len: int, prompt_len: int) -> Any:
+    """Eager: the model directory at fp32 with a ``max_context_len`` KV cache; pte: the program as exported."""
     if backend == "eager":
         import torch
 
         from mobile_mllm.model import load_model
         from mobile_mllm.runtime.eager import EagerMethods
 
-        model = load_model(str(path), dtype=torch.float32, max_seq_len=max_context)
+        model = load_model(str(path), dtype=torch.float32, max_context_len=max_context_len)
         return EagerMethods(model, tile_batch=4, prefill_chunk=prompt_len)
     from mobile_mllm.runtime.pte import PteMethods
 
@@ -139,13 +139,13 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     _import_backend(args.backend)
     out["rss_before_load_bytes"] = _proc_status("VmRSS")  # interpreter + torch (+ executorch kernels)
     start = time.perf_counter()
-    methods = _open_methods(args.backend, Path(args.path), args.max_context, prompt_len)
+    methods = _open_methods(args.backend, Path(args.path), args.max_context_len, prompt_len)
     out["load_s"] = round(time.perf_counter() - start, 3)
     out["rss_after_load_bytes"] = _proc_status("VmRSS")
     out["hwm_after_load_bytes"] = _proc_status("VmHWM")
-    out["max_chunk"] = methods.max_chunk
+    out["max_chunk"] = methods.prefill_chunk
     out["max_tile_batch"] = methods.max_tile_batch
-    one_shot = methods.max_chunk >= prompt_len
+    one_shot = methods.prefill_chunk >= prompt_len
 
     def vision(batch: int) -> None:
         methods.vision_encoder(tiles[:batch])
@@ -235,7 +235,7 @@ def ensure_artifacts(models_dir: Path, preset: str, args: argparse.Namespace) ->
         if (out / "model.pte").is_file():
             continue
         print(f"export {preset} {recipe} -> {out} (slow on 2 cores)", file=sys.stderr)
-        _run([*CLI, "export", str(model), "-o", str(out), "--recipe", recipe, "--max-context", str(args.max_context),
+        _run([*CLI, "export", str(model), "-o", str(out), "--recipe", recipe, "--max-context-len", str(args.max_context_len),
               "--prefill-chunk", str(args.prompt_len), "--no-verify"])
 
 
@@ -365,7 +365,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{preset}: {name} ...", file=sys.stderr)
             raw = _worker(["worker", "--backend", backend, "--path", str(path), "--inputs", str(inputs),
                            "--threads", str(args.threads), "--repeats", str(args.repeats), "--chunk", str(args.chunk),
-                           "--decode-tokens", str(args.decode_tokens), "--max-context", str(args.max_context)])
+                           "--decode-tokens", str(args.decode_tokens), "--max-context-len", str(args.max_context_len)])
             if backend == "eager":
                 raw["file_bytes"] = (path / "model.safetensors").stat().st_size
                 raw["weight_bytes_per_token"] = weight_bytes_per_token(fp32_report)  # eager reads fp32 weights
@@ -403,7 +403,7 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--repeats", type=int, default=5, help="timed repetitions per measurement (default: 5)")
         q.add_argument("--chunk", type=int, default=128, help="prefill chunk of the chunked prefill (default: 128)")
         q.add_argument("--decode-tokens", type=int, default=64, help="decode steps timed (default: 64)")
-        q.add_argument("--max-context", type=int, default=1024, help="KV-cache positions (default: 1024)")
+        q.add_argument("--max-context-len", type=int, default=1024, help="KV-cache positions (default: 1024)")
     p.add_argument("--models-dir", default="/tmp/bench_models", help="models and exports (created, reused)")
     p.add_argument("--presets", nargs="+", default=["tiny", "mid"])
     p.add_argument("--prompt-len", type=int, default=512, help="prefill length = the programs' --prefill-chunk")

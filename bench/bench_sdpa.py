@@ -1,6 +1,6 @@
 """ExecuTorch's ``llama.custom_sdpa`` against PyTorch's own SDPA on the same static KV cache: the attention under our decoder.
 
-Our ``text_decoder`` attends with ``llama.custom_sdpa`` over a ``[1, max_seq_len, kv_heads,
+Our ``text_decoder`` attends with ``llama.custom_sdpa`` over a ``[1, max_context_len, kv_heads,
 head_dim]`` cache (the op issue 3 prescribes, and what optimum-executorch uses too); this times that
 kernel (through its AOT library, the same C++ code the program runs) and
 ``F.scaled_dot_product_attention(..., enable_gqa=True)`` on the cache sliced to the positions in
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=14, help="query heads (mid: 14)")
     parser.add_argument("--kv-heads", type=int, default=2, help="key/value heads (mid: 2)")
     parser.add_argument("--head-dim", type=int, default=64)
-    parser.add_argument("--max-seq-len", type=int, default=1024, help="cache positions")
+    parser.add_argument("--max-context-len", type=int, default=1024, help="cache positions")
     parser.add_argument("--decode-start", type=int, default=540)
     parser.add_argument("--chunk", type=int, default=128)
     parser.add_argument("--chunk-start", type=int, default=256)
@@ -47,8 +47,8 @@ def main() -> None:
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    k_cache = torch.randn(1, args.max_seq_len, args.kv_heads, args.head_dim)
-    v_cache = torch.randn(1, args.max_seq_len, args.kv_heads, args.head_dim)
+    k_cache = torch.randn(1, args.max_context_len, args.kv_heads, args.head_dim)
+    v_cache = torch.randn(1, args.max_context_len, args.kv_heads, args.head_dim)
     with torch.inference_mode():
         for case, length, start, reps in (("decode", 1, args.decode_start, 200), ("prefill chunk", args.chunk, args.chunk_start, 20)):
             q = torch.randn(1, length, args.heads, args.head_dim)

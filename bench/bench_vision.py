@@ -51,7 +51,7 @@ def _load(model_dir: str) -> Any:
 
     from mobile_mllm.model import load_model
 
-    return load_model(model_dir, dtype=torch.float32, max_seq_len=256)
+    return load_model(model_dir, dtype=torch.float32, max_context_len=256)
 
 
 def export_pte(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,20 +59,15 @@ def export_pte(args: argparse.Namespace) -> dict[str, Any]:
     import copy
 
     from mobile_mllm import contract
-    from mobile_mllm.export.program import (
-        TargetConfig,
-        _delegation_counts,
-        lower_one_method,
-        matmul_attention,
-        to_executorch_program,
-    )
+    from mobile_mllm.export.backends.xnnpack import matmul_attention
+    from mobile_mllm.export.program import TargetConfig, _delegation_counts, lower_one_method, to_executorch_program
     from mobile_mllm.quant.apply import quantize_modules
     from mobile_mllm.quant.recipe import build_recipe, preset
 
     start = time.perf_counter()
     model = _load(args.model_dir)
     module = copy.deepcopy(model.vision_encoder).eval()
-    if args.attention == "matmul":  # what export_program does (see export.program.matmul_attention)
+    if args.attention == "matmul":  # what export_program does (see export.backends.xnnpack.matmul_attention)
         matmul_attention(module)
     recipe = build_recipe(preset(args.recipe), vision_method=contract.VISION_ENCODER,
                           decoder_method=contract.TEXT_DECODER, embedding_method=contract.TOKEN_EMBEDDING)
@@ -100,7 +95,7 @@ def export_onnx(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from mobile_mllm.export.program import matmul_attention
+    from mobile_mllm.export.backends.xnnpack import matmul_attention
 
     model = _load(args.model_dir)
     module = model.vision_encoder.eval()

@@ -46,7 +46,7 @@ def _add_grid(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grid", help="show the tile grid a policy picks for an image or a WxH size")
     p.add_argument("image", metavar="IMAGE_OR_WxH", help="an image file, or a size such as 1080x2400")
     from mobile_mllm.config import add_arguments
-    from mobile_mllm.vision.processor import VisionConfig
+    from mobile_mllm.vision.config import VisionConfig
 
     add_arguments(p, VisionConfig)
     p.add_argument("--token-budget", type=int, default=None, help="largest number of image tokens allowed")
@@ -55,12 +55,12 @@ def _add_grid(sub: argparse._SubParsersAction) -> None:
 
 def _run_grid(args: argparse.Namespace) -> int:
     from mobile_mllm.config import resolve  # noqa: PLC0415
-    from mobile_mllm.vision.processor import VisionConfig, plan_grid  # noqa: PLC0415
+    from mobile_mllm.vision.config import VisionConfig, with_grid_limits  # noqa: PLC0415
+    from mobile_mllm.vision.processor import plan_grid  # noqa: PLC0415
 
-    overrides = dict(vars(args))
-    if "max_tiles" in overrides and "max_side" not in overrides:
-        overrides["max_side"] = None  # --max-tiles alone: no side bound (internvl may pick 5:1)
-    cfg = resolve(VisionConfig, overrides=overrides)
+    overrides = {k: v for k, v in vars(args).items() if k not in ("max_tiles", "max_side")}
+    limits = {k: getattr(args, k, None) for k in ("max_tiles", "max_side")}
+    cfg = with_grid_limits(resolve(VisionConfig, overrides=overrides), **limits)
     result = plan_grid(args.image, cfg, token_budget=args.token_budget).summary()
     _print_result(result, args.json)
     return 0

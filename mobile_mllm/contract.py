@@ -15,14 +15,16 @@ TOKEN_EMBEDDING = "token_embedding"  # tokens [1, T] int64 -> embeddings [1, T, 
 TEXT_DECODER = "text_decoder"  # (embeddings [1, T, D], start_pos [1] int64) -> logits
 MODEL_METHODS: tuple[str, ...] = (VISION_ENCODER, TOKEN_EMBEDDING, TEXT_DECODER)
 
-# Constant methods (metadata baked into the program).
-GET_MAX_SEQ_LEN = "get_max_seq_len"  # required by the stock runner
-GET_MAX_CONTEXT_LEN = "get_max_context_len"
-GET_BOS_ID = "get_bos_id"
-GET_EOS_IDS = "get_eos_ids"
-GET_VOCAB_SIZE = "get_vocab_size"
-USE_KV_CACHE = "use_kv_cache"
-ENABLE_DYNAMIC_SHAPE = "enable_dynamic_shape"
+# Constant methods (metadata baked into the program), with ExecuTorch's meanings
+# (extension/llm/runner/constants.h, llm_runner_helper.cpp::get_llm_metadata). These are the only
+# places the toolkit says "max_seq_len": everywhere else the KV-cache length is max_context_len.
+GET_MAX_SEQ_LEN = "get_max_seq_len"  # required: most positions ONE text_decoder call takes (= max(prefill_chunk, tokens_per_tile))
+GET_MAX_CONTEXT_LEN = "get_max_context_len"  # KV-cache positions: prompt, image tokens and answers together
+GET_BOS_ID = "get_bos_id"  # token prepended to a prompt (absent: none)
+GET_EOS_IDS = "get_eos_ids"  # tokens that end an answer (a list; the C++ runner ignores optimum's get_eos_id)
+GET_VOCAB_SIZE = "get_vocab_size"  # logits per position
+USE_KV_CACHE = "use_kv_cache"  # text_decoder keeps earlier positions (start_pos addresses the cache)
+ENABLE_DYNAMIC_SHAPE = "enable_dynamic_shape"  # text_decoder takes 1..get_max_seq_len positions, not exactly that many
 REQUIRED_CONSTANT_METHODS: tuple[str, ...] = (GET_MAX_SEQ_LEN,)
 CONSTANT_METHODS: tuple[str, ...] = (
     GET_MAX_SEQ_LEN,
@@ -41,26 +43,50 @@ TOKENIZER_FILE = "tokenizer.json"
 EXPORT_REPORT_FILE = "export_report.json"
 
 # manifest.json: bump MANIFEST_VERSION on any incompatible change; readers refuse newer majors.
+# The JSON Schema (manifest.schema.json, checked by manifest_schema.py) spells the same keys and
+# their types; a test keeps the two in step.
+# Version 2 (this toolkit): max_seq_len has ExecuTorch's meaning (get_max_seq_len, the longest
+# text_decoder call; version 1 called that max_chunk and used max_seq_len for the KV cache, which
+# is max_context_len in both). Version-1 manifests are read and upgraded (manifest.read_manifest).
 MANIFEST_FORMAT = "mobile-mllm-manifest"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+M_FORMAT = "format"  # == MANIFEST_FORMAT
+M_VERSION = "version"  # == MANIFEST_VERSION
+M_MODEL = "model"  # family, variant, source directory, parameter counts, vocabulary size
+M_VISION = "vision"  # VisionConfig as a dict: policy, tile size, alpha, limits, mean/std, thumbnail
+M_PROMPT = "prompt"  # PromptFormat as a dict: chat template, image layout tokens and their ids
+M_SPECIAL_TOKENS = "special_tokens"  # name -> id
+M_EOS_IDS = "eos_ids"  # == get_eos_ids
+M_BOS_ID = "bos_id"  # == get_bos_id, or null
+M_MAX_SEQ_LEN = "max_seq_len"  # == get_max_seq_len
+M_MAX_CONTEXT_LEN = "max_context_len"  # == get_max_context_len
+M_PREFILL_CHUNK = "prefill_chunk"  # positions per text_decoder call while prefilling
+M_TILE_BATCH = "tile_batch"  # largest vision_encoder batch
+M_TOKENS_PER_TILE = "tokens_per_tile"
+M_HIDDEN_SIZE = "hidden_size"
+M_PRECISION = "precision"  # module -> precision name, and per-layer detail in export_report.json
+M_PROGRAM = "program"  # file name, size, sha256, methods, constant methods
+M_EXPORT = "export"  # the resolved ExportJob
 MANIFEST_KEYS: tuple[str, ...] = (
-    "format",  # == MANIFEST_FORMAT
-    "version",  # == MANIFEST_VERSION
-    "model",  # family, variant, source directory, parameter counts
-    "vision",  # VisionConfig as a dict: policy, tile size, alpha, limits, mean/std, thumbnail
-    "prompt",  # PromptFormat as a dict: chat template, image layout tokens and their ids
-    "special_tokens",  # name -> id
-    "eos_ids",
-    "bos_id",
-    "max_seq_len",
-    "max_context_len",
-    "prefill_chunk",
-    "tile_batch",
-    "tokens_per_tile",
-    "hidden_size",
-    "precision",  # module -> precision name, and per-layer detail in export_report.json
-    "program",  # file name, size, sha256, methods
+    M_FORMAT, M_VERSION, M_MODEL, M_VISION, M_PROMPT, M_SPECIAL_TOKENS, M_EOS_IDS, M_BOS_ID, M_MAX_SEQ_LEN,
+    M_MAX_CONTEXT_LEN, M_PREFILL_CHUNK, M_TILE_BATCH, M_TOKENS_PER_TILE, M_HIDDEN_SIZE, M_PRECISION, M_PROGRAM,
 )
+"""The keys every manifest has (``export`` is optional: older or hand-made manifests may lack it)."""
+# nested keys
+M_MODEL_FAMILY = "family"
+M_MODEL_VARIANT = "variant"
+M_MODEL_SOURCE = "source"
+M_MODEL_NUM_PARAMETERS = "num_parameters"  # method -> parameter count
+M_MODEL_VOCAB_SIZE = "vocab_size"
+M_PRECISION_MODULES = "modules"  # method -> precision name (w4, w8, fp32, mixed ...)
+M_PRECISION_BY_METHOD = "by_method"  # method -> {precision: layer count}
+M_PRECISION_GROUP_SIZE = "group_size"
+M_PROGRAM_FILE = "file"  # == PROGRAM_FILE
+M_PROGRAM_SIZE_BYTES = "size_bytes"
+M_PROGRAM_SHA256 = "sha256"
+M_PROGRAM_METHODS = "methods"  # the program's methods, in order
+M_PROGRAM_CONSTANT_METHODS = "constant_methods"  # name -> value, as baked into the program
+M_V1_MAX_CHUNK = "max_chunk"  # version 1 only: what version 2 calls max_seq_len
 
 # The stats line printed by every runner (host and phone), as ExecuTorch's C++ runners do.
 STATS_LINE_PREFIX = "PyTorchObserver "

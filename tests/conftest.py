@@ -28,4 +28,4 @@ def tiny(tiny_dir: Path):  # -> MultimodalModel
     """The tiny model with a 512-position KV cache (shared by a module's tests; sessions overwrite the cache)."""
     from mobile_mllm.model import load_model
 
-    return load_model(tiny_dir, max_seq_len=512)
+    return load_model(tiny_dir, max_context_len=512)

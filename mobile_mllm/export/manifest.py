@@ -1,8 +1,10 @@
 """``manifest.json``: everything a device needs to preprocess, prompt and run the program.
 
 Written by the exporter, read by the host runtime and the Android app; every key is spelled in
-:mod:`mobile_mllm.contract` (``MANIFEST_KEYS``). Later steps read precision, grid policy, tile
-and chunk sizes from here; they never re-infer them from file names.
+:mod:`mobile_mllm.contract` and typed in the package's JSON Schema
+(:mod:`mobile_mllm.manifest_schema`), which both the writer and :func:`read_manifest` check.
+Later steps read precision, grid policy, tile and chunk sizes from here; they never re-infer
+them from file names.
 
 Deliberately not here: what the values mean to the runtime (``runtime/pte.py``).
 """
@@ -16,73 +18,95 @@ from typing import TYPE_CHECKING, Any
 from mobile_mllm import contract
 from mobile_mllm.config import to_dict
 from mobile_mllm.errors import ContractError
+from mobile_mllm.manifest_schema import check_manifest
 
 if TYPE_CHECKING:
-    from mobile_mllm.export.program import ExportJob
+    from mobile_mllm.export.config import ExportJob
     from mobile_mllm.model.adapter import MultimodalModel
 
-__all__ = ["build_manifest", "read_manifest"]
+__all__ = ["build_manifest", "read_manifest", "upgrade_manifest"]
 
 
 def build_manifest(
     *,
     model: MultimodalModel,
     job: ExportJob,
-    max_chunk: int,
+    constants: dict[str, Any],
     precision: dict[str, Any],
     program: dict[str, Any],
+    additions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of an exported program (all of ``contract.MANIFEST_KEYS``, plus the export settings).
+    """The manifest of an exported program, checked against the schema.
 
     Args:
         model (MultimodalModel): the loaded (float) model.
         job (ExportJob): the resolved export settings (stored under ``export``).
-        max_chunk (int): the most positions ``text_decoder`` accepts per call.
+        constants (dict): the program's constant methods (``max_seq_len`` and
+            ``max_context_len`` are copied from them, so the two cannot disagree).
         precision (dict): module -> precision summary.
-        program (dict): file name, size, sha256, methods.
+        program (dict): file name, size, sha256, methods, constant methods.
+        additions (dict | None): the backend's extra keys (each must be in the schema). Default None.
+
+    Raises:
+        ContractError: the result breaks the schema (a bug in the writer or a backend's additions).
     """
     num_params = {
-        "vision_encoder": sum(p.numel() for p in model.vision_encoder.parameters()),
-        "token_embedding": sum(p.numel() for p in model.token_embedding.parameters()),
-        "text_decoder": sum(p.numel() for p in model.text_decoder.parameters()),
+        contract.VISION_ENCODER: sum(p.numel() for p in model.vision_encoder.parameters()),
+        contract.TOKEN_EMBEDDING: sum(p.numel() for p in model.token_embedding.parameters()),
+        contract.TEXT_DECODER: sum(p.numel() for p in model.text_decoder.parameters()),
     }
     manifest = {
-        "format": contract.MANIFEST_FORMAT,
-        "version": contract.MANIFEST_VERSION,
-        "model": {
-            "family": model.family,
-            "variant": getattr(model.extra.get("config"), "variant", None),
-            "source": str(model.source) if model.source is not None else job.model,
-            "num_parameters": num_params,
-            "vocab_size": model.vocab_size,
+        contract.M_FORMAT: contract.MANIFEST_FORMAT,
+        contract.M_VERSION: contract.MANIFEST_VERSION,
+        contract.M_MODEL: {
+            contract.M_MODEL_FAMILY: model.family,
+            contract.M_MODEL_VARIANT: getattr(model.extra.get("config"), "variant", None),
+            contract.M_MODEL_SOURCE: str(model.source) if model.source is not None else job.model,
+            contract.M_MODEL_NUM_PARAMETERS: num_params,
+            contract.M_MODEL_VOCAB_SIZE: model.vocab_size,
         },
-        "vision": to_dict(model.vision),
-        "prompt": to_dict(model.prompt),
-        "special_tokens": dict(model.special_ids),
-        "eos_ids": list(model.eos_ids),
-        "bos_id": model.bos_id,
-        "max_seq_len": job.target.max_context,
-        "max_context_len": job.target.max_context,
-        "prefill_chunk": job.target.prefill_chunk,
-        "max_chunk": max_chunk,
-        "tile_batch": job.target.tile_batch,
-        "tokens_per_tile": model.vision.tokens_per_tile,
-        "hidden_size": model.hidden_size,
-        "precision": precision,
-        "program": program,
-        "export": to_dict(job),
+        contract.M_VISION: to_dict(model.vision),
+        contract.M_PROMPT: to_dict(model.prompt),
+        contract.M_SPECIAL_TOKENS: dict(model.special_ids),
+        contract.M_EOS_IDS: list(model.eos_ids),
+        contract.M_BOS_ID: model.bos_id,
+        contract.M_MAX_SEQ_LEN: constants[contract.GET_MAX_SEQ_LEN],
+        contract.M_MAX_CONTEXT_LEN: constants.get(contract.GET_MAX_CONTEXT_LEN, job.target.max_context_len),
+        contract.M_PREFILL_CHUNK: job.target.prefill_chunk,
+        contract.M_TILE_BATCH: job.target.tile_batch,
+        contract.M_TOKENS_PER_TILE: model.vision.tokens_per_tile,
+        contract.M_HIDDEN_SIZE: model.hidden_size,
+        contract.M_PRECISION: precision,
+        contract.M_PROGRAM: program,
+        contract.M_EXPORT: to_dict(job),
+        **(additions or {}),
     }
-    missing = [k for k in contract.MANIFEST_KEYS if k not in manifest]
-    if missing:  # internal invariant: the contract and this writer agree
-        raise ContractError(f"manifest writer misses contract keys {missing}")
+    check_manifest(manifest, "the exporter")
     return manifest
 
 
+def upgrade_manifest(data: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 manifest in version 2's terms (``max_chunk`` became ``max_seq_len``); others unchanged.
+
+    Example:
+        >>> upgrade_manifest({"version": 1, "max_seq_len": 2048, "max_chunk": 128})
+        {'version': 2, 'max_seq_len': 128}
+    """
+    if data.get(contract.M_VERSION) != 1:
+        return data
+    out = {k: v for k, v in data.items() if k != contract.M_V1_MAX_CHUNK}
+    out[contract.M_VERSION] = 2
+    if contract.M_V1_MAX_CHUNK in data:
+        out[contract.M_MAX_SEQ_LEN] = data[contract.M_V1_MAX_CHUNK]
+    return out
+
+
 def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """Read and check ``manifest.json`` of an exported directory.
+    """Read ``manifest.json`` of an exported directory, upgrade a version-1 one, and check it against the schema.
 
     Raises:
-        ContractError: missing or unreadable file, another format, a newer version, or missing keys.
+        ContractError: missing or unreadable file, another format, a newer version, or any
+            schema violation (each named by its key).
     """
     path = Path(directory) / contract.MANIFEST_FILE
     try:
@@ -91,15 +115,14 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise ContractError(f"{path} not found; is {directory} an exported program directory?") from e
     except (OSError, ValueError) as e:
         raise ContractError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(data, dict) or data.get("format") != contract.MANIFEST_FORMAT:
+    if not isinstance(data, dict) or data.get(contract.M_FORMAT) != contract.MANIFEST_FORMAT:
         raise ContractError(f"{path}: format is not {contract.MANIFEST_FORMAT!r}")
-    version = data.get("version")
+    version = data.get(contract.M_VERSION)
     if not isinstance(version, int) or version > contract.MANIFEST_VERSION:
         raise ContractError(
             f"{path}: manifest version {version!r} is newer than this toolkit reads ({contract.MANIFEST_VERSION}); "
             "upgrade mobile-mllm or re-export"
         )
-    missing = [k for k in contract.MANIFEST_KEYS if k not in data]
-    if missing:
-        raise ContractError(f"{path}: missing keys {', '.join(missing)}; re-export the model")
+    data = upgrade_manifest(data)
+    check_manifest(data, str(path), advice="Re-export the model with mobile-mllm export")
     return data

@@ -1,40 +1,40 @@
-"""Model directory -> one ExecuTorch ``.pte`` with the multimodal runner contract's methods.
+"""Model directory -> one ExecuTorch ``.pte`` (+ tokenizer, manifest, report): the stage driver.
 
-Stages (each reported through ``on_progress`` and named in any :class:`ExportError`): load the
-eager model; prepare the export modules (copies of the eager ``vision_encoder`` and
-``token_embedding``, and :class:`~mobile_mllm.export.decoder.KVCacheDecoder` over a copy of the
-decoder's weights); quantize them with the recipe; ``torch.export`` each method with its
-dynamic dimension (tile batch, token count); lower with the target's partitioners; serialize;
-optionally verify (a callable the caller passes in, so this module needs nothing from
-``runtime``); write ``model.pte``, ``tokenizer.json``, ``manifest.json`` and
-``export_report.json`` to temporary names and rename them only when everything succeeded.
+:func:`export_program` runs the same stages for every target, each reported through
+``on_progress`` and named in any :class:`ExportError`: load the eager model; prepare the export
+modules, quantize them, ``torch.export`` each method, lower with the partitioners and edge
+passes, serialize (all five by the target's :class:`~mobile_mllm.export.backend.ExportBackend`,
+looked up by name in ``backends/``); optionally verify (a callable the caller passes in, so
+this module needs nothing from ``runtime``); write ``model.pte``, ``tokenizer.json``,
+``manifest.json``, ``export_report.json`` and the backend's extra files to temporary names and
+rename them only when everything succeeded.
 
-Deliberately not here: precision rules (``quant/``), backend specifics (``backends/``), the
-manifest's schema (``manifest.py``), loading a program (``runtime/pte.py``).
+Deliberately not here: anything one target does differently (``backend.py``, ``backends/``),
+precision rules (``quant/``), the manifest's schema (``manifest.py``), loading a program
+(``runtime/pte.py``).
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import enum
 import hashlib
 import json
 import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobile_mllm import contract
 from mobile_mllm.errors import ConfigError, ExportError, MobileMLLMError
-from mobile_mllm.quant.recipe import QuantConfig
+from mobile_mllm.export.backend import to_executorch_program
+from mobile_mllm.export.config import ExportJob, Target, TargetConfig
 
 if TYPE_CHECKING:
     from torch import nn
 
+    from mobile_mllm.export.backend import ExportBackend, MethodInputs
     from mobile_mllm.model.adapter import MultimodalModel
     from mobile_mllm.quant.report import QuantReport
 
@@ -50,70 +50,11 @@ __all__ = [
     "export_program",
     "lower_methods",
     "lower_one_method",
-    "matmul_attention",
     "to_executorch_program",
 ]
 
 STAGES: tuple[str, ...] = ("load", "prepare", "quantize", "export", "lower", "serialize", "verify", "write")
-"""The stages ``on_progress`` reports, in order."""
-
-
-class Target(str, enum.Enum):
-    """Where the program runs (a key of ``backends.BACKENDS``)."""
-
-    CPU = "cpu"
-    MEDIATEK = "mediatek"
-
-
-@dataclass(frozen=True)
-class TargetConfig:
-    """Static sizes and the backend of the program (the ``[target]`` table of an export recipe)."""
-
-    target: Target = Target.CPU
-    """Backend: cpu (XNNPACK) or mediatek (needs the NeuroPilot SDK)."""
-    max_context: int = 2048
-    """KV-cache positions (prompt, image tokens and answers together)."""
-    prefill_chunk: int = 128
-    """Positions per text_decoder call while prefilling (the program also accepts one tile's tokens at once)."""
-    tile_batch: int = 4
-    """Largest number of tiles per vision_encoder call."""
-    max_tiles: int | None = None
-    """Largest number of local tiles per image written to the manifest (None: the model's)."""
-
-    def __post_init__(self) -> None:
-        for name in ("max_context", "prefill_chunk", "tile_batch"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"target.{name} must be >= 1, got {getattr(self, name)}")
-        if self.prefill_chunk > self.max_context:
-            raise ConfigError(
-                f"target.prefill_chunk ({self.prefill_chunk}) must not exceed target.max_context ({self.max_context})"
-            )
-        if self.max_tiles is not None and self.max_tiles < 1:
-            raise ConfigError(f"target.max_tiles must be >= 1, got {self.max_tiles}")
-
-
-@dataclass(frozen=True)
-class ExportJob:
-    """One export: which model, which precision, which target, where to."""
-
-    model: str = ""
-    """Model directory (or builtin:NAME)."""
-    output: str = ""
-    """Output directory (created; existing program files in it are replaced on success)."""
-    quant: QuantConfig = field(default_factory=QuantConfig)
-    """Precision recipe."""
-    target: TargetConfig = field(default_factory=TargetConfig)
-    """Backend and static sizes."""
-    verify: bool = True
-    """Load the program on the host and compare it with the eager model."""
-    verify_tokens: int = 16
-    """Greedy tokens compared with the float model during verification."""
-    seed: int = 0
-    """Seed of the random verification inputs."""
-
-    def __post_init__(self) -> None:
-        if self.verify_tokens < 1:
-            raise ConfigError(f"verify_tokens must be >= 1, got {self.verify_tokens}")
+"""The stages ``on_progress`` reports, in order (``write``: the report and the atomic renames)."""
 
 
 @dataclass
@@ -166,78 +107,6 @@ class _Stage:
         raise ExportError(f"stage {self.stage}, module {self.module or '-'}: {type(exc).__name__}: {exc}") from exc
 
 
-def matmul_attention(module: nn.Module) -> nn.Module:
-    """Switch the transformers models inside ``module`` from SDPA to their eager (matmul + softmax) attention, in place.
-
-    Why: ``torch.export`` keeps ``scaled_dot_product_attention``, and ExecuTorch then decomposes it
-    through ``aten._safe_softmax``, whose guard for fully masked rows (``eq``/``logical_not``/
-    ``any``/``where``/``full_like`` over the ``[B, heads, N, N]`` scores) XNNPACK does not take:
-    those ops ran on portable kernels and were ~60 % of a mid-preset tile (``bench/RESULTS.md``,
-    "Vision encoder vs ONNX Runtime"). The eager formulation is the same function without a mask
-    (the vision tower has none) and lowers to XNNPACK's batch matmul and softmax. The decoder is
-    not affected: its export replaces attention with ``llama.custom_sdpa``.
-
-    Args:
-        module (nn.Module): e.g. a copy of the model's ``vision_encoder``.
-
-    Returns:
-        nn.Module: ``module`` itself.
-    """
-    from transformers import PreTrainedModel
-
-    for sub in module.modules():
-        if isinstance(sub, PreTrainedModel) and sub.config._attn_implementation == "sdpa":
-            sub.set_attn_implementation("eager")
-    return module
-
-
-def _modules_for_export(model: MultimodalModel, max_context: int) -> dict[str, nn.Module]:
-    from mobile_mllm.export.decoder import build_kv_decoder
-
-    decoder = build_kv_decoder(copy.deepcopy(model.text_decoder), max_context)
-    return {
-        contract.VISION_ENCODER: matmul_attention(copy.deepcopy(model.vision_encoder)).eval(),
-        contract.TOKEN_EMBEDDING: copy.deepcopy(model.token_embedding).eval(),
-        contract.TEXT_DECODER: decoder.eval(),
-    }
-
-
-def _example_inputs(model: MultimodalModel, cfg: TargetConfig) -> dict[str, tuple[tuple[Any, ...], Any]]:
-    """Example inputs and dynamic shapes per method (examples avoid size 1, which export specialises)."""
-    import torch
-    from torch.export import Dim
-
-    size = model.vision.tile_size
-    max_chunk = max(cfg.prefill_chunk, model.vision.tokens_per_tile)
-    tiles = torch.zeros(min(2, cfg.tile_batch), 3, size, size)
-    tile_dim = {0: Dim("tiles", min=1, max=cfg.tile_batch)} if cfg.tile_batch > 1 else None  # batch 1: static
-    tokens = torch.zeros(1, 2, dtype=torch.long)
-    embeds = torch.zeros(1, 2, model.hidden_size)
-    return {
-        contract.VISION_ENCODER: ((tiles,), (tile_dim,)),
-        contract.TOKEN_EMBEDDING: ((tokens,), ({1: Dim("tokens", min=1, max=cfg.max_context)},)),
-        contract.TEXT_DECODER: (
-            (embeds, torch.tensor([0], dtype=torch.long)),
-            ({1: Dim("positions", min=1, max=max_chunk)}, None),
-        ),
-    }
-
-
-def _constant_methods(model: MultimodalModel, cfg: TargetConfig, max_chunk: int) -> dict[str, Any]:
-    """The runner's metadata: ``get_max_seq_len`` is the longest text_decoder call, as ExecuTorch's llama export sets it."""
-    constants: dict[str, Any] = {
-        contract.GET_MAX_SEQ_LEN: max_chunk,
-        contract.GET_MAX_CONTEXT_LEN: cfg.max_context,
-        contract.GET_EOS_IDS: list(model.eos_ids),
-        contract.GET_VOCAB_SIZE: model.vocab_size,
-        contract.USE_KV_CACHE: True,
-        contract.ENABLE_DYNAMIC_SHAPE: True,
-    }
-    if model.bos_id is not None:
-        constants[contract.GET_BOS_ID] = model.bos_id
-    return constants
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -268,11 +137,38 @@ def _module_sizes(modules: dict[str, nn.Module], report: QuantReport) -> dict[st
     return sizes
 
 
+def _check_quantized(report: QuantReport) -> None:
+    """Refuse a program in which the recipe's quantization silently did not happen."""
+    unexpected = report.unexpected_fp32()
+    if unexpected:
+        names = ", ".join(layer.name for layer in unexpected[:5])
+        raise ExportError(
+            f"stage quantize, module {unexpected[0].method}: {len(unexpected)} layer(s) left in fp32 "
+            f"although the recipe asked for quantization: {names}"
+        )
+    for fb in report.fallbacks():
+        logger.info("fallback %s: %s", fb.name, fb.reason)
+
+
+def _load(job: ExportJob) -> MultimodalModel:
+    """The float eager model, with the job's grid limits (``vision.config.with_grid_limits``) applied."""
+    import torch
+
+    from mobile_mllm.model import load_model
+    from mobile_mllm.vision.config import with_grid_limits
+
+    cfg = job.target
+    model = load_model(job.model, dtype=torch.float32, max_context_len=cfg.max_context_len)
+    model.vision = with_grid_limits(model.vision, max_tiles=cfg.max_tiles, max_side=cfg.max_side)
+    return model
+
+
 def export_program(
     job: ExportJob,
     *,
     verifier: Callable[[ExportArtifacts], dict[str, Any]] | None = None,
     on_progress: ProgressFn | None = None,
+    backend: ExportBackend | None = None,
 ) -> ExportResult:
     """Export a model directory to ``job.output`` (program, tokenizer, manifest, report).
 
@@ -283,6 +179,8 @@ def export_program(
             :class:`~mobile_mllm.errors.VerificationError` on a failed check (nothing is written
             then). Default None: no verification (``runtime.parity.verify_export`` is the usual one).
         on_progress (ProgressFn | None): ``(stage, module)`` when each stage starts.
+        backend (ExportBackend | None): the recipe to export with instead of the registered
+            backend of ``job.target.target`` (experiments, tests). Default None: the registered one.
 
     Returns:
         ExportResult: paths and the report.
@@ -298,16 +196,13 @@ def export_program(
     from mobile_mllm.config import to_dict
     from mobile_mllm.export.backends import get_backend
     from mobile_mllm.export.manifest import build_manifest
-    from mobile_mllm.model import load_model
-    from mobile_mllm.quant.apply import quantize_modules
-    from mobile_mllm.quant.recipe import build_recipe
 
     if not job.model:
         raise ConfigError("export: no model directory given")
     if not job.output:
         raise ConfigError("export: no output directory given (-o OUT)")
     cfg = job.target
-    backend = get_backend(cfg.target.value)
+    backend = backend if backend is not None else get_backend(cfg.target.value)
     backend.check(cfg)
     out = Path(job.output)
     timings: dict[str, float] = {}
@@ -315,66 +210,54 @@ def export_program(
     torch.manual_seed(job.seed)
 
     with _Stage("load", job.model, on_progress, timings):
-        model = load_model(job.model, dtype=torch.float32, max_seq_len=cfg.max_context)
-    if cfg.max_tiles is not None:
-        model.vision = dataclasses.replace(model.vision, max_tiles=cfg.max_tiles)
-    max_chunk = max(cfg.prefill_chunk, model.vision.tokens_per_tile)
-
-    with _Stage("prepare", contract.TEXT_DECODER, on_progress, timings):
-        modules = _modules_for_export(model, cfg.max_context)
-
+        model = _load(job)
+    with _Stage("prepare", backend.name, on_progress, timings):
+        modules = backend.prepare(model, cfg)
+        inputs = backend.method_inputs(model, cfg)
+    methods = list(modules)
     with _Stage("quantize", "all", on_progress, timings):
-        recipe = build_recipe(
-            job.quant,
-            vision_method=contract.VISION_ENCODER,
-            decoder_method=contract.TEXT_DECODER,
-            embedding_method=contract.TOKEN_EMBEDDING,
-        )
-        report = quantize_modules(modules, recipe)
-    unexpected = report.unexpected_fp32()
-    if unexpected:
-        names = ", ".join(layer.name for layer in unexpected[:5])
-        raise ExportError(
-            f"stage quantize, module {unexpected[0].method}: {len(unexpected)} layer(s) left in fp32 "
-            f"although the recipe asked for quantization: {names}"
-        )
-    for fb in report.fallbacks():
-        logger.info("fallback %s: %s", fb.name, fb.reason)
+        modules, report = backend.quantize(modules, job.quant, inputs)
+    _check_quantized(report)
 
     exported = {}
-    for method in contract.MODEL_METHODS:
+    for method in methods:
         with _Stage("export", method, on_progress, timings):
-            exported[method] = _export_method(model, method, modules[method], cfg)
+            exported[method] = _export_method(modules[method], inputs[method])
 
-    with _Stage("lower", ", ".join(contract.MODEL_METHODS), on_progress, timings):
-        edge = _lower_with_backend(exported, backend, cfg, _constant_methods(model, cfg, max_chunk))
-        delegated = _delegation_counts(edge, list(exported))
+    constants = backend.constant_methods(model, cfg)
+    with _Stage("lower", ", ".join(methods), on_progress, timings):
+        edge = _lower_with_backend(exported, backend, cfg, constants)
+        delegated = _delegation_counts(edge, methods)
     with _Stage("serialize", "", on_progress, timings):
-        program = to_executorch_program(edge)
+        program = backend.to_executorch(edge)
         out.mkdir(parents=True, exist_ok=True)
-        tmp = {name: out / f".{name}.partial" for name in (contract.PROGRAM_FILE, contract.TOKENIZER_FILE,
-                                                            contract.MANIFEST_FILE, contract.EXPORT_REPORT_FILE)}
+        extra = backend.extra_files(model, modules, cfg)
+        names = (contract.PROGRAM_FILE, contract.TOKENIZER_FILE, contract.MANIFEST_FILE, contract.EXPORT_REPORT_FILE)
+        tmp = {name: out / f".{name}.partial" for name in (*names, *extra)}
         with tmp[contract.PROGRAM_FILE].open("wb") as fh:
             program.write_to_file(fh)
         model.tokenizer.save(str(tmp[contract.TOKENIZER_FILE]))
+        for name, write in extra.items():
+            write(tmp[name])
         size = tmp[contract.PROGRAM_FILE].stat().st_size
         program_info = {
             "file": contract.PROGRAM_FILE,
             "size_bytes": size,
             "sha256": _sha256(tmp[contract.PROGRAM_FILE]),
-            "methods": list(contract.MODEL_METHODS),
-            "constant_methods": _constant_methods(model, cfg, max_chunk),
+            "methods": methods,
+            "constant_methods": constants,
         }
         manifest = build_manifest(
             model=model,
             job=job,
-            max_chunk=max_chunk,
+            constants=constants,
             precision={
                 "modules": report.module_precision(),
                 "by_method": report.by_method(),
-                "group_size": recipe.group_size,
+                "group_size": job.quant.group_size,
             },
             program=program_info,
+            additions=backend.manifest_additions(model, cfg),
         )
         tmp[contract.MANIFEST_FILE].write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
@@ -382,6 +265,7 @@ def export_program(
     num_params = sum(s["num_parameters"] for s in sizes.values())
     full_report: dict[str, Any] = {
         "job": to_dict(job),
+        "backend": backend.name,
         "program": program_info,
         "bytes_per_parameter": round(size / max(num_params, 1), 4),
         "modules": sizes,
@@ -403,8 +287,8 @@ def export_program(
         full_report["timings_s"] = timings
         with _Stage("write", str(out), on_progress, timings):
             tmp[contract.EXPORT_REPORT_FILE].write_text(json.dumps(full_report, indent=2) + "\n", encoding="utf-8")
-            for name in (contract.PROGRAM_FILE, contract.TOKENIZER_FILE, contract.EXPORT_REPORT_FILE,
-                         contract.MANIFEST_FILE):
+            # the manifest last: a directory with a manifest is a complete export
+            for name in sorted(tmp, key=lambda n: n == contract.MANIFEST_FILE):
                 os.replace(tmp[name], out / name)
     finally:
         for path in tmp.values():
@@ -459,8 +343,8 @@ def lower_one_method(
     For ``bench/``: iterating on one method's speed without paying for the other methods' lowering.
 
     Args:
-        model (MultimodalModel): the loaded model (example inputs and dynamic shapes come from it).
-        method (str): a name of ``contract.MODEL_METHODS``.
+        model (MultimodalModel): the loaded model (the backend's example inputs come from it).
+        method (str): a method the target's backend prepares (e.g. ``contract.TEXT_DECODER``).
         module (nn.Module): that method's module (e.g. quantized by ``quant.apply.quantize_modules``).
         cfg (TargetConfig): target, tile batch, context and chunk.
         partitioners (list[Any] | None): override of the backend's partitioners (experiments).
@@ -471,21 +355,21 @@ def lower_one_method(
     """
     from mobile_mllm.export.backends import get_backend
 
-    exported = {method: _export_method(model, method, module, cfg)}
-    return _lower_with_backend(exported, get_backend(cfg.target.value), cfg, {}, partitioners=partitioners)
+    backend = get_backend(cfg.target.value)
+    exported = {method: _export_method(module, backend.method_inputs(model, cfg)[method])}
+    return _lower_with_backend(exported, backend, cfg, {}, partitioners=partitioners)
 
 
-def _export_method(model: MultimodalModel, method: str, module: nn.Module, cfg: TargetConfig) -> Any:
+def _export_method(module: nn.Module, inputs: MethodInputs) -> Any:
     """``torch.export`` of one method on its example inputs, with its dynamic dimensions."""
     import torch
 
-    args, dynamic = _example_inputs(model, cfg)[method]
     with torch.no_grad():
-        return torch.export.export(module, args, dynamic_shapes=dynamic, strict=False)
+        return torch.export.export(module, inputs.args, dynamic_shapes=inputs.dynamic_shapes, strict=False)
 
 
 def _lower_with_backend(
-    exported: dict[str, Any], backend: Any, cfg: TargetConfig, constant_methods: dict[str, Any], *,
+    exported: dict[str, Any], backend: ExportBackend, cfg: TargetConfig, constant_methods: dict[str, Any], *,
     partitioners: list[Any] | None = None,
 ) -> Any:
     """:func:`lower_methods` with the backend's partitioners (or ``partitioners`` for every method) and edge passes."""
@@ -495,34 +379,6 @@ def _lower_with_backend(
         constant_methods,
         edge_passes={m: backend.edge_passes(m, cfg) for m in exported},
     )
-
-
-def to_executorch_program(edge: Any) -> Any:
-    """Memory-plan and serialize a lowered program (``.write_to_file`` on the result writes the ``.pte``).
-
-    Dynamic shapes are planned for their upper bounds; graph inputs are not allocated by the
-    program (the caller's tensors are used), and quantize/dequantize pairs are fused and
-    constants folded.
-    """
-    import warnings
-
-    from executorch.exir import ExecutorchBackendConfig
-    from executorch.exir.passes import MemoryPlanningPass
-    from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEvalPass
-
-    with warnings.catch_warnings():
-        # The KV cache is the only mutated buffer and starts empty by design (the runtime writes
-        # each position before reading it), so the emitter's notice that mutated buffers are
-        # serialized without their initial values says nothing to the user.
-        warnings.filterwarnings("ignore", message="Mutation on a buffer in the model is detected")
-        return edge.to_executorch(
-            ExecutorchBackendConfig(
-                extract_delegate_segments=True,
-                do_quant_fusion_and_const_prop=True,
-                memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False),
-                sym_shape_eval_pass=ConstraintBasedSymShapeEvalPass(),
-            )
-        )
 
 
 def _delegation_counts(edge: Any, methods: list[str]) -> dict[str, dict[str, int]]:

@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # torch is heavy; annotations only
     import torch
     from tokenizers import Tokenizer
 
-    from mobile_mllm.vision.processor import VisionConfig
+    from mobile_mllm.model.parts import DecoderParts
+    from mobile_mllm.vision.config import VisionConfig
 
 FAMILY_KEY = "mobile_mllm_family"
 """Key of a model directory's config.json naming its family; the registry dispatches on it."""
@@ -69,7 +70,7 @@ class MultimodalModel:
     ``vision_encoder(tiles[B, 3, S, S]) -> [B, N, D]`` (vision tower + downsampler + projector),
     ``token_embedding(tokens[1, T] int64) -> [1, T, D]``,
     ``text_decoder(embeds[1, T, D], start_pos[1] int64) -> logits[1, V]`` of the last position,
-    with a static KV cache of ``max_seq_len`` positions held as buffers inside ``text_decoder``.
+    with a static KV cache of ``max_context_len`` positions held as buffers inside ``text_decoder``.
     """
 
     family: str
@@ -79,7 +80,7 @@ class MultimodalModel:
     tokenizer: Tokenizer
     vision: VisionConfig
     prompt: PromptFormat
-    max_seq_len: int
+    max_context_len: int
     eos_ids: tuple[int, ...]
     bos_id: int | None
     special_ids: dict[str, int]
@@ -98,6 +99,10 @@ class ModelAdapter(Protocol):
         """Whether ``path`` (an HF-style directory) is a checkpoint of this family."""
         ...
 
-    def load(self, path: Path, *, dtype: torch.dtype, max_seq_len: int) -> MultimodalModel:
+    def load(self, path: Path, *, dtype: torch.dtype, max_context_len: int) -> MultimodalModel:
         """Load a checkpoint directory into the contract modules (eval mode, no grad)."""
+        ...
+
+    def decoder_parts(self, model: MultimodalModel) -> DecoderParts:
+        """The parts an export backend rebuilds ``model``'s decoder from (``model/parts.py``), sharing its modules."""
         ...

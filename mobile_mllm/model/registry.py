@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import torch
 
     from mobile_mllm.model.adapter import MultimodalModel
+    from mobile_mllm.model.parts import DecoderParts
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ __all__ = [
     "BUILTIN_MODELS",
     "BUILTIN_PREFIX",
     "DEFAULT_MODEL",
+    "decoder_parts",
     "detect_family",
     "get_adapter",
     "known_families",
@@ -125,14 +127,14 @@ def detect_family(path: Path) -> str:
 
 
 def load_model(
-    path: str | Path, *, dtype: torch.dtype | None = None, max_seq_len: int = 2048
+    path: str | Path, *, dtype: torch.dtype | None = None, max_context_len: int = 2048
 ) -> MultimodalModel:
     """Load a model directory (or ``builtin:NAME``) through its family's adapter.
 
     Args:
         path (str | Path): the model directory or a built-in name.
         dtype (torch.dtype | None): parameter/activation dtype. Default None: float32.
-        max_seq_len (int): KV-cache positions of ``text_decoder``. Default 2048.
+        max_context_len (int): KV-cache positions of ``text_decoder``. Default 2048.
 
     Returns:
         MultimodalModel: the three contract modules (eval mode) plus tokenizer, prompt and vision config.
@@ -146,4 +148,13 @@ def load_model(
     directory = resolve_model_path(path)
     family = detect_family(directory)
     logger.debug("%s: family %s", directory, family)
-    return get_adapter(family).load(directory, dtype=dtype or torch.float32, max_seq_len=max_seq_len)
+    return get_adapter(family).load(directory, dtype=dtype or torch.float32, max_context_len=max_context_len)
+
+
+def decoder_parts(model: MultimodalModel) -> DecoderParts:
+    """The decoder parts of a loaded model, from its family's adapter (what export backends build on).
+
+    Raises:
+        UnsupportedModelError: the family cannot hand its decoder over in parts.
+    """
+    return get_adapter(model.family).decoder_parts(model)

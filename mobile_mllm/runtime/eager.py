@@ -53,9 +53,9 @@ class EagerMethods:
         if prefill_chunk < 1:
             raise ConfigError(f"prefill_chunk must be >= 1, got {prefill_chunk}")
         self.model = model
-        self.max_seq_len = model.max_seq_len
+        self.max_context_len = model.max_context_len
         self.max_tile_batch = tile_batch
-        self.max_chunk = prefill_chunk
+        self.prefill_chunk = prefill_chunk
         self._vision_dtype = _dtype_of(model.vision_encoder)
         self._decoder_dtype = _dtype_of(model.text_decoder)
 
@@ -83,11 +83,11 @@ class EagerMethods:
 
         length = embeds.shape[1]
         start = int(start_pos.reshape(-1)[0])
-        if length > self.max_chunk:
-            raise ContractError(f"text_decoder takes at most {self.max_chunk} positions per call, got {length}")
-        if start < 0 or start + length > self.max_seq_len:
+        if length > self.prefill_chunk:
+            raise ContractError(f"text_decoder takes at most {self.prefill_chunk} positions per call, got {length}")
+        if start < 0 or start + length > self.max_context_len:
             raise ContextOverflowError(
-                f"positions {start}..{start + length - 1} do not fit the KV cache of {self.max_seq_len} positions"
+                f"positions {start}..{start + length - 1} do not fit the KV cache of {self.max_context_len} positions"
             )
         with torch.inference_mode():
             pos = torch.tensor([start], dtype=torch.long)

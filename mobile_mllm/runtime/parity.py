@@ -212,10 +212,10 @@ def sample_image(width: int = 200, height: int = 120) -> np.ndarray:
     return np.stack([r, g, b], axis=-1)
 
 
-def _decoder_cases(hidden: int, max_chunk: int, max_seq_len: int, gen: torch.Generator) -> list[tuple[str, Any, int]]:
+def _decoder_cases(hidden: int, prefill_chunk: int, max_context_len: int, gen: torch.Generator) -> list[tuple[str, Any, int]]:
     import torch
 
-    first = min(max_chunk, max(2, max_chunk // 2 + 3), max_seq_len - 1)
+    first = min(prefill_chunk, max(2, prefill_chunk // 2 + 3), max_context_len - 1)
     return [
         ("prefill", torch.randn(1, first, hidden, generator=gen) * 0.05, 0),
         ("decode", torch.randn(1, 1, hidden, generator=gen) * 0.05, first),
@@ -270,7 +270,7 @@ def compare_methods(
             ))
         decoder = quantized[contract.TEXT_DECODER]
         for sequence in range(DECODER_SEQUENCES):
-            cases = _decoder_cases(hidden, program.max_chunk, program.max_seq_len, gen)
+            cases = _decoder_cases(hidden, program.prefill_chunk, program.max_context_len, gen)
             decoder.reset_cache()
             expected_q = [decoder(embeds, torch.tensor([start])) for _, embeds, start in cases]
             decoder.reset_cache()
@@ -497,9 +497,9 @@ def verify_export(
     model = artifacts.model
     manifest = artifacts.manifest
     quantized = {**artifacts.quantized, contract.TEXT_DECODER: _Quiet(artifacts.quantized[contract.TEXT_DECODER])}
-    program = PteMethods(artifacts.program_file, tile_batch=int(manifest["tile_batch"]))
-    program.max_chunk = int(manifest["prefill_chunk"])
-    eager = EagerMethods(model, tile_batch=program.max_tile_batch, prefill_chunk=program.max_chunk)
+    program = PteMethods(artifacts.program_file, tile_batch=int(manifest[contract.M_TILE_BATCH]))
+    program.prefill_chunk = int(manifest[contract.M_PREFILL_CHUNK])
+    eager = EagerMethods(model, tile_batch=program.max_tile_batch, prefill_chunk=program.prefill_chunk)
     rows = compare_methods(
         program, quantized, eager, tile_size=model.vision.tile_size, hidden=model.hidden_size,
         vocab=model.vocab_size, seed=job.seed,
@@ -525,7 +525,7 @@ def verify_export(
         token_embedding=artifacts.quantized[contract.TOKEN_EMBEDDING],
         text_decoder=quantized[contract.TEXT_DECODER],
     )
-    quantized_eager = EagerMethods(quantized_model, tile_batch=program.max_tile_batch, prefill_chunk=program.max_chunk)
+    quantized_eager = EagerMethods(quantized_model, tile_batch=program.max_tile_batch, prefill_chunk=program.prefill_chunk)
     quantized_run = greedy_run(quantized_eager, model, n)
     quantized_tokens = quantized_run.tokens
     agree = _agreeing_prefix(program_tokens, float_tokens)

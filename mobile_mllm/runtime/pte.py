@@ -29,7 +29,7 @@ from mobile_mllm.errors import ContextOverflowError, ContractError, MissingDepen
 if TYPE_CHECKING:
     import torch
 
-    from mobile_mllm.runtime.session import Backend, RuntimeConfig
+    from mobile_mllm.runtime.methods import Backend, RuntimeConfig
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,9 @@ class PteMethods:
     """:class:`~mobile_mllm.runtime.methods.ModelMethods` over a loaded ``.pte`` program.
 
     The limits come from the program itself (its constant methods) and the manifest:
-    ``max_seq_len`` is the KV cache (``get_max_context_len``), ``max_chunk`` the longest
-    ``text_decoder`` call (``get_max_seq_len``), ``max_tile_batch`` the manifest's tile batch.
+    ``max_context_len`` is the KV cache (``get_max_context_len``), ``max_seq_len`` the longest
+    ``text_decoder`` call (``get_max_seq_len``), ``max_tile_batch`` the manifest's tile batch;
+    ``prefill_chunk`` starts at ``max_seq_len`` and the caller may lower it.
 
     Each contract method is loaded from its own ``Program`` instance, i.e. with its own
     memory-planned arenas, as ExecuTorch's C++ ``Module`` (the stock LLM/multimodal runners,
@@ -137,8 +138,9 @@ class PteMethods:
         self.constants = {
             name: self._constant(name) for name in contract.CONSTANT_METHODS if name in names
         }
-        self.max_chunk = int(self.constants[contract.GET_MAX_SEQ_LEN])
-        self.max_seq_len = int(self.constants.get(contract.GET_MAX_CONTEXT_LEN, self.max_chunk))
+        self.max_seq_len = int(self.constants[contract.GET_MAX_SEQ_LEN])
+        self.max_context_len = int(self.constants.get(contract.GET_MAX_CONTEXT_LEN, self.max_seq_len))
+        self.prefill_chunk = self.max_seq_len
 
     def _constant(self, name: str) -> Any:
         values = self._program.load_method(name).execute([])
@@ -172,11 +174,11 @@ class PteMethods:
 
         length = embeds.shape[1]
         start = int(start_pos.reshape(-1)[0])
-        if not 1 <= length <= self.max_chunk:
-            raise ContractError(f"text_decoder takes 1 to {self.max_chunk} positions per call, got {length}")
-        if start < 0 or start + length > self.max_seq_len:
+        if not 1 <= length <= self.max_seq_len:
+            raise ContractError(f"text_decoder takes 1 to {self.max_seq_len} positions per call, got {length}")
+        if start < 0 or start + length > self.max_context_len:
             raise ContextOverflowError(
-                f"positions {start}..{start + length - 1} do not fit the KV cache of {self.max_seq_len} positions"
+                f"positions {start}..{start + length - 1} do not fit the KV cache of {self.max_context_len} positions"
             )
         pos = torch.tensor([start], dtype=torch.long)
         return self._run(contract.TEXT_DECODER, [embeds.to(torch.float32), pos]).reshape(1, -1).float()
@@ -200,9 +202,9 @@ def open_program_dir(path: str | Path, runtime: RuntimeConfig | None = None) -> 
     from mobile_mllm.config import from_dict
     from mobile_mllm.export.manifest import read_manifest
     from mobile_mllm.model.adapter import PromptFormat
-    from mobile_mllm.runtime.session import Backend
+    from mobile_mllm.runtime.methods import Backend
     from mobile_mllm.runtime.stats import now_ms
-    from mobile_mllm.vision.processor import VisionConfig
+    from mobile_mllm.vision.config import VisionConfig
 
     directory = Path(path)
     start = now_ms()
@@ -210,25 +212,27 @@ def open_program_dir(path: str | Path, runtime: RuntimeConfig | None = None) -> 
     tokenizer_file = directory / contract.TOKENIZER_FILE
     if not tokenizer_file.is_file():
         raise ContractError(f"{tokenizer_file} not found; re-export the model")
-    methods = PteMethods(directory / contract.PROGRAM_FILE, tile_batch=int(manifest["tile_batch"]))
-    if runtime is not None and (runtime.max_seq_len > methods.max_seq_len or runtime.tile_batch > methods.max_tile_batch):
+    methods = PteMethods(directory / contract.PROGRAM_FILE, tile_batch=int(manifest[contract.M_TILE_BATCH]))
+    if runtime is not None and (
+        runtime.max_context_len > methods.max_context_len or runtime.tile_batch > methods.max_tile_batch
+    ):
         logger.info(
-            "program limits win: max_seq_len %d, tile_batch %d, chunk %d (asked %d, %d, %d)",
-            methods.max_seq_len, methods.max_tile_batch, methods.max_chunk,
-            runtime.max_seq_len, runtime.tile_batch, runtime.prefill_chunk,
+            "program limits win: max_context_len %d, tile_batch %d, max_seq_len %d (asked %d, %d, prefill_chunk %d)",
+            methods.max_context_len, methods.max_tile_batch, methods.max_seq_len,
+            runtime.max_context_len, runtime.tile_batch, runtime.prefill_chunk,
         )
-    if runtime is not None and runtime.prefill_chunk < methods.max_chunk:
-        methods.max_chunk = runtime.prefill_chunk
-    elif int(manifest["prefill_chunk"]) < methods.max_chunk:
-        methods.max_chunk = int(manifest["prefill_chunk"])
+    if runtime is not None and runtime.prefill_chunk < methods.prefill_chunk:
+        methods.prefill_chunk = runtime.prefill_chunk
+    elif int(manifest[contract.M_PREFILL_CHUNK]) < methods.prefill_chunk:
+        methods.prefill_chunk = int(manifest[contract.M_PREFILL_CHUNK])
     end = now_ms()
     logger.info("loaded %s in %.0f ms", directory / contract.PROGRAM_FILE, end - start)
     return Backend(
         methods=methods,
         tokenizer=Tokenizer.from_file(str(tokenizer_file)),
-        prompt=from_dict(PromptFormat, manifest["prompt"], source=str(directory / contract.MANIFEST_FILE)),
-        vision=from_dict(VisionConfig, manifest["vision"], source=str(directory / contract.MANIFEST_FILE)),
-        eos_ids=tuple(int(i) for i in manifest["eos_ids"]),
+        prompt=from_dict(PromptFormat, manifest[contract.M_PROMPT], source=str(directory / contract.MANIFEST_FILE)),
+        vision=from_dict(VisionConfig, manifest[contract.M_VISION], source=str(directory / contract.MANIFEST_FILE)),
+        eos_ids=tuple(int(i) for i in manifest[contract.M_EOS_IDS]),
         model_load_start_ms=start,
         model_load_end_ms=end,
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobile_mllm import contract
-from mobile_mllm.errors import ConfigError, ContextOverflowError, ContractError
+from mobile_mllm.errors import ContextOverflowError, ContractError
 from mobile_mllm.runtime.layout import (
     Segment,
     TileRef,
@@ -31,6 +31,7 @@ from mobile_mllm.runtime.layout import (
     next_turn,
     special_token_ids,
 )
+from mobile_mllm.runtime.methods import Backend, RuntimeConfig
 from mobile_mllm.runtime.sampling import GenerationConfig, make_generator, sample
 from mobile_mllm.runtime.stats import Stats, now_ms, peak_rss_bytes
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
     from mobile_mllm.model.adapter import PromptFormat
     from mobile_mllm.runtime.methods import ModelMethods
-    from mobile_mllm.vision.processor import VisionConfig
+    from mobile_mllm.vision.config import VisionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -58,23 +59,6 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class RuntimeConfig:
-    """Static sizes of the runtime (an exported program fixes them; eager mode follows them)."""
-
-    max_seq_len: int = 2048
-    """KV-cache positions: prompt, image tokens and answers of all turns together."""
-    tile_batch: int = 4
-    """Tiles per vision_encoder call (9 tiles run as 4 + 4 + 1)."""
-    prefill_chunk: int = 128
-    """Positions per text_decoder call while prefilling."""
-
-    def __post_init__(self) -> None:
-        for name in ("max_seq_len", "tile_batch", "prefill_chunk"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"runtime.{name} must be >= 1, got {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
 class Answer:
     """One answer: its text, its token ids (the stop token included), why it stopped, and its stats."""
 
@@ -83,20 +67,6 @@ class Answer:
     stop_reason: str
     """"eos" (a stop token), "max_new_tokens" or "context_full" (the KV cache is full)."""
     stats: Stats
-
-
-@dataclass(frozen=True)
-class Backend:
-    """What a model directory opens to: the methods plus everything needed to prompt them."""
-
-    methods: ModelMethods
-    tokenizer: Any
-    """A ``tokenizers.Tokenizer`` (``encode``, ``decode``, ``token_to_id``)."""
-    prompt: PromptFormat
-    vision: VisionConfig
-    eos_ids: tuple[int, ...]
-    model_load_start_ms: float = 0.0
-    model_load_end_ms: float = 0.0
 
 
 # --------------------------------------------------------------------------- the loop
@@ -115,14 +85,14 @@ def encode_tiles(methods: ModelMethods, tiles: torch.Tensor, batch: int) -> tupl
 
 
 def embed_segments(methods: ModelMethods, segments: Sequence[Segment], image: torch.Tensor | None) -> torch.Tensor:
-    """The ``[1, T, D]`` embeddings of a prompt: token runs through ``token_embedding`` (at most ``max_chunk`` per call), tiles from ``image``."""
+    """The ``[1, T, D]`` embeddings of a prompt: token runs through ``token_embedding`` (at most ``prefill_chunk`` per call), tiles from ``image``."""
     import torch
 
     parts = []
     for seg in segments:
         if isinstance(seg, TokenRun):
-            for i in range(0, len(seg.ids), methods.max_chunk):
-                parts.append(methods.token_embedding(torch.tensor([seg.ids[i : i + methods.max_chunk]])))
+            for i in range(0, len(seg.ids), methods.prefill_chunk):
+                parts.append(methods.token_embedding(torch.tensor([seg.ids[i : i + methods.prefill_chunk]])))
         else:
             if image is None or seg.tile >= image.shape[0] or image.shape[1] != seg.num_tokens:
                 got = None if image is None else tuple(image.shape)
@@ -179,7 +149,7 @@ def decode_n_tokens(
             return tokens, "eos"
         if len(tokens) >= n:
             return tokens, "max_new_tokens"
-        if pos >= methods.max_seq_len:
+        if pos >= methods.max_context_len:
             return tokens, "context_full"
         logits = decode_one_token(methods, token, pos)
         pos += 1
@@ -217,7 +187,7 @@ class Session:
         ModelLoadError: the tokenizer lacks a special token of ``prompt``.
 
     Example:
-        >>> session = Session.from_dir("tiny-model/", runtime=RuntimeConfig(max_seq_len=1024))  # doctest: +SKIP
+        >>> session = Session.from_dir("tiny-model/", runtime=RuntimeConfig(max_context_len=1024))  # doctest: +SKIP
         >>> session.ask("What colour is the square?", "shapes.png", on_token=print).stats.grid  # doctest: +SKIP
         (3, 2)
         >>> session.ask("And the circle?").stats.num_tiles  # same image: nothing re-encoded  # doctest: +SKIP
@@ -296,7 +266,7 @@ class Session:
 
         size = read_image_size(image, self.vision)  # the header only: pixels wait until the plan fits
         # The image must leave room for the answer: a bigger grid is worth less than an answer.
-        room = self.methods.max_seq_len - self.generation.max_new_tokens
+        room = self.methods.max_context_len - self.generation.max_new_tokens
         plan = self._image_plan(question, plan_tiles(size, self.vision), None)
         while plan.num_positions > room:
             budget = plan.tiles.image_tokens - (plan.num_positions - room)
@@ -308,10 +278,10 @@ class Session:
             if smaller.image_tokens >= plan.tiles.image_tokens:
                 break
             logger.info(
-                "grid %s needs %d positions, %d more than leave room for %d answer tokens in max_seq_len %d; "
+                "grid %s needs %d positions, %d more than leave room for %d answer tokens in max_context_len %d; "
                 "reduced to grid %s",
                 plan.tiles.grid, plan.num_positions, plan.num_positions - room, self.generation.max_new_tokens,
-                self.methods.max_seq_len, smaller.grid,
+                self.methods.max_context_len, smaller.grid,
             )
             plan = self._image_plan(question, smaller, budget)
         return self._checked(plan, 0)
@@ -328,13 +298,13 @@ class Session:
         return _Plan(segs, count_positions(segs), tiles, budget)
 
     def _checked(self, plan: _Plan, start: int) -> _Plan:
-        free = self.methods.max_seq_len - start
+        free = self.methods.max_context_len - start
         if plan.num_positions > free:
             used = f" ({start} hold earlier turns: reset() starts over)" if start else ""
             raise ContextOverflowError(
-                f"the prompt needs {plan.num_positions} positions but only {free} of max_seq_len "
-                f"{self.methods.max_seq_len} are free{used}; shorten the prompt, use a smaller image grid "
-                "or raise max_seq_len"
+                f"the prompt needs {plan.num_positions} positions but only {free} of max_context_len "
+                f"{self.methods.max_context_len} are free{used}; shorten the prompt, use a smaller image grid "
+                "or raise max_context_len"
             )
         return plan
 
@@ -359,7 +329,7 @@ class Session:
         marks: dict[str, Any] = {"inference_start_ms": start, "num_cached_tokens": self._pos}
         image_embeds = self._encode_image(image, plan, marks) if plan.tiles is not None else None
         embeds = embed_segments(self.methods, plan.segments, image_embeds)
-        logits = prefill(self.methods, embeds, self._pos, self.methods.max_chunk)
+        logits = prefill(self.methods, embeds, self._pos, self.methods.prefill_chunk)
         self._pos += plan.num_positions
         self._started = True
         marks["prompt_eval_end_ms"] = now_ms()
@@ -449,9 +419,9 @@ def open_backend(path: str | Path, runtime: RuntimeConfig = RuntimeConfig()) -> 
 
     text = str(path)
     if not text.startswith(BUILTIN_PREFIX) and (Path(text) / contract.PROGRAM_FILE).is_file():
-        from mobile_mllm.runtime import pte
+        from mobile_mllm.runtime.pte import open_program_dir
 
-        return pte.open_program_dir(Path(text), runtime)
+        return open_program_dir(Path(text), runtime)
     return _open_eager(text, runtime)
 
 
@@ -460,9 +430,9 @@ def _open_eager(path: str, runtime: RuntimeConfig) -> Backend:
     from mobile_mllm.runtime.eager import EagerMethods
 
     start = now_ms()
-    model = load_model(path, max_seq_len=runtime.max_seq_len)
+    model = load_model(path, max_context_len=runtime.max_context_len)
     end = now_ms()
-    logger.info("loaded %s model from %s in %.0f ms (max_seq_len %d)", model.family, path, end - start, model.max_seq_len)
+    logger.info("loaded %s model from %s in %.0f ms (max_context_len %d)", model.family, path, end - start, model.max_context_len)
     methods = EagerMethods(model, tile_batch=runtime.tile_batch, prefill_chunk=runtime.prefill_chunk)
     return Backend(
         methods=methods,

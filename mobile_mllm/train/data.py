@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     import torch
 
     from mobile_mllm.model.adapter import PromptFormat
-    from mobile_mllm.vision.processor import VisionConfig
+    from mobile_mllm.vision.config import VisionConfig
 
 logger = logging.getLogger(__name__)
 

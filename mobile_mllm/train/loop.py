@@ -327,7 +327,7 @@ def _initial_model(cfg: TrainConfig, work: Path) -> MultimodalModel:
     else:
         model_cfg = preset_config(cfg.preset)
         source = write_random_reference(model_cfg, work, seed=cfg.seed, vision=build_vision_config(model_cfg))
-    model = load_reference(source, max_seq_len=8)
+    model = load_reference(source, max_context_len=8)
     if model.extra["config"].variant != cfg.preset:
         raise ConfigError(f"init_from {cfg.init_from} is a {model.extra['config'].variant!r} model, not preset {cfg.preset!r}")
     if not cfg.init_from:

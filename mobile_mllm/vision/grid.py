@@ -22,16 +22,14 @@ Deliberately not here: resizing, padding, cutting (``tiling.py``) and pixels of 
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
 
 from mobile_mllm.errors import ConfigError, ContextOverflowError, ImageError
+from mobile_mllm.vision.config import GridPolicy, ThumbnailPosition, VisionConfig
 
-if TYPE_CHECKING:
-    from mobile_mllm.vision.processor import VisionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -51,22 +49,6 @@ __all__ = [
     "select_llava_next",
     "select_relaxed",
 ]
-
-
-class GridPolicy(str, enum.Enum):
-    """How a tile grid is chosen for an image."""
-
-    RELAXED = "relaxed"  # BlueLM-V-3B Algorithm 1 (relaxed aspect-ratio matching)
-    LLAVA_NEXT = "llava_next"  # LLaVA-NeXT: largest effective resolution, then least waste
-    INTERNVL = "internvl"  # InternVL 1.5: closest aspect ratio
-
-
-class ThumbnailPosition(str, enum.Enum):
-    """Where the global view goes relative to the local tiles."""
-
-    FIRST = "first"
-    LAST = "last"
-    NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -289,7 +271,7 @@ def has_thumbnail(grid: Grid, cfg: VisionConfig) -> bool:
     """Whether a grid gets a thumbnail: never with ``thumbnail="none"``, for 1x1 only if asked.
 
     Example:
-        >>> from mobile_mllm.vision.processor import VisionConfig
+        >>> from mobile_mllm.vision.config import VisionConfig
         >>> has_thumbnail(Grid(1, 1), VisionConfig()), has_thumbnail(Grid(2, 1), VisionConfig())
         (False, True)
     """
@@ -302,7 +284,7 @@ def count_tiles(grid: Grid, cfg: VisionConfig) -> int:
     """Tiles the encoder sees for a grid: local tiles plus the thumbnail when there is one.
 
     Example:
-        >>> from mobile_mllm.vision.processor import VisionConfig
+        >>> from mobile_mllm.vision.config import VisionConfig
         >>> count_tiles(Grid(2, 4), VisionConfig()) * VisionConfig().tokens_per_tile
         1764
     """
@@ -336,7 +318,7 @@ def select_grid(image_size: Size, cfg: VisionConfig, *, token_budget: int | None
         ContextOverflowError: when even the smallest candidate needs more tokens than the budget.
 
     Example:
-        >>> from mobile_mllm.vision.processor import VisionConfig
+        >>> from mobile_mllm.vision.config import VisionConfig
         >>> choice = select_grid(Size(1080, 2400), VisionConfig(max_side=4))
         >>> str(choice.grid), choice.num_tiles, choice.image_tokens
         ('2:4', 9, 1764)

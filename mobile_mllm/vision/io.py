@@ -35,7 +35,7 @@ from mobile_mllm.errors import ImageError
 from mobile_mllm.vision.grid import Size
 
 if TYPE_CHECKING:
-    from mobile_mllm.vision.processor import VisionConfig
+    from mobile_mllm.vision.config import VisionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def load_image(source: ImageSource, cfg: VisionConfig) -> Image.Image:
             unsupported mode, or more pixels than ``cfg.max_pixels`` (checked before decoding).
 
     Example:
-        >>> from mobile_mllm.vision.processor import VisionConfig
+        >>> from mobile_mllm.vision.config import VisionConfig
         >>> load_image(np.zeros((2, 3), dtype=np.uint8), VisionConfig()).size
         (3, 2)
     """

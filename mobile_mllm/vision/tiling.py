@@ -25,17 +25,16 @@ Deliberately not here: grid choice (``grid.py``), normalisation (``normalize.py`
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from mobile_mllm.vision.grid import Grid, GridPolicy, Size, ThumbnailPosition
+from mobile_mllm.vision.config import GridPolicy, Resample, ThumbnailPosition, VisionConfig
+from mobile_mllm.vision.grid import Grid, Size
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from mobile_mllm.vision.processor import VisionConfig
 
 __all__ = [
     "Box",
@@ -49,14 +48,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class Resample(str, enum.Enum):
-    """Interpolation used when resizing to the canvas and the thumbnail."""
-
-    BICUBIC = "bicubic"
-    BILINEAR = "bilinear"
-    NEAREST = "nearest"
 
 
 @dataclass(frozen=True)

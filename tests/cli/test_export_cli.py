@@ -54,7 +54,7 @@ def test_export_then_run_the_program(tiny_dir: Path, tmp_path: Path) -> None:
     from PIL import Image
 
     out = tmp_path / "out"
-    r = _cli("export", str(tiny_dir), "-o", str(out), "--recipe", "w8", "--max-context", "160",
+    r = _cli("export", str(tiny_dir), "-o", str(out), "--recipe", "w8", "--max-context-len", "160",
              "--prefill-chunk", "32", "--verify-tokens", "4")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "unexpected fp32 layers: 0" in r.stdout

@@ -34,7 +34,7 @@ def test_init_model_tiny_writes_a_loadable_directory(tmp_path: Path) -> None:
     from mobile_mllm.model.reference.checkpoint import write_random_reference
     from mobile_mllm.model.reference.presets import reference_tiny
 
-    model = load_model(out, max_seq_len=32)
+    model = load_model(out, max_context_len=32)
     with torch.no_grad():
         logits = model.text_decoder(model.token_embedding(torch.tensor([[2, 100, 3]])), torch.tensor([0]))
     assert logits.shape == (1, 2048) and torch.isfinite(logits).all()

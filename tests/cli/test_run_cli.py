@@ -41,7 +41,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_run_json_reports_answer_and_stats(model_dir: Path, image: Path) -> None:
     proc = _cli(
         "run", str(model_dir), "--image", str(image), "--prompt", "What shape is on the left?",
-        "--follow-up", "And its colour?", "--max-new-tokens", "4", "--max-seq-len", "256", "--json",
+        "--follow-up", "And its colour?", "--max-new-tokens", "4", "--max-context-len", "256", "--json",
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)  # stdout is exactly one JSON object: logs went to stderr
@@ -63,7 +63,7 @@ def test_run_json_reports_answer_and_stats(model_dir: Path, image: Path) -> None
 @pytest.mark.slow
 def test_run_text_prints_answer_table_and_observer_line(model_dir: Path, image: Path) -> None:
     proc = _cli("run", str(model_dir), "--image", str(image), "--prompt", "Hi?", "--max-new-tokens", "3",
-                "--max-seq-len", "256")
+                "--max-context-len", "256")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "> Hi?"
@@ -75,9 +75,9 @@ def test_run_text_prints_answer_table_and_observer_line(model_dir: Path, image: 
 
 @pytest.mark.slow
 def test_run_prompt_over_context_fails_cleanly(model_dir: Path) -> None:
-    proc = _cli("run", str(model_dir), "--prompt", "describe the red square " * 100, "--max-seq-len", "64")
+    proc = _cli("run", str(model_dir), "--prompt", "describe the red square " * 100, "--max-context-len", "64")
     assert proc.returncode == ContextOverflowError.exit_code
-    assert "max_seq_len 64" in proc.stderr and "Traceback" not in proc.stderr
+    assert "max_context_len 64" in proc.stderr and "Traceback" not in proc.stderr
     assert STATS_LINE_PREFIX not in proc.stdout  # no answer, no stats
 
 

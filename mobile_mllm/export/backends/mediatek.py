@@ -5,19 +5,24 @@ ExecuTorch's ``executorch.backends.mediatek`` imports the NeuroPilot Express SDK
 fails to import. This module says what to install instead of failing deep inside ExecuTorch.
 It does not pretend to export: MediaTek's LLM flow needs static shapes (a 128-token prompt
 method and a 1-token generate method sharing weights, the KV cache as inputs/outputs, PT2E
-quantization calibrated on prompts), which this toolkit does not implement yet.
+quantization calibrated on prompts), which this toolkit does not implement yet. Each of those
+is one function of :class:`~mobile_mllm.export.backend.ExportBackend` (``prepare`` returns the
+two decoder methods, ``method_inputs`` static shapes with the cache tensors, ``quantize`` the
+PT2E flow with ``NeuropilotQuantizer``), so implementing it changes only this module.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mobile_mllm.errors import ExportError, MissingDependencyError
+from mobile_mllm.export.backend import ExportBackend
 
 if TYPE_CHECKING:
-    from mobile_mllm.export.program import TargetConfig
+    from mobile_mllm.export.config import TargetConfig
+    from mobile_mllm.model.adapter import MultimodalModel
 
-__all__ = ["check", "edge_passes", "partitioners", "require_sdk"]
+__all__ = ["BACKEND", "check", "edge_passes", "partitioners", "require_sdk"]
 
 _INSTALL = (
     "the MediaTek target needs the NeuroPilot Express SDK wheels (mtk_converter, mtk_neuron; "
@@ -58,7 +63,29 @@ def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
         ExportError: with the SDK, because the static-shape LLM flow is not implemented.
     """
     require_sdk()
+    _not_implemented("lower", method)
+
+
+def _not_implemented(stage: str, module: str) -> NoReturn:
     raise ExportError(
-        f"stage lower, module {method}: the MediaTek target needs static-shape prompt/generate "
+        f"stage {stage}, module {module}: the MediaTek target needs static-shape prompt/generate "
         "methods and PT2E calibration, which mobile-mllm does not implement yet; use --target cpu"
     )
+
+
+def _unimplemented_model_step(model: MultimodalModel, cfg: TargetConfig) -> NoReturn:
+    del model, cfg
+    require_sdk()
+    _not_implemented("prepare", "all")
+
+
+BACKEND = ExportBackend(
+    name="mediatek",
+    prepare=_unimplemented_model_step,
+    method_inputs=_unimplemented_model_step,
+    partitioners=partitioners,
+    constant_methods=_unimplemented_model_step,
+    edge_passes=edge_passes,
+    check=check,
+)
+"""The ``mediatek`` target: fails in ``check`` without the SDK, and in ``prepare`` with it."""

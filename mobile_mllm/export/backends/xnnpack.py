@@ -1,29 +1,50 @@
-"""XNNPACK (phone CPU): which partitioners each method gets, and the edge passes run before them.
+"""XNNPACK (phone CPU): the ``cpu`` target's export recipe (:data:`BACKEND`).
 
-Precision is the recipe's decision, made before lowering; the partitioners per method were
-chosen by measurement (:func:`partitioners`). Ops XNNPACK cannot run (the KV-cache custom ops,
-embedding lookups) stay on ExecuTorch's portable/optimized/quantized CPU kernels.
+* prepare: copies of the eager ``vision_encoder`` (its transformers attention switched to
+  matmul + softmax, :func:`matmul_attention`) and ``token_embedding``, and the ``text_decoder``
+  rebuilt from the family's decoder parts over ExecuTorch's KV-cache custom ops
+  (``export/decoder.py``);
+* quantize: torchao in eager (the precision recipe decides, before lowering);
+* shapes: dynamic tile batch, token count and positions (``enable_dynamic_shape``);
+* lower: the partitioners per method were chosen by measurement (:func:`partitioners`); ops
+  XNNPACK cannot run (the KV-cache custom ops, embedding lookups) stay on ExecuTorch's
+  portable/optimized/quantized CPU kernels.
 
 Two edge passes: :func:`remove_identity_expands` (a speed fix: identity copies ``torch.matmul``
 leaves would run on the portable kernel) and :func:`decompose_tanh_gelu`, a correctness
 workaround: ExecuTorch 1.5's XNNPACK partitioner claims every ``aten.gelu`` and serializes it as
 XNNPACK's exact (erf) GELU, ignoring ``approximate="tanh"`` (SigLIP's activation), so the program
-silently computed a different function (up to 5e-4 absolute per activation; through int8 dynamic
-activations that flipped enough roundings to put the tiny vision tower 7e-3 away from the eager
-model). It rewrites tanh-GELU into ops XNNPACK runs exactly as written before partitioning.
+silently computed a different function (its size: ``bench/RESULTS.md``, "tanh-GELU under
+XNNPACK"). It rewrites tanh-GELU into ops XNNPACK runs exactly as written before partitioning.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import TYPE_CHECKING, Any
 
+from mobile_mllm import contract
+from mobile_mllm.export.backend import ExportBackend, MethodInputs, contract_constants, max_seq_len
+
 if TYPE_CHECKING:
-    from torch import fx
+    from torch import fx, nn
 
-    from mobile_mllm.export.program import TargetConfig
+    from mobile_mllm.export.config import TargetConfig
+    from mobile_mllm.model.adapter import MultimodalModel
 
-__all__ = ["check", "decompose_tanh_gelu", "edge_passes", "partitioners", "remove_identity_expands"]
+__all__ = [
+    "BACKEND",
+    "check",
+    "constant_methods",
+    "decompose_tanh_gelu",
+    "edge_passes",
+    "matmul_attention",
+    "method_inputs",
+    "partitioners",
+    "prepare",
+    "remove_identity_expands",
+]
 
 _GELU_C0 = 2.0 * math.sqrt(2.0 / math.pi)
 _GELU_C1 = _GELU_C0 * 0.044715
@@ -34,21 +55,89 @@ def check(cfg: TargetConfig) -> None:
     del cfg
 
 
-def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
-    """XNNPACK partitioners for ``method``, chosen by measurement (``bench/RESULTS.md``).
+def matmul_attention(module: nn.Module) -> nn.Module:
+    """Switch the transformers models inside ``module`` from SDPA to their eager (matmul + softmax) attention, in place.
 
-    * ``text_decoder``: ExecuTorch's pair (dynamically quantized linears first, then the rest).
-      One ``XnnpackPartitioner`` (2 delegates per layer instead of ~10) decoded slower on this
-      host (0.71-0.96x: the same QD8 GEMMs took longer inside the big delegates).
-    * ``vision_encoder``: one ``XnnpackPartitioner`` (it takes the 8da8w linears too): the mid
-      tower ran at the same speed as with the pair (255/279 vs 267/271 ms per tile at batch 1/4,
-      3 interleaved rounds, within noise) and lowered faster (171 vs 235 s, one export each; no
-      measurable change on tiny's small tower), since each partitioner costs ExecuTorch a
+    Why: ``torch.export`` keeps ``scaled_dot_product_attention``, and ExecuTorch then decomposes it
+    through ``aten._safe_softmax``, whose guard for fully masked rows (``eq``/``logical_not``/
+    ``any``/``where``/``full_like`` over the ``[B, heads, N, N]`` scores) XNNPACK does not take,
+    so those ops ran on portable kernels (their share of a tile: ``bench/RESULTS.md``, "Vision
+    encoder vs ONNX Runtime"). The eager formulation is the same function without a mask (the
+    vision tower has none) and lowers to XNNPACK's batch matmul and softmax. The decoder is not
+    affected: it is rebuilt over ``llama.custom_sdpa``.
+
+    Args:
+        module (nn.Module): e.g. a copy of the model's ``vision_encoder``.
+
+    Returns:
+        nn.Module: ``module`` itself.
+    """
+    from transformers import PreTrainedModel
+
+    for sub in module.modules():
+        if isinstance(sub, PreTrainedModel) and sub.config._attn_implementation == "sdpa":
+            sub.set_attn_implementation("eager")
+    return module
+
+
+def prepare(model: MultimodalModel, cfg: TargetConfig) -> dict[str, nn.Module]:
+    """The contract's three methods as export modules (copies: the eager model stays as it was).
+
+    Args:
+        model (MultimodalModel): the loaded float model.
+        cfg (TargetConfig): static sizes (the KV cache holds ``max_context_len`` positions).
+    """
+    import dataclasses
+
+    from mobile_mllm.export.decoder import build_kv_decoder
+    from mobile_mllm.model.registry import decoder_parts
+
+    copied = dataclasses.replace(
+        model, token_embedding=copy.deepcopy(model.token_embedding), text_decoder=copy.deepcopy(model.text_decoder)
+    )
+    return {
+        contract.VISION_ENCODER: matmul_attention(copy.deepcopy(model.vision_encoder)).eval(),
+        contract.TOKEN_EMBEDDING: copied.token_embedding.eval(),
+        contract.TEXT_DECODER: build_kv_decoder(decoder_parts(copied), cfg.max_context_len).eval(),
+    }
+
+
+def method_inputs(model: MultimodalModel, cfg: TargetConfig) -> dict[str, MethodInputs]:
+    """Example inputs with dynamic tile batch, token count and positions (size-1 examples would be specialised)."""
+    import torch
+    from torch.export import Dim
+
+    size = model.vision.tile_size
+    tiles = torch.zeros(min(2, cfg.tile_batch), 3, size, size)
+    tile_dim = {0: Dim("tiles", min=1, max=cfg.tile_batch)} if cfg.tile_batch > 1 else None  # batch 1: static
+    tokens = torch.zeros(1, 2, dtype=torch.long)
+    embeds = torch.zeros(1, 2, model.hidden_size)
+    return {
+        contract.VISION_ENCODER: MethodInputs((tiles,), (tile_dim,)),
+        contract.TOKEN_EMBEDDING: MethodInputs((tokens,), ({1: Dim("tokens", min=1, max=cfg.max_context_len)},)),
+        contract.TEXT_DECODER: MethodInputs(
+            (embeds, torch.tensor([0], dtype=torch.long)),
+            ({1: Dim("positions", min=1, max=max_seq_len(model, cfg))}, None),
+        ),
+    }
+
+
+def constant_methods(model: MultimodalModel, cfg: TargetConfig) -> dict[str, Any]:
+    """The contract's constants, with ``enable_dynamic_shape`` (``text_decoder`` takes 1 to ``get_max_seq_len`` positions)."""
+    return contract_constants(model, cfg, dynamic_shape=True)
+
+
+def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
+    """XNNPACK partitioners for ``method``, chosen by measurement (numbers: ``bench/RESULTS.md``, "Partitioners per method").
+
+    * ``text_decoder``: ExecuTorch's pair (dynamically quantized linears first, then the rest);
+      one ``XnnpackPartitioner`` (fewer, bigger delegates) decoded slower.
+    * ``vision_encoder``: one ``XnnpackPartitioner`` (it takes the 8da8w linears too): the same
+      speed as the pair and faster lowering, since each partitioner costs ExecuTorch a
       re-decomposition of the method.
     * ``token_embedding``: none. XNNPACK has no embedding-lookup kernel, so the lookup (after
       quant fusion an int8 ``embedding_byte``, or an fp32 ``embedding``) runs on ExecuTorch's
-      kernels either way; asking the partitioners cost two more re-decompositions for the same
-      graph (6.2 s vs 0.9 s on tiny).
+      kernels either way; asking the partitioners only costs lowering time.
 
     Args:
         method (str): the program method being lowered.
@@ -58,8 +147,6 @@ def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
         XnnpackDynamicallyQuantizedPartitioner,
         XnnpackPartitioner,
     )
-
-    from mobile_mllm import contract
 
     del cfg
     if method == contract.TOKEN_EMBEDDING:
@@ -85,10 +172,8 @@ def decompose_tanh_gelu(gm: fx.GraphModule) -> Any:
 
     That is the tanh form exactly (``0.5 * (1 + tanh(z)) == sigmoid(2 z)``) in five elementwise
     ops XNNPACK delegates (mul, add and sigmoid, with the constants as lifted tensors), instead of
-    the ``gelu`` node XNNPACK would run as erf-GELU. Measured on a ``[576, 2048]`` activation:
-    2.6e-8 relative to PyTorch's tanh-GELU (erf-GELU: 2.0e-4), 14 ms instead of 9 ms for
-    XNNPACK's erf-GELU on two busy cores (the cheapest exact form tried: the literal tanh formula
-    took 16-18 ms, leaving the node to the portable kernel 41-47 ms). Exact-GELU nodes are left
+    the ``gelu`` node XNNPACK would run as erf-GELU; the cheapest exact form of those measured
+    (error and cost: ``bench/RESULTS.md``, "tanh-GELU under XNNPACK"). Exact-GELU nodes are left
     alone.
 
     Args:
@@ -124,8 +209,8 @@ def remove_identity_expands(gm: fx.GraphModule) -> Any:
     ``torch.matmul`` of two 4-D tensors (the vision tower's attention scores and weighted values)
     decomposes into ``expand`` to the broadcast batch shape, ``view`` and ``bmm``; when the batch
     dimensions already agree the expand is an identity, but XNNPACK does not take ``expand_copy``
-    and the portable kernel copied the tensor anyway: 96 copies, ~20 ms of a 314 ms mid-preset
-    tile. Shapes are compared symbolically (the tile batch is dynamic), so an expand that only
+    and the portable kernel copied the tensor anyway (its cost: ``bench/RESULTS.md``, "Vision
+    encoder vs ONNX Runtime"). Shapes are compared symbolically (the tile batch is dynamic), so an expand that only
     *may* be an identity is kept.
 
     Args:
@@ -176,3 +261,15 @@ def _finish(gm: fx.GraphModule, changed: bool) -> Any:
         gm.graph.lint()
         gm.recompile()
     return PassResult(gm, changed)
+
+
+BACKEND = ExportBackend(
+    name="cpu",
+    prepare=prepare,
+    method_inputs=method_inputs,
+    partitioners=partitioners,
+    constant_methods=constant_methods,
+    edge_passes=edge_passes,
+    check=check,
+)
+"""The ``cpu`` target: XNNPACK with torchao quantization and dynamic shapes."""

@@ -13,6 +13,8 @@ from mobile_mllm.model.reference.prompt import REFERENCE_PROMPT
 if TYPE_CHECKING:
     import torch
 
+    from mobile_mllm.model.parts import DecoderParts
+
 __all__ = ["ReferenceAdapter"]
 
 
@@ -31,11 +33,17 @@ class ReferenceAdapter:
             data.get(FAMILY_KEY) == FAMILY or data.get("model_type") == MODEL_TYPE
         )
 
-    def load(self, path: Path, *, dtype: torch.dtype, max_seq_len: int) -> MultimodalModel:
+    def load(self, path: Path, *, dtype: torch.dtype, max_context_len: int) -> MultimodalModel:
         """Load a model directory (see :func:`mobile_mllm.model.reference.checkpoint.load_reference`)."""
         from mobile_mllm.model.reference.checkpoint import load_reference
 
-        return load_reference(Path(path), dtype=dtype, max_seq_len=max_seq_len)
+        return load_reference(Path(path), dtype=dtype, max_context_len=max_context_len)
+
+    def decoder_parts(self, model: MultimodalModel) -> DecoderParts:
+        """The HF Llama/Qwen2 decoder's parts (:func:`~mobile_mllm.model.hf_decoder.hf_decoder_parts`)."""
+        from mobile_mllm.model.hf_decoder import hf_decoder_parts
+
+        return hf_decoder_parts(model.text_decoder, model.token_embedding)
 
     def prompt_format(self) -> PromptFormat:
         """The family's chat template and image-token layout."""

@@ -178,7 +178,7 @@ class ReferenceModules:
 def build_reference(
     cfg: ReferenceConfig,
     *,
-    max_seq_len: int,
+    max_context_len: int,
     dtype: torch.dtype = torch.float32,
     init: bool = False,
 ) -> ReferenceModules:
@@ -186,7 +186,7 @@ def build_reference(
 
     Args:
         cfg (ReferenceConfig): the architecture.
-        max_seq_len (int): KV-cache positions of ``text_decoder``.
+        max_context_len (int): KV-cache positions of ``text_decoder``.
         dtype (torch.dtype): parameter and cache dtype. Default float32.
         init (bool): run HF's random initialisation (slow for big presets; tests that do not
             load a checkpoint use it). Default False: parameters are uninitialised memory.
@@ -226,7 +226,7 @@ def build_reference(
             max_position_embeddings=dec.max_position_embeddings,
         )
         text_decoder = StaticCacheDecoder(
-            hf, max_seq_len=max_seq_len, num_kv_heads=dec.num_kv_heads, head_dim=dec.head_dim
+            hf, max_context_len=max_context_len, num_kv_heads=dec.num_kv_heads, head_dim=dec.head_dim
         )
     vision_encoder = VisionEncoder(tower=tower, downsampler=downsampler, projector=projector).eval()
     token_embedding = TokenEmbedding(hf.model.embed_tokens).eval()
@@ -246,7 +246,7 @@ def count_parameters(cfg: ReferenceConfig) -> dict[str, int]:
         and output head counted once each, or once in all when tied) and ``total``.
     """
     with torch.device("meta"):
-        mods = build_reference(cfg, max_seq_len=1, dtype=torch.float32)
+        mods = build_reference(cfg, max_context_len=1, dtype=torch.float32)
 
     def numel(module: nn.Module) -> int:
         return sum(p.numel() for p in module.parameters())  # parameters() deduplicates tied weights

@@ -34,7 +34,7 @@ from mobile_mllm.model.reference.config import CONFIG_FILE, FAMILY, MODEL_TYPE, 
 from mobile_mllm.model.reference.convert_weights import COMPONENTS, split_key
 from mobile_mllm.model.reference.prompt import REFERENCE_PROMPT, SPECIAL_TOKENS
 from mobile_mllm.model.safetensors_stream import TensorSpec, write_safetensors
-from mobile_mllm.vision.processor import VisionConfig
+from mobile_mllm.vision.config import VisionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -188,13 +188,13 @@ def _load_weights(file: Path, mods: ReferenceModules, dtype: torch.dtype) -> Non
         mods.hf_decoder.tie_weights()
 
 
-def load_reference(path: Path, *, dtype: torch.dtype = torch.float32, max_seq_len: int = 2048) -> MultimodalModel:
+def load_reference(path: Path, *, dtype: torch.dtype = torch.float32, max_context_len: int = 2048) -> MultimodalModel:
     """Load a reference-family model directory.
 
     Args:
         path (Path): the directory (see the module docstring for its files).
         dtype (torch.dtype): parameter, activation and KV-cache dtype. Default float32.
-        max_seq_len (int): KV-cache positions of ``text_decoder``. Default 2048.
+        max_context_len (int): KV-cache positions of ``text_decoder``. Default 2048.
 
     Returns:
         MultimodalModel: eval-mode modules; ``extra`` holds ``config`` (ReferenceConfig),
@@ -202,29 +202,29 @@ def load_reference(path: Path, *, dtype: torch.dtype = torch.float32, max_seq_le
 
     Raises:
         ModelLoadError: a missing file, a malformed config, an unmapped or missing weight key,
-            or a max_seq_len beyond the decoder's max_position_embeddings.
+            or a max_context_len beyond the decoder's max_position_embeddings.
     """
     path = Path(path)
     if not path.is_dir():
         raise ModelLoadError(f"model directory not found: {path}")
     cfg = read_reference_config(path)
-    if not 0 < max_seq_len <= cfg.decoder.max_position_embeddings:
+    if not 0 < max_context_len <= cfg.decoder.max_position_embeddings:
         raise ModelLoadError(
-            f"max_seq_len {max_seq_len} must be in 1..{cfg.decoder.max_position_embeddings} "
+            f"max_context_len {max_context_len} must be in 1..{cfg.decoder.max_position_embeddings} "
             f"(decoder.max_position_embeddings in {path / CONFIG_FILE})"
         )
     vision = _read_vision_config(path, cfg)
     tokenizer, special_ids = _read_tokenizer(path, cfg)
-    mods = build_reference(cfg, max_seq_len=max_seq_len, dtype=dtype)
+    mods = build_reference(cfg, max_context_len=max_context_len, dtype=dtype)
     _load_weights(path / WEIGHTS_FILE, mods, dtype)
     for module in (mods.vision_encoder, mods.token_embedding, mods.text_decoder, mods.hf_decoder):
         module.eval().requires_grad_(False)
     logger.info(
         "loaded %s (%s, %s): decoder %s x%d, %d tokens/tile, KV cache %d",
         path, cfg.variant, str(dtype).removeprefix("torch."), cfg.decoder.architecture.value,
-        cfg.decoder.num_layers, cfg.tokens_per_tile, max_seq_len,
+        cfg.decoder.num_layers, cfg.tokens_per_tile, max_context_len,
     )
-    return _assemble(mods, cfg, vision, tokenizer, special_ids, max_seq_len=max_seq_len, source=path)
+    return _assemble(mods, cfg, vision, tokenizer, special_ids, max_context_len=max_context_len, source=path)
 
 
 def _assemble(
@@ -234,7 +234,7 @@ def _assemble(
     tokenizer: Any,
     special_ids: dict[str, int],
     *,
-    max_seq_len: int,
+    max_context_len: int,
     source: Path | None,
 ) -> MultimodalModel:
     return MultimodalModel(
@@ -245,7 +245,7 @@ def _assemble(
         tokenizer=tokenizer,
         vision=vision,
         prompt=REFERENCE_PROMPT,
-        max_seq_len=max_seq_len,
+        max_context_len=max_context_len,
         eos_ids=tuple(special_ids[t] for t in REFERENCE_PROMPT.eos),
         bos_id=special_ids[REFERENCE_PROMPT.bos] if REFERENCE_PROMPT.bos else None,
         special_ids=special_ids,
@@ -350,7 +350,7 @@ def write_random_reference(
     vision = vision or default_vision_config(cfg)
     tokenizer_json = Path(tokenizer_file or BUNDLED_TOKENIZER).read_text(encoding="utf-8")
     with torch.device("meta"):
-        mods = build_reference(cfg, max_seq_len=1, dtype=torch.float32)
+        mods = build_reference(cfg, max_context_len=1, dtype=torch.float32)
     fills: dict[str, Callable[[tuple[int, ...], torch.Generator], torch.Tensor]] = {}
     specs: list[TensorSpec] = []
     for key, owner, param_name, tensor in _checkpoint_tensors(mods):

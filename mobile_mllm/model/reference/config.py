@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from mobile_mllm.errors import ConfigError
-from mobile_mllm.vision.processor import VisionConfig
+from mobile_mllm.vision.config import VisionConfig
 
 __all__ = [
     "CONFIG_FILE",

@@ -189,28 +189,28 @@ class StaticCacheDecoder(nn.Module):
 
     The HF model's decoder layers, final norm, rotary embedding and output head are reused
     as they are (so the numbers are HF's); only the cache is ours: two buffers per layer of
-    shape ``[1, num_kv_heads, max_seq_len, head_dim]``, written at ``start_pos .. start_pos+T-1``.
+    shape ``[1, num_kv_heads, max_context_len, head_dim]``, written at ``start_pos .. start_pos+T-1``.
     Attention is causal over ``0 .. start_pos+T-1`` through an additive mask over all
-    ``max_seq_len`` positions, so stale entries past the current position are never read and
+    ``max_context_len`` positions, so stale entries past the current position are never read and
     a new turn may simply overwrite from its start position.
 
     Args:
         hf_model (nn.Module): a transformers ``LlamaForCausalLM`` or ``Qwen2ForCausalLM``.
-        max_seq_len (int): cache positions.
+        max_context_len (int): cache positions.
         num_kv_heads (int): key/value heads per layer.
         head_dim (int): width of one head.
     """
 
-    def __init__(self, hf_model: nn.Module, *, max_seq_len: int, num_kv_heads: int, head_dim: int) -> None:
+    def __init__(self, hf_model: nn.Module, *, max_context_len: int, num_kv_heads: int, head_dim: int) -> None:
         super().__init__()
         self.layers = hf_model.model.layers
         self.norm = hf_model.model.norm
         self.rotary_emb = hf_model.model.rotary_emb
         self.lm_head = hf_model.lm_head
-        self.max_seq_len = max_seq_len
+        self.max_context_len = max_context_len
         self._cache_keyword = _cache_keyword(self.layers[0])
         dtype = hf_model.lm_head.weight.dtype
-        shape = (1, num_kv_heads, max_seq_len, head_dim)
+        shape = (1, num_kv_heads, max_context_len, head_dim)
         for i in range(len(self.layers)):
             self.register_buffer(f"k_cache_{i}", torch.zeros(shape, dtype=dtype), persistent=False)
             self.register_buffer(f"v_cache_{i}", torch.zeros(shape, dtype=dtype), persistent=False)
@@ -228,12 +228,12 @@ class StaticCacheDecoder(nn.Module):
     def forward(self, embeds: torch.Tensor, start_pos: torch.Tensor) -> torch.Tensor:
         """``embeds [1, T, D]`` at positions ``start_pos[0] ..`` -> logits ``[1, V]`` of the last one.
 
-        The caller keeps ``start_pos + T <= max_seq_len`` (the runtime checks before any compute).
+        The caller keeps ``start_pos + T <= max_context_len`` (the runtime checks before any compute).
         """
         seq_len = embeds.shape[1]
         positions = start_pos.reshape(1).to(torch.long) + torch.arange(seq_len, dtype=torch.long)
         position_ids = positions.unsqueeze(0)
-        key_positions = torch.arange(self.max_seq_len, dtype=torch.long)
+        key_positions = torch.arange(self.max_context_len, dtype=torch.long)
         visible = key_positions.unsqueeze(0) <= positions.unsqueeze(1)  # [T, L]
         dtype = embeds.dtype
         mask = torch.zeros(visible.shape, dtype=dtype).masked_fill(~visible, torch.finfo(dtype).min)

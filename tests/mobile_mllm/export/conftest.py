@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 
 # Small static sizes keep lowering and memory planning quick.
-MAX_CONTEXT = 192
+MAX_CONTEXT_LEN = 192
 PREFILL_CHUNK = 32
 TILE_BATCH = 4
 
 
 @pytest.fixture(scope="session")
 def export_sizes() -> tuple[int, int, int]:
-    """(max_context, prefill_chunk, tile_batch) the shared programs are exported with."""
-    return MAX_CONTEXT, PREFILL_CHUNK, TILE_BATCH
+    """(max_context_len, prefill_chunk, tile_batch) the shared programs are exported with."""
+    return MAX_CONTEXT_LEN, PREFILL_CHUNK, TILE_BATCH
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +38,7 @@ def exported(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callab
                 model=str(tiny_dir),
                 output=str(tmp_path_factory.mktemp(f"export_{recipe}")),
                 quant=preset(recipe),
-                target=TargetConfig(max_context=MAX_CONTEXT, prefill_chunk=PREFILL_CHUNK, tile_batch=TILE_BATCH),
+                target=TargetConfig(max_context_len=MAX_CONTEXT_LEN, prefill_chunk=PREFILL_CHUNK, tile_batch=TILE_BATCH),
                 verify_tokens=8,
             )
             cache[recipe] = export_program(job, verifier=verify_export)

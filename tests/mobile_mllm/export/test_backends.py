@@ -1,4 +1,4 @@
-"""Backends are looked up by exact name; the MediaTek one says what to install."""
+"""Backends are looked up by exact name and each is an ExportBackend; the MediaTek one says what to install."""
 
 from __future__ import annotations
 
@@ -32,6 +32,19 @@ def test_mediatek_without_neuropilot_sdk_says_what_to_install() -> None:
         backend.partitioners("vision_encoder", TargetConfig())
 
 
-def test_every_registered_backend_exposes_partitioners() -> None:
+def test_mediatek_check_fails_before_any_slow_stage(tmp_path) -> None:
+    from mobile_mllm.export.program import ExportJob, Target, export_program
+
+    job = ExportJob(model=str(tmp_path / "no-such-model"), output=str(tmp_path / "out"),
+                    target=TargetConfig(target=Target.MEDIATEK))
+    with pytest.raises(MissingDependencyError, match="NeuroPilot Express SDK"):
+        export_program(job)  # the model directory does not exist: check ran first
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_registered_backend_is_an_export_backend_named_for_its_target() -> None:
+    from mobile_mllm.export.backend import ExportBackend
+
     for name in BACKENDS:
-        assert callable(get_backend(name).partitioners)
+        backend = get_backend(name)
+        assert isinstance(backend, ExportBackend) and backend.name == name

@@ -18,7 +18,7 @@ from mobile_mllm.export.program import ExportJob, TargetConfig, export_program
 
 
 def _job(model: Path, out: Path) -> ExportJob:
-    return ExportJob(model=str(model), output=str(out), target=TargetConfig(max_context=64, prefill_chunk=16))
+    return ExportJob(model=str(model), output=str(out), target=TargetConfig(max_context_len=64, prefill_chunk=16))
 
 
 def test_unknown_family_fails_before_any_work(tiny_dir: Path, tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_every_recipe_exports_and_verifies(exported, export_sizes, recipe: str) 
     manifest = json.loads((out / contract.MANIFEST_FILE).read_text())
     assert set(contract.MANIFEST_KEYS) <= set(manifest)
     assert manifest["program"]["size_bytes"] == (out / contract.PROGRAM_FILE).stat().st_size
-    assert (manifest["max_seq_len"], manifest["prefill_chunk"], manifest["tile_batch"]) == export_sizes
+    assert (manifest["max_context_len"], manifest["prefill_chunk"], manifest["tile_batch"]) == export_sizes
 
 
 @pytest.mark.slow
@@ -150,17 +150,18 @@ def test_w4_report_precisions_and_sizes(exported) -> None:
 
 def test_exported_graph_carries_int4_groups_and_int8_channels(tiny_dir: Path) -> None:
     """Independent of the report: the dequantize ops torch.export records for a few layers."""
-    from mobile_mllm.export.program import _example_inputs, _modules_for_export
+    from mobile_mllm.export.backends.xnnpack import method_inputs, prepare
     from mobile_mllm.model import load_model
     from mobile_mllm.quant.apply import quantize_modules
     from mobile_mllm.quant.recipe import QuantConfig, build_recipe
 
-    model = load_model(tiny_dir, max_seq_len=64)
-    modules = _modules_for_export(model, 64)
+    model = load_model(tiny_dir, max_context_len=64)
+    cfg = TargetConfig(max_context_len=64, prefill_chunk=16)
+    modules = prepare(model, cfg)
     quantize_modules(modules, build_recipe(QuantConfig(), vision_method="vision_encoder",
                                            decoder_method="text_decoder", embedding_method="token_embedding"))
-    args, dynamic = _example_inputs(model, TargetConfig(max_context=64, prefill_chunk=16))[contract.TEXT_DECODER]
-    ep = torch.export.export(modules[contract.TEXT_DECODER], args, dynamic_shapes=dynamic, strict=False)
+    inputs = method_inputs(model, cfg)[contract.TEXT_DECODER]
+    ep = torch.export.export(modules[contract.TEXT_DECODER], inputs.args, dynamic_shapes=inputs.dynamic_shapes, strict=False)
     params = ep.graph_signature.inputs_to_parameters  # placeholder name -> parameter FQN
     weights: dict[str, tuple[tuple[int, ...], int, int]] = {}
     for node in ep.graph.nodes:
@@ -182,7 +183,7 @@ def test_vision_width_the_group_does_not_divide_falls_back_and_is_reported(tmp_p
     """A 48-wide SigLIP with 4-bit vision: group 32 does not divide 48, so those layers get per-channel int8, reported."""
     import dataclasses
 
-    from mobile_mllm.export.program import _modules_for_export
+    from mobile_mllm.export.backends.xnnpack import prepare
     from mobile_mllm.model import load_model
     from mobile_mllm.model.reference.checkpoint import write_random_reference
     from mobile_mllm.model.reference.presets import reference_tiny
@@ -191,8 +192,8 @@ def test_vision_width_the_group_does_not_divide_falls_back_and_is_reported(tmp_p
 
     cfg = reference_tiny()
     cfg = dataclasses.replace(cfg, tower=dataclasses.replace(cfg.tower, hidden_size=48, intermediate_size=96))
-    model = load_model(write_random_reference(cfg, tmp_path / "odd"), max_seq_len=32)
-    modules = _modules_for_export(model, 32)
+    model = load_model(write_random_reference(cfg, tmp_path / "odd"), max_context_len=32)
+    modules = prepare(model, TargetConfig(max_context_len=32, prefill_chunk=16))
     recipe = build_recipe(QuantConfig(vision=Precision.W4), vision_method="vision_encoder",
                           decoder_method="text_decoder", embedding_method="token_embedding")
     report = quantize_modules(modules, recipe)

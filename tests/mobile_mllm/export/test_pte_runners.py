@@ -41,7 +41,7 @@ def test_session_over_fp32_program_answers_like_the_eager_model(exported, tiny_d
     gen = GenerationConfig(max_new_tokens=10)
     program = Session.from_dir(out, generation=gen)
     assert type(program.methods).__name__ == "PteMethods"
-    eager = Session.from_dir(tiny_dir, runtime=RuntimeConfig(max_seq_len=192, prefill_chunk=32), generation=gen)
+    eager = Session.from_dir(tiny_dir, runtime=RuntimeConfig(max_context_len=192, prefill_chunk=32), generation=gen)
     a, b = program.ask(QUESTION, image=_image()), eager.ask(QUESTION, image=_image())
     assert a.tokens == b.tokens
     assert a.stats.num_tiles == b.stats.num_tiles > 1  # several tiles, encoded in batches
@@ -56,7 +56,7 @@ def test_program_limits_are_enforced(exported) -> None:
     from mobile_mllm.runtime.pte import open_program_dir
 
     methods = open_program_dir(exported("w4").output).methods
-    assert (methods.max_seq_len, methods.max_tile_batch, methods.max_chunk) == (192, 4, 32)
+    assert (methods.max_context_len, methods.max_tile_batch, methods.prefill_chunk) == (192, 4, 32)
     with pytest.raises(ContractError, match="1 <= B <= 4 tiles"):
         methods.vision_encoder(torch.zeros(5, 3, 64, 64))
     with pytest.raises(ContextOverflowError, match="do not fit the KV cache of 192"):

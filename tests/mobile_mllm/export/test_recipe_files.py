@@ -29,7 +29,7 @@ def test_recipe_loads_and_validates(path: Path) -> None:
 def test_cli_flags_beat_the_recipe_file() -> None:
     path = next(p for p in RECIPES if p.name == "tiny_cpu_w4.toml")
     job = resolve(ExportJob, recipe=path, overrides={"quant.group_size": 64, "target.tile_batch": 2})
-    assert (job.quant.group_size, job.target.tile_batch, job.target.max_context) == (64, 2, 2048)
+    assert (job.quant.group_size, job.target.tile_batch, job.target.max_context_len) == (64, 2, 2048)
 
 
 def test_unknown_key_in_a_recipe_is_named(tmp_path: Path) -> None:

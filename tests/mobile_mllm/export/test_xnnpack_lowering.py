@@ -7,7 +7,7 @@ runtime, compared with PyTorch:
   block (8da8w linear, tanh-GELU, 8da8w linear) must agree with the eager quantized block to
   float rounding, which it did not before the rewrite (the erf-GELU difference flips int8
   activation roundings in the second linear);
-* the vision tower's attention, exported as matmul + softmax (``export.program.matmul_attention``),
+* the vision tower's attention, exported as matmul + softmax (``export.backends.xnnpack.matmul_attention``),
   is delegated whole: SDPA's ``_safe_softmax`` guard ops (``where``/``eq``/``any``/...) ran on
   portable kernels and were most of a mid-preset tile's time.
 """
@@ -143,7 +143,7 @@ def _guards(outside: dict[str, int]) -> list[str]:
 
 
 def test_matmul_attention_tower_is_delegated_and_equals_the_sdpa_tower() -> None:
-    from mobile_mllm.export.program import matmul_attention
+    from mobile_mllm.export.backends.xnnpack import matmul_attention
 
     tower = _tiny_tower()
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1

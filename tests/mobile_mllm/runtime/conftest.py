@@ -22,9 +22,9 @@ class CountingMethods:
 
     def __init__(self, inner: EagerMethods) -> None:
         self.inner = inner
-        self.max_seq_len = inner.max_seq_len
+        self.max_context_len = inner.max_context_len
         self.max_tile_batch = inner.max_tile_batch
-        self.max_chunk = inner.max_chunk
+        self.prefill_chunk = inner.prefill_chunk
         self.calls: Counter[str] = Counter()
         self.tile_batches: list[int] = []
         self.decoder_positions: list[tuple[int, int]] = []

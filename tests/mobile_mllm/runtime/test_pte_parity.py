@@ -126,9 +126,11 @@ def test_compare_methods_samples_and_an_exact_reference(tiny) -> None:
     are the documented samples: 9 tiles, 3 embedding calls, a prefill and a decode per sequence.
     """
     import copy
+    import dataclasses
 
     from mobile_mllm import contract
     from mobile_mllm.export.decoder import build_kv_decoder
+    from mobile_mllm.model.registry import decoder_parts
     from mobile_mllm.runtime.eager import EagerMethods
     from mobile_mllm.runtime.parity import DECODER_SEQUENCES, EXACT_TOLERANCE, compare_methods
 
@@ -136,7 +138,7 @@ def test_compare_methods_samples_and_an_exact_reference(tiny) -> None:
     reference = {
         contract.VISION_ENCODER: tiny.vision_encoder,
         contract.TOKEN_EMBEDDING: tiny.token_embedding,
-        contract.TEXT_DECODER: build_kv_decoder(copy.deepcopy(tiny.text_decoder), tiny.max_seq_len).eval(),
+        contract.TEXT_DECODER: build_kv_decoder(decoder_parts(dataclasses.replace(tiny, text_decoder=copy.deepcopy(tiny.text_decoder))), tiny.max_context_len).eval(),
     }
     rows = compare_methods(eager, reference, eager, tile_size=tiny.vision.tile_size, hidden=tiny.hidden_size,
                            vocab=tiny.vocab_size)
@@ -159,7 +161,7 @@ class _ScriptedLogits:
 
     def __init__(self, inner) -> None:
         self.inner = inner
-        self.max_seq_len, self.max_tile_batch, self.max_chunk = inner.max_seq_len, inner.max_tile_batch, inner.max_chunk
+        self.max_context_len, self.max_tile_batch, self.prefill_chunk = inner.max_context_len, inner.max_tile_batch, inner.prefill_chunk
         self.vision_encoder, self.token_embedding = inner.vision_encoder, inner.token_embedding
         self.calls = 0
 

@@ -91,7 +91,7 @@ def test_follow_up_after_stop_token_drops_it(tiny, picture) -> None:
 def test_too_long_prompt_raises_before_any_compute(tiny, counting) -> None:
     methods = counting(EagerMethods(tiny))
     session = _session(tiny, methods)
-    with pytest.raises(ContextOverflowError, match=r"needs \d+ positions but only 512 of max_seq_len 512 are free"):
+    with pytest.raises(ContextOverflowError, match=r"needs \d+ positions but only 512 of max_context_len 512 are free"):
         session.ask("describe the red square " * 200)
     assert sum(methods.calls.values()) == 0
 
@@ -110,7 +110,7 @@ def test_too_long_follow_up_raises_and_keeps_conversation(tiny, counting, pictur
 def test_image_over_budget_gets_smaller_grid(tiny, tiny_dir, counting, picture) -> None:
     from mobile_mllm.model import load_model
 
-    small = load_model(tiny_dir, max_seq_len=128)
+    small = load_model(tiny_dir, max_context_len=128)
     methods = counting(EagerMethods(small))
     answer = _session(small, methods, max_new_tokens=8).ask(Q1, picture)
     s = answer.stats
@@ -127,10 +127,10 @@ def test_image_over_budget_gets_smaller_grid(tiny, tiny_dir, counting, picture) 
 def test_image_that_cannot_fit_raises_before_compute(tiny_dir, counting, picture) -> None:
     from mobile_mllm.model import load_model
 
-    small = load_model(tiny_dir, max_seq_len=64)
+    small = load_model(tiny_dir, max_context_len=64)
     methods = counting(EagerMethods(small))
     session = _session(small, methods, max_new_tokens=8)
-    with pytest.raises(ContextOverflowError, match="max_seq_len 64"):
+    with pytest.raises(ContextOverflowError, match="max_context_len 64"):
         session.ask("describe every shape and colour you can see in this picture " * 4, picture)
     assert sum(methods.calls.values()) == 0
 
@@ -170,7 +170,7 @@ def test_sampling_is_seeded_and_reset_replays(tiny, picture) -> None:
 def test_answer_stops_when_cache_is_full(tiny_dir, counting) -> None:
     from mobile_mllm.model import load_model
 
-    small = load_model(tiny_dir, max_seq_len=48)
+    small = load_model(tiny_dir, max_context_len=48)
     methods = counting(EagerMethods(small))
     session = _session(small, methods, max_new_tokens=100, eos_ids=())
     answer = session.ask("What is the shape?")

@@ -32,7 +32,7 @@ def _losses(run: Path) -> dict[int, float]:
 
 def test_answer_loss_falls_when_training_on_a_batch(tiny_dir, small_spec) -> None:
     torch.manual_seed(0)
-    model = load_model(tiny_dir, max_seq_len=8)
+    model = load_model(tiny_dir, max_context_len=8)
     for module in (model.vision_encoder, model.extra["hf_decoder"]):
         module.requires_grad_(True)
     examples = [
@@ -103,7 +103,7 @@ def test_resumed_run_gives_the_same_next_step_loss(tmp_path: Path) -> None:
     assert a[1] == b[1]
     assert a[2] == pytest.approx(b[2], rel=1e-6, abs=1e-6)
     assert a[3] == pytest.approx(b[3], rel=1e-6, abs=1e-6)
-    model = load_model(whole.model_dir, max_seq_len=64)
+    model = load_model(whole.model_dir, max_context_len=64)
     assert next(model.vision_encoder.parameters()).dtype == torch.float32  # loaded as asked; stored fp16
     header = (whole.model_dir / "config.json").read_text(encoding="utf-8")
     assert '"torch_dtype": "float16"' in header
@@ -144,7 +144,7 @@ def test_number_fraction_changes_only_what_text_shows() -> None:
 
 def test_vision_lr_mult_scales_only_the_vision_encoder_step(tiny_dir, small_spec) -> None:
     """One SGD-like first Adam step moves each weight by ~lr: the vision weights must move 3x as far."""
-    model = load_model(tiny_dir, max_seq_len=8)
+    model = load_model(tiny_dir, max_context_len=8)
     for module in (model.vision_encoder, model.extra["hf_decoder"]):
         module.requires_grad_(True)
     cfg = dataclasses.replace(FAST, lr=1e-3, weight_decay=0.0, vision_lr_mult=3.0)

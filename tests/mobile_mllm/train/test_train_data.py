@@ -30,7 +30,7 @@ class RecordingMethods:
 
     def __init__(self, inner: EagerMethods) -> None:
         self.inner = inner
-        self.max_seq_len, self.max_tile_batch, self.max_chunk = inner.max_seq_len, inner.max_tile_batch, inner.max_chunk
+        self.max_context_len, self.max_tile_batch, self.prefill_chunk = inner.max_context_len, inner.max_tile_batch, inner.prefill_chunk
         self.fed: list[torch.Tensor] = []
 
     def vision_encoder(self, tiles: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ def tiny_mods(request: pytest.FixtureRequest):  # -> ReferenceModules
     from mobile_mllm.model.reference.builders import build_reference
 
     cfg = reference_tiny() if request.param == "llama" else tiny_qwen2()
-    mods = build_reference(cfg, max_seq_len=64, init=True)
+    mods = build_reference(cfg, max_context_len=64, init=True)
     for i, m in enumerate((mods.vision_encoder, mods.hf_decoder)):
         randomize(m, seed=i)
     return mods

@@ -41,11 +41,11 @@ def _outputs(model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("make_cfg", [reference_tiny, tiny_qwen2], ids=["llama", "qwen2-tied"])
 def test_save_then_load_gives_bitwise_identical_outputs(tmp_path: Path, make_cfg) -> None:
     src = write_random_reference(make_cfg(), tmp_path / "src", seed=1)
-    model = load_model(src, max_seq_len=32)
+    model = load_model(src, max_context_len=32)
     randomize(model.vision_encoder, seed=2)  # weights that are not the file's, so the save matters
     randomize(model.extra["hf_decoder"], seed=3)
     before = _outputs(model)
-    reloaded = load_model(save_reference(model, tmp_path / "dst"), max_seq_len=32)
+    reloaded = load_model(save_reference(model, tmp_path / "dst"), max_context_len=32)
     for a, b in zip(before, _outputs(reloaded)):
         assert torch.equal(a, b)
     if make_cfg is tiny_qwen2:  # tied: stored once, shared again after loading
@@ -56,7 +56,7 @@ def test_save_then_load_gives_bitwise_identical_outputs(tmp_path: Path, make_cfg
 
 
 def test_loaded_decoder_matches_its_hf_model(tiny_dir: Path) -> None:
-    model = load_model(tiny_dir, max_seq_len=16)
+    model = load_model(tiny_dir, max_context_len=16)
     ids = torch.tensor([[2, 40, 41, 42, 3]])
     with torch.no_grad():
         ref = model.extra["hf_decoder"](input_ids=ids).logits[:, -1]
@@ -65,12 +65,12 @@ def test_loaded_decoder_matches_its_hf_model(tiny_dir: Path) -> None:
 
 
 def test_model_fields_follow_the_tokenizer_and_prompt(tiny_dir: Path) -> None:
-    model = load_model(tiny_dir, max_seq_len=16)
+    model = load_model(tiny_dir, max_context_len=16)
     tok = model.tokenizer
     assert model.eos_ids == (tok.token_to_id("<|end|>"), tok.token_to_id("<|endoftext|>"))
     assert model.special_ids["<img>"] == tok.token_to_id("<img>")
     assert (model.vision.tile_size, model.vision.tokens_per_tile) == (64, 16)
-    assert (model.hidden_size, model.vocab_size, model.max_seq_len) == (128, 2048, 16)
+    assert (model.hidden_size, model.vocab_size, model.max_context_len) == (128, 2048, 16)
     assert model.text_decoder.kv_caches()[0][0].shape[2] == 16
 
 
@@ -94,8 +94,8 @@ def test_random_weights_follow_the_init_scheme(tiny_dir: Path) -> None:
 def test_bf16_checkpoint_loads_in_float32_and_bf16(tmp_path: Path) -> None:
     d = write_random_reference(reference_tiny(), tmp_path / "bf16", seed=0, dtype=torch.bfloat16)
     assert json.loads((d / "config.json").read_text())["torch_dtype"] == "bfloat16"
-    m32 = load_model(d, max_seq_len=8)
-    m16 = load_model(d, dtype=torch.bfloat16, max_seq_len=8)
+    m32 = load_model(d, max_context_len=8)
+    m16 = load_model(d, dtype=torch.bfloat16, max_context_len=8)
     assert m32.extra["hf_decoder"].lm_head.weight.dtype == torch.float32
     assert torch.equal(m32.extra["hf_decoder"].lm_head.weight.to(torch.bfloat16), m16.extra["hf_decoder"].lm_head.weight)
     with torch.no_grad():
@@ -189,12 +189,12 @@ def test_tokenizer_without_special_tokens_is_refused(broken: Path) -> None:
 
 
 def test_kv_cache_longer_than_the_rotary_range_is_refused(tiny_dir: Path) -> None:
-    with pytest.raises(ModelLoadError, match=r"max_seq_len 5000 must be in 1\.\.4096"):
-        load_model(tiny_dir, max_seq_len=5000)
+    with pytest.raises(ModelLoadError, match=r"max_context_len 5000 must be in 1\.\.4096"):
+        load_model(tiny_dir, max_context_len=5000)
 
 
 def test_hf_metadata_keys_in_config_are_accepted(broken: Path) -> None:
     cfg = json.loads((broken / "config.json").read_text())
     cfg.update({"architectures": ["MobileMLLMReference"], "transformers_version": "5.24.0"})
     (broken / "config.json").write_text(json.dumps(cfg))
-    assert load_model(broken, max_seq_len=8).extra["config"].variant == "tiny"
+    assert load_model(broken, max_context_len=8).extra["config"].variant == "tiny"

@@ -17,7 +17,7 @@ def test_tiny_builds_in_under_five_seconds() -> None:
     import transformers.models.siglip.modeling_siglip  # noqa: F401
 
     start = time.perf_counter()
-    build_reference(preset_config("tiny"), max_seq_len=128, init=True)
+    build_reference(preset_config("tiny"), max_context_len=128, init=True)
     assert time.perf_counter() - start < 5.0
 
 

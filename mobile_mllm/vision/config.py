@@ -1,0 +1,115 @@
+"""``VisionConfig``: everything that decides how an image becomes tiles (stored in manifest.json).
+
+Its own module so that the grid rules, the tiler and the processor can all name it without
+importing one another (the enums it holds are theirs, re-exported there). Light to import: no torch, PIL or numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+from mobile_mllm.errors import ConfigError
+
+__all__ = ["GridPolicy", "Resample", "ThumbnailPosition", "VisionConfig", "with_grid_limits"]
+
+
+class GridPolicy(str, enum.Enum):
+    """How a tile grid is chosen for an image."""
+
+    RELAXED = "relaxed"  # BlueLM-V-3B Algorithm 1 (relaxed aspect-ratio matching)
+    LLAVA_NEXT = "llava_next"  # LLaVA-NeXT: largest effective resolution, then least waste
+    INTERNVL = "internvl"  # InternVL 1.5: closest aspect ratio
+
+
+class ThumbnailPosition(str, enum.Enum):
+    """Where the global view goes relative to the local tiles."""
+
+    FIRST = "first"
+    LAST = "last"
+    NONE = "none"
+
+
+class Resample(str, enum.Enum):
+    """Interpolation used when resizing to the canvas and the thumbnail."""
+
+    BICUBIC = "bicubic"
+    BILINEAR = "bilinear"
+    NEAREST = "nearest"
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """Everything that decides how an image becomes tiles. Stored in manifest.json."""
+
+    policy: GridPolicy = GridPolicy.RELAXED
+    """Grid policy: relaxed (BlueLM-V-3B), llava_next or internvl."""
+    tile_size: int = 384
+    """Side of one square tile in pixels."""
+    max_side: int | None = 3
+    """Largest number of tiles across or down (m, n <= max_side)."""
+    max_tiles: int | None = None
+    """Largest number of local tiles m*n (the thumbnail is not counted)."""
+    alpha: float = 0.1
+    """Relaxation of the relaxed policy: a grid within alpha of the best resolution may win on less waste."""
+    thumbnail: ThumbnailPosition = ThumbnailPosition.LAST
+    """Position of the global-view thumbnail: first, last or none."""
+    thumbnail_for_single: bool = False
+    """Whether a 1x1 grid also gets a thumbnail (it would duplicate the only tile)."""
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    """Per-channel mean subtracted after scaling pixels to [0, 1]."""
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    """Per-channel standard deviation divided by after subtracting the mean."""
+    pad_color: tuple[int, int, int] = (127, 127, 127)
+    """RGB colour of the padding around the resized image on the canvas."""
+    background: tuple[int, int, int] = (255, 255, 255)
+    """RGB colour transparent images are composited on."""
+    max_pixels: int = 80_000_000
+    """Refuse images with more pixels than this (decompression-bomb guard)."""
+    tokens_per_tile: int = 196
+    """Image tokens the model produces per tile (after the token downsampler)."""
+    resample: Resample = Resample.BICUBIC
+    """Interpolation for the canvas and the thumbnail: bicubic, bilinear or nearest."""
+
+    def __post_init__(self) -> None:
+        if self.max_side is None and self.max_tiles is None:
+            raise ConfigError("vision: set max_side or max_tiles (or both); neither bounds the grid")
+        if self.tile_size <= 0:
+            raise ConfigError(f"vision.tile_size must be positive, got {self.tile_size}")
+        if self.max_side is not None and self.max_side < 1:
+            raise ConfigError(f"vision.max_side must be >= 1, got {self.max_side}")
+        if self.max_tiles is not None and self.max_tiles < 1:
+            raise ConfigError(f"vision.max_tiles must be >= 1, got {self.max_tiles}")
+        if self.alpha < 0:
+            raise ConfigError(f"vision.alpha must be >= 0, got {self.alpha}")
+        if self.tokens_per_tile <= 0:
+            raise ConfigError(f"vision.tokens_per_tile must be positive, got {self.tokens_per_tile}")
+        if self.max_pixels <= 0:
+            raise ConfigError(f"vision.max_pixels must be positive, got {self.max_pixels}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ConfigError(f"vision.mean and vision.std need 3 values (RGB), got {self.mean} and {self.std}")
+        if any(s <= 0 for s in self.std):
+            raise ConfigError(f"vision.std must be positive in every channel, got {self.std}")
+        for name in ("pad_color", "background"):
+            color = getattr(self, name)
+            if len(color) != 3 or any(not 0 <= c <= 255 for c in color):
+                raise ConfigError(f"vision.{name} must be 3 integers in 0..255 (RGB), got {color}")
+
+
+def with_grid_limits(cfg: VisionConfig, *, max_tiles: int | None, max_side: int | None) -> VisionConfig:
+    """``cfg`` with a user's grid limits, meaning the same in every command (``grid``, ``export``).
+
+    ``max_tiles`` bounds the local tiles m*n (the thumbnail is not counted), ``max_side`` the
+    tiles across or down. ``max_tiles`` alone lifts the side bound (so internvl may pick a 5:1
+    grid); neither keeps ``cfg``'s limits.
+
+    Example:
+        >>> with_grid_limits(VisionConfig(max_side=3), max_tiles=6, max_side=None).max_side is None
+        True
+        >>> with_grid_limits(VisionConfig(max_side=3), max_tiles=None, max_side=None).max_side
+        3
+    """
+    if max_tiles is None and max_side is None:
+        return cfg
+    return dataclasses.replace(cfg, max_tiles=max_tiles if max_tiles is not None else cfg.max_tiles, max_side=max_side)
