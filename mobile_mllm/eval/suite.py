@@ -100,7 +100,7 @@ def build_suite_config(suite_path: str | Path | None, flags: dict[str, object]) 
     """A suite from an optional suite TOML overridden by command-line flags.
 
     ``flags`` holds flat names as ``make-bench`` parses them: ``seed``, ``count``, ``circular`` for
-    the suite and ``kinds``, ``forms``, ``min_side``… for its ``[spec]`` (precedence: default <
+    the suite and ``kinds``, ``forms``, ``min_side_px``… for its ``[spec]`` (precedence: default <
     TOML < flag).
     """
     from dataclasses import fields  # noqa: PLC0415

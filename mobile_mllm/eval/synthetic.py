@@ -11,7 +11,7 @@ answer is known exactly because the image was drawn from it. Kinds:
   image is shrunk to a thumbnail: this is what dynamic-resolution tiling is for;
 * ``chart``: a bar chart; which bar is tallest, or the value printed above a bar.
 
-Images vary in size (``min_side``–``max_side`` on the long side) and aspect ratio (1:1 to 3:1,
+Images vary in size (``min_side_px``–``max_side_px`` on the long side) and aspect ratio (1:1 to 3:1,
 portrait or landscape). Each sample depends only on (seed, sample number), so samples can be drawn
 lazily or in parallel, and the same seed always gives byte-identical TSVs with the pinned Pillow.
 Text uses Pillow's bundled scalable font (``ImageFont.load_default(size)``, needs FreeType).
@@ -118,9 +118,9 @@ class SyntheticSpec:
     """Question kinds to draw from (uniformly)."""
     forms: tuple[Form, ...] = tuple(Form)
     """Question forms to draw from (uniformly); a TSV holds one form."""
-    min_side: int = 256
+    min_side_px: int = 256
     """Smallest long side of an image, in pixels."""
-    max_side: int = 1536
+    max_side_px: int = 1536
     """Largest long side of an image, in pixels."""
     small_text_fraction: float = 0.4
     """Share of text questions drawn small (9-13 px) on a canvas of 1000+ px."""
@@ -134,10 +134,10 @@ class SyntheticSpec:
     def __post_init__(self) -> None:
         if not self.kinds or not self.forms:
             raise ConfigError(f"synthetic: kinds and forms must be non-empty, got kinds={self.kinds!r} forms={self.forms!r}")
-        if self.min_side < 160:
-            raise ConfigError(f"synthetic.min_side must be >= 160 (room for the shapes), got {self.min_side}")
-        if self.max_side < self.min_side:
-            raise ConfigError(f"synthetic.max_side ({self.max_side}) must be >= synthetic.min_side ({self.min_side})")
+        if self.min_side_px < 160:
+            raise ConfigError(f"synthetic.min_side_px must be >= 160 (room for the shapes), got {self.min_side_px}")
+        if self.max_side_px < self.min_side_px:
+            raise ConfigError(f"synthetic.max_side_px ({self.max_side_px}) must be >= synthetic.min_side_px ({self.min_side_px})")
         if not 0.0 <= self.small_text_fraction <= 1.0:
             raise ConfigError(f"synthetic.small_text_fraction must be in [0, 1], got {self.small_text_fraction}")
         if not 0.0 <= self.number_fraction <= 1.0:
@@ -213,8 +213,8 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: 
 def _canvas(rng: random.Random, spec: SyntheticSpec, min_long: int | None = None) -> Image.Image:
     from PIL import Image  # noqa: PLC0415
 
-    low = spec.min_side if min_long is None else max(spec.min_side, min(min_long, spec.max_side))
-    long_side = rng.randint(low, spec.max_side)
+    low = spec.min_side_px if min_long is None else max(spec.min_side_px, min(min_long, spec.max_side_px))
+    long_side = rng.randint(low, spec.max_side_px)
     short_side = max(160, round(long_side / rng.choice(_ASPECTS)))
     size = (long_side, short_side) if rng.random() < 0.5 else (short_side, long_side)
     return Image.new("RGB", size, rng.choice(_BACKGROUNDS))

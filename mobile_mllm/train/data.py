@@ -17,7 +17,7 @@ benchmark hands it.
 Dense supervision: with probability ``describe`` the question is replaced by
 :data:`DESCRIBE_QUESTION`, answered by everything drawn (``describe_sample``). Measured, this is what
 moves a model trained from scratch off the text-only plateau (``bench/train_reference.md``).
-A curriculum's first phase may cap the grid (``max_grid_side``) so examples have few tiles.
+A curriculum's first phase may cap the grid (``max_side``) so examples have few tiles.
 
 Several questions per image: with ``questions_per_image`` = Q > 1, one drawn image gives Q
 examples that share its tiles (the drawn question, the description, then the same fact in the
@@ -334,7 +334,7 @@ class SyntheticTrainSet:
         grid_jitter (float): probability of a jittered grid.
         content_crop (float): probability of training on :func:`crop_to_content` of the image.
         describe (float): probability of asking :data:`DESCRIBE_QUESTION` instead (:func:`describe_sample`).
-        max_grid_side (int | None): cap on the grid side (a curriculum's first phase), None: the model's.
+        max_side (int | None): cap on the grid side (a curriculum's first phase), None: the model's.
         hard_reasks (bool): re-asked questions (beyond the forms) take their wrong options and false
             claims from what the image suggests (``eval.synthetic.generate_sample_forms``).
         questions_per_image (int): examples per drawn image (see the module docstring); 1: the
@@ -356,7 +356,7 @@ class SyntheticTrainSet:
         length: int,
         content_crop: float = 0.0,
         describe: float = 0.0,
-        max_grid_side: int | None = None,
+        max_side: int | None = None,
         questions_per_image: int = 1,
         hard_reasks: bool = False,
     ) -> None:
@@ -369,7 +369,7 @@ class SyntheticTrainSet:
             )
         self.seed, self.spec, self.tokenizer, self.prompt = seed, spec, tokenizer, prompt
         self.vision, self.grid_jitter, self.pad_id, self.length = vision, grid_jitter, pad_id, length
-        self.content_crop, self.describe, self.max_grid_side = content_crop, describe, max_grid_side
+        self.content_crop, self.describe, self.max_side = content_crop, describe, max_side
         self.questions_per_image, self.hard_reasks = questions_per_image, hard_reasks
 
     def __len__(self) -> int:
@@ -385,8 +385,8 @@ class SyntheticTrainSet:
         rng = random.Random(f"mobile-mllm-train-jitter/{self.seed}/{index}")
         vision = jitter_vision(self.vision, rng, self.grid_jitter)
         image = crop_to_content(sample.image, rng) if rng.random() < self.content_crop else sample.image
-        if self.max_grid_side and (vision.max_side is None or vision.max_side > self.max_grid_side):
-            vision = dataclasses.replace(vision, max_side=self.max_grid_side)
+        if self.max_side and (vision.max_side is None or vision.max_side > self.max_side):
+            vision = dataclasses.replace(vision, max_side=self.max_side)
         if self.questions_per_image == 1:
             asked = [describe_sample(sample) if self.describe and rng.random() < self.describe else sample]
         else:

@@ -22,7 +22,7 @@ cleanly (checkpoint + model) so that a session with a per-command time limit can
 
 Where the time goes (measured, see ``bench/train_reference.md``): on one H100 with 15
 DataLoader workers at batch 64, about 640-740 samples/s with full 3x3 grids and about 860-1010
-samples/s with grids capped at 2x2 (``max_grid_side``); data wait is 1% at 2x2 and up to 18% at
+samples/s with grids capped at 2x2 (``max_side``); data wait is 1% at 2x2 and up to 18% at
 3x3 with content crops. The step is bound by small GPU kernels, not data, so several GPUs
 (``torchrun``, ``train.distributed``) multiply throughput: 4x H100 at a global batch of 256 drew 3.7x
 the images per second of one. The vision encoder can get its own learning rate (``vision_lr_mult``);
@@ -155,9 +155,9 @@ class TrainConfig:
     """A model directory whose weights start the run instead of random ones (a second phase)."""
     kinds: tuple[Kind, ...] = tuple(Kind)
     """Question kinds drawn (a curriculum's first phase leaves out text and charts)."""
-    image_max_side: int = 1536
+    image_max_side_px: int = 1536
     """Largest long side of a generated image (small images tile faster)."""
-    max_grid_side: int = 0
+    max_side: int = 0
     """Cap on the grid side for every sample (0: the model's 3x3); 1 or 2 makes a fast first phase."""
     describe: float = 0.0
     """Probability of the dense "describe" task instead of the drawn question (train.data.describe_sample)."""
@@ -200,7 +200,7 @@ class TrainResult:
 
 def training_spec(cfg: TrainConfig) -> SyntheticSpec:
     """The generator settings training draws from (all kinds and forms, the model's small-text size)."""
-    return SyntheticSpec(kinds=cfg.kinds, small_text_px=cfg.small_text_px, max_side=cfg.image_max_side,
+    return SyntheticSpec(kinds=cfg.kinds, small_text_px=cfg.small_text_px, max_side_px=cfg.image_max_side_px,
                          number_fraction=cfg.number_fraction)
 
 
@@ -386,7 +386,7 @@ def _loader(cfg: TrainConfig, model: MultimodalModel, start_step: int, world: Wo
         grid_jitter=cfg.grid_jitter,
         content_crop=cfg.content_crop,
         describe=cfg.describe,
-        max_grid_side=cfg.max_grid_side or None,
+        max_side=cfg.max_side or None,
         questions_per_image=cfg.questions_per_image,
         hard_reasks=cfg.hard_reasks,
         pad_id=pad_id,

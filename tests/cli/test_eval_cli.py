@@ -38,7 +38,7 @@ def _write_predictions(path: Path, header: list[str], rows: list[list[str]], pre
 @pytest.fixture(scope="module")
 def mcq_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench") / "quiz_circular.tsv"
-    proc = _cli("make-bench", "--seed", "3", "--count", "8", "--forms", "mcq", "--circular", "--max-side", "512", "-o", str(out))
+    proc = _cli("make-bench", "--seed", "3", "--count", "8", "--forms", "mcq", "--circular", "--max-side-px", "512", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "dataset type mcq-circular" in proc.stdout
     return out
@@ -78,7 +78,7 @@ def test_eval_score_xlsx_vqa_with_explicit_type(tmp_path: Path) -> None:
     from openpyxl import Workbook
 
     bench = tmp_path / "words.tsv"
-    assert _cli("make-bench", "--seed", "4", "--count", "6", "--forms", "vqa", "--kinds", "text", "--max-side", "600",
+    assert _cli("make-bench", "--seed", "4", "--count", "6", "--forms", "vqa", "--kinds", "text", "--max-side-px", "600",
                 "-o", str(bench)).returncode == 0
     header, rows = _read_tsv(bench)
     wb = Workbook()

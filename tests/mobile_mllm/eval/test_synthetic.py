@@ -21,7 +21,7 @@ from mobile_mllm.eval.synthetic import (
     write_tsv,
 )
 
-SMALL = SyntheticSpec(min_side=200, max_side=640)
+SMALL = SyntheticSpec(min_side_px=200, max_side_px=640)
 
 
 def _digest(path: Path) -> str:
@@ -29,7 +29,7 @@ def _digest(path: Path) -> str:
 
 
 def test_same_seed_gives_byte_identical_tsv(tmp_path: Path) -> None:
-    spec = SyntheticSpec(forms=(Form.MCQ,), min_side=200, max_side=640)
+    spec = SyntheticSpec(forms=(Form.MCQ,), min_side_px=200, max_side_px=640)
     write_tsv(generate_samples(3, 12, spec), tmp_path / "a.tsv")
     write_tsv(generate_samples(3, 12, spec), tmp_path / "b.tsv")
     write_tsv(generate_samples(4, 12, spec), tmp_path / "c.tsv")
@@ -62,12 +62,12 @@ def test_all_kinds_and_forms_appear_with_consistent_answers() -> None:
 
 
 def test_yes_no_answers_are_balanced() -> None:
-    answers = [s.answer for s in generate_samples(1, 200, SyntheticSpec(forms=(Form.YN,), min_side=200, max_side=400))]
+    answers = [s.answer for s in generate_samples(1, 200, SyntheticSpec(forms=(Form.YN,), min_side_px=200, max_side_px=400))]
     assert 70 <= answers.count("Yes") <= 130
 
 
 def test_small_text_goes_on_large_canvases() -> None:
-    spec = SyntheticSpec(kinds=(Kind.TEXT,), forms=(Form.VQA,), min_side=300, max_side=1500, small_text_fraction=1.0)
+    spec = SyntheticSpec(kinds=(Kind.TEXT,), forms=(Form.VQA,), min_side_px=300, max_side_px=1500, small_text_fraction=1.0)
     for s in generate_samples(2, 6, spec):
         assert s.detail == "small" and max(s.image.size) >= 1000
 
@@ -95,7 +95,7 @@ def test_count_answer_matches_the_objects_drawn() -> None:
         _draw_shape(ImageDraw.Draw(im), shape, 250, 250, 200, "red")
         protos[shape] = _shape_features((np.asarray(im) == np.array(COLOURS["red"])).all(axis=2))
 
-    spec = SyntheticSpec(kinds=(Kind.COUNT,), forms=(Form.VQA,), min_side=400, max_side=800)
+    spec = SyntheticSpec(kinds=(Kind.COUNT,), forms=(Form.VQA,), min_side_px=400, max_side_px=800)
     for s in generate_samples(5, 25, spec):
         colour = next(c for c in COLOURS if f" {c} " in s.question)
         shape = next(sh for sh in SHAPES if f" {sh}s " in s.question)
@@ -129,7 +129,7 @@ def _blobs(mask):  # noqa: ANN001, ANN202
 
 
 def test_round_trip_mcq_generator_tsv_loader(tmp_path: Path) -> None:
-    spec = SyntheticSpec(forms=(Form.MCQ,), min_side=200, max_side=500)
+    spec = SyntheticSpec(forms=(Form.MCQ,), min_side_px=200, max_side_px=500)
     samples = list(generate_samples(11, 10, spec))
     write_tsv(samples, tmp_path / "s.tsv")
     bench = load_benchmark(tmp_path / "s.tsv")
@@ -143,7 +143,7 @@ def test_round_trip_mcq_generator_tsv_loader(tmp_path: Path) -> None:
 
 
 def test_round_trip_circular_layout(tmp_path: Path) -> None:
-    spec = SyntheticSpec(forms=(Form.MCQ,), min_side=200, max_side=400)
+    spec = SyntheticSpec(forms=(Form.MCQ,), min_side_px=200, max_side_px=400)
     samples = list(generate_samples(12, 4, spec))
     rows = write_tsv(samples, tmp_path / "c.tsv", circular=True)
     assert rows == sum(len(s.options) for s in samples)
@@ -162,11 +162,11 @@ def test_round_trip_circular_layout(tmp_path: Path) -> None:
 
 
 def test_round_trip_vqa_and_yn(tmp_path: Path) -> None:
-    vqa = list(generate_samples(13, 6, SyntheticSpec(forms=(Form.VQA,), min_side=200, max_side=400)))
+    vqa = list(generate_samples(13, 6, SyntheticSpec(forms=(Form.VQA,), min_side_px=200, max_side_px=400)))
     write_tsv(vqa, tmp_path / "v.tsv")
     for s, loaded in zip(vqa, load_benchmark(tmp_path / "v.tsv").samples):
         assert ast.literal_eval(loaded.answer) == [s.answer] * 10
-    yn = list(generate_samples(13, 6, SyntheticSpec(forms=(Form.YN,), min_side=200, max_side=400)))
+    yn = list(generate_samples(13, 6, SyntheticSpec(forms=(Form.YN,), min_side_px=200, max_side_px=400)))
     write_tsv(yn, tmp_path / "y.tsv")
     assert [x.answer for x in load_benchmark(tmp_path / "y.tsv").samples] == [s.answer for s in yn]
 
@@ -175,14 +175,14 @@ def test_mixed_forms_or_circular_non_mcq_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="one TSV holds one question form"):
         write_tsv(generate_samples(0, 20, SMALL), tmp_path / "x.tsv")
     with pytest.raises(ConfigError, match="circular layout needs the mcq form"):
-        write_tsv(generate_samples(0, 2, SyntheticSpec(forms=(Form.YN,), min_side=200, max_side=300)), tmp_path / "x.tsv", circular=True)
+        write_tsv(generate_samples(0, 2, SyntheticSpec(forms=(Form.YN,), min_side_px=200, max_side_px=300)), tmp_path / "x.tsv", circular=True)
 
 
 def test_spec_validation() -> None:
-    with pytest.raises(ConfigError, match=r"max_side \(300\) must be >= synthetic.min_side \(400\)"):
-        SyntheticSpec(min_side=400, max_side=300)
-    with pytest.raises(ConfigError, match="min_side must be >= 160"):
-        SyntheticSpec(min_side=100)
+    with pytest.raises(ConfigError, match=r"max_side_px \(300\) must be >= synthetic.min_side_px \(400\)"):
+        SyntheticSpec(min_side_px=400, max_side_px=300)
+    with pytest.raises(ConfigError, match="min_side_px must be >= 160"):
+        SyntheticSpec(min_side_px=100)
 
 
 def test_circular_offset_grows_past_max_index() -> None:

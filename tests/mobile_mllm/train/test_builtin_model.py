@@ -19,7 +19,7 @@ from mobile_mllm.eval.synthetic import Form, Kind, SyntheticSpec, generate_sampl
 from mobile_mllm.model.registry import BUILTIN_MODELS, resolve_model_path
 from mobile_mllm.train.evaluate import CONDITIONS, BenchItem, evaluate
 
-_SPEC = SyntheticSpec(max_side=512, small_text_px=(48, 72))
+_SPEC = SyntheticSpec(max_side_px=512, small_text_px=(48, 72))
 _N = 20
 _CHANCE = 1 / 8
 """Eight colours; a blind model that learned the answer prior scores about 1/8 on short answers."""

@@ -130,9 +130,9 @@ def _shown_texts(spec: SyntheticSpec, n: int = 30) -> list[str]:
 
 
 def test_number_fraction_changes_only_what_text_shows() -> None:
-    text_only = TrainConfig(kinds=(Kind.TEXT,), image_max_side=400)
+    text_only = TrainConfig(kinds=(Kind.TEXT,), image_max_side_px=400)
     # the default keeps the benchmark's stream: same answers and pixels as a spec that never heard of the field
-    reference = SyntheticSpec(kinds=(Kind.TEXT,), small_text_px=(48, 72), max_side=400)
+    reference = SyntheticSpec(kinds=(Kind.TEXT,), small_text_px=(48, 72), max_side_px=400)
     for i in range(10):
         a, b = generate_sample(7, i, training_spec(text_only)), generate_sample(7, i, reference)
         assert (a.question, a.answer, a.image.tobytes()) == (b.question, b.answer, b.image.tobytes())

@@ -163,14 +163,14 @@ def test_describe_task_labels_the_whole_description(tiny, small_spec) -> None:
 
     spec = dataclasses.replace(small_spec, kinds=(Kind.COUNT,))
     dataset = SyntheticTrainSet(seed=2, spec=spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt, vision=tiny.vision,
-                                grid_jitter=0.0, pad_id=0, length=4, describe=1.0, max_grid_side=1)
+                                grid_jitter=0.0, pad_id=0, length=4, describe=1.0, max_side=1)
     (example,) = dataset[0]
     sample = generate_sample(2, 0, spec)
     labelled = (example.labels != IGNORE_INDEX).nonzero().flatten().tolist()
     text = tiny.tokenizer.decode(example.ids[labelled].tolist(), skip_special_tokens=False)
     assert text == sample.description + tiny.prompt.eos[0]
     assert len(labelled) > 5  # dense: many more target tokens than a one-word answer
-    assert example.tiles.shape[0] == 1  # max_grid_side=1: one tile, no thumbnail
+    assert example.tiles.shape[0] == 1  # max_side=1: one tile, no thumbnail
     assert describe_sample(sample).question == DESCRIBE_QUESTION
     with pytest.raises(ConfigError, match="has no description"):
         describe_sample(dataclasses.replace(sample, description=""))
