@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -41,17 +40,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+from measure import loadavg, run_json, set_threads, summary  # noqa: E402  (bench/ is the script dir)
+
 PEERS = REPO / "bench" / "peers"
 DEFAULT_MODEL = "/tmp/bench_models/mid/model"
-
-
-def _loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def _summary(values: list[float]) -> dict[str, Any]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": [round(v, 3) for v in values]}
 
 
 # --------------------------------------------------------------------------- export (ours)
@@ -170,15 +162,6 @@ def save_hf(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- timing (worker)
 
 
-def _set_threads(threads: int) -> dict[str, Any]:
-    import torch
-    from executorch.extension.pybindings import portable_lib
-
-    torch.set_num_threads(threads)
-    portable_lib._unsafe_reset_threadpool(threads)
-    return {"torch_threads": torch.get_num_threads(), "executorch_threads": portable_lib._threadpool_get_thread_count()}
-
-
 class _Program:
     """One decoder call ``step(start, length)`` over a program of either kind, on fixed random inputs."""
 
@@ -228,8 +211,8 @@ def _aggregate_etdump(path: str) -> list[dict[str, Any]]:
 
 def time_program(args: argparse.Namespace) -> dict[str, Any]:
     """Prefill (chunked and one-shot) and decode rates of one program, in this (fresh) process."""
-    out: dict[str, Any] = {"pte": args.pte, "kind": args.kind, "loadavg_start": _loadavg()}
-    out.update(_set_threads(args.threads))
+    out: dict[str, Any] = {"pte": args.pte, "kind": args.kind, "loadavg_start": loadavg()}
+    out.update(set_threads(args.threads))
     prog = _Program(args.pte, args.kind, bool(args.profile), args.prompt_len)
     n = args.prompt_len
 
@@ -256,7 +239,7 @@ def time_program(args: argparse.Namespace) -> dict[str, Any]:
             rates["prefill_chunked_tok_s"].append(n / prefill(args.chunk))
             rates["prefill_one_shot_tok_s"].append(n / prefill(n))
             rates["decode_tok_s"].append(args.decode_tokens / decode())
-    out.update({k: _summary(v) for k, v in rates.items() if v})
+    out.update({k: summary(v, 3) for k, v in rates.items() if v})
     if args.profile:
         etdump = args.profile + ".etdump"
         prog.program.write_etdump_result_to_file(etdump, args.profile + ".debug")
@@ -265,7 +248,7 @@ def time_program(args: argparse.Namespace) -> dict[str, Any]:
         out["profile_calls"] = args.decode_tokens if args.profile_phase == "decode" else -(-n // args.chunk)
         out["profile"] = rows
         Path(args.profile).write_text(json.dumps(out, indent=1) + "\n")
-    out["loadavg_end"] = _loadavg()
+    out["loadavg_end"] = loadavg()
     return out
 
 
@@ -289,7 +272,7 @@ def time_llamacpp(gguf: Path, args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"llama-bench failed: {proc.stderr[-2000:]}")
         result = json.loads(proc.stdout)[0]
         samples = result.get("samples_ts") or [result["avg_ts"]]
-        rows[key] = _summary([float(x) for x in samples])
+        rows[key] = summary([float(x, 3) for x in samples])
     return rows
 
 
@@ -297,10 +280,7 @@ def time_llamacpp(gguf: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _worker(argv: list[str], python: str = sys.executable) -> dict[str, Any]:
-    proc = subprocess.run([python, str(Path(__file__).resolve()), *argv], cwd=REPO, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:2])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_json(Path(__file__).resolve(), argv, python=python, cwd=REPO)
 
 
 def _time_argv(pte: Path, kind: str, args: argparse.Namespace) -> list[str]:
@@ -319,7 +299,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     if optimum.is_file():
         targets["optimum-executorch 8da4w"] = ("optimum", optimum)
     gguf = models / "gguf" / "model-q4_0.gguf"
-    results: dict[str, Any] = {"loadavg_start": _loadavg(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    results: dict[str, Any] = {"loadavg_start": loadavg(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                                "settings": {k: v for k, v in vars(args).items() if k != "mode"}, "rounds": []}
     for _ in range(args.rounds):
         round_: dict[str, Any] = {}
@@ -329,9 +309,9 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         if gguf.is_file():
             print("llama.cpp Q4_0 ...", file=sys.stderr)
             round_["llama.cpp Q4_0"] = time_llamacpp(gguf, args)
-        round_["loadavg"] = _loadavg()
+        round_["loadavg"] = loadavg()
         results["rounds"].append(round_)
-    results["loadavg_end"] = _loadavg()
+    results["loadavg_end"] = loadavg()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return results
 

@@ -35,12 +35,13 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from measure import loadavg, run_json, set_threads, summary  # noqa: E402  (bench/ is the script dir)
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "mobile_mllm.cli", "-q"]
@@ -51,41 +52,12 @@ RECIPES = ("fp32", "w4")
 # --------------------------------------------------------------------------- helpers (both sides)
 
 
-def _loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def _proc_status(key: str) -> int:
     """``VmHWM``/``VmRSS`` of this process in bytes (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"{key} not in /proc/self/status")
-
-
-def _summary(values: list[float]) -> dict[str, Any]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "values": [round(v, 4) for v in values],
-    }
-
-
-def _set_threads(threads: int) -> dict[str, int]:
-    """Pin torch's intra-op pool and ExecuTorch's threadpool (XNNPACK uses it) to ``threads``."""
-    import torch
-
-    torch.set_num_threads(threads)
-    info = {"torch_threads": torch.get_num_threads()}
-    try:
-        from executorch.extension.pybindings import portable_lib
-
-        portable_lib._unsafe_reset_threadpool(threads)
-        info["executorch_threads"] = portable_lib._threadpool_get_thread_count()
-    except (ImportError, AttributeError) as e:  # older/newer executorch: report, keep going
-        info["executorch_threads_error"] = str(e)  # type: ignore[assignment]
-    return info
 
 
 # --------------------------------------------------------------------------- worker side
@@ -130,8 +102,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 
     from mobile_mllm.runtime.session import decode_one_token, prefill
 
-    out: dict[str, Any] = {"backend": args.backend, "path": str(args.path), "loadavg_start": _loadavg()}
-    out.update(_set_threads(args.threads))
+    out: dict[str, Any] = {"backend": args.backend, "path": str(args.path), "loadavg_start": loadavg()}
+    out.update(set_threads(args.threads))
     inputs = torch.load(args.inputs)
     tiles, embeds = inputs["tiles"], inputs["embeds"]
     prompt_len = embeds.shape[1]
@@ -181,7 +153,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 
     out["raw_ms"] = {k: [round(v, 3) for v in vs] for k, vs in timings.items() if vs}
     out["peak_rss_bytes"] = _proc_status("VmHWM")
-    out["loadavg_end"] = _loadavg()
+    out["loadavg_end"] = loadavg()
     return out
 
 
@@ -201,7 +173,7 @@ def measure_bandwidth(threads: int, gigabytes: float, repeats: int) -> dict[str,
         buf.sum()
         seconds.append(time.perf_counter() - start)
     rates = [buf.numel() * 4 / s / 1e9 for s in seconds]
-    return {"threads": threads, "buffer_bytes": buf.numel() * 4, "gb_s": _summary(rates)}
+    return {"threads": threads, "buffer_bytes": buf.numel() * 4, "gb_s": summary(rates)}
 
 
 # --------------------------------------------------------------------------- orchestrator side
@@ -216,8 +188,10 @@ def _run(cmd: list[str]) -> str:
 
 def _worker(argv: list[str]) -> dict[str, Any]:
     """Run this script's ``worker``/``bandwidth`` mode in a fresh process; its last stdout line is JSON."""
-    stdout = _run([sys.executable, str(Path(__file__).resolve()), *argv])
-    return json.loads(stdout.strip().splitlines()[-1])
+    try:
+        return run_json(Path(__file__).resolve(), argv, cwd=REPO)
+    except RuntimeError as e:
+        sys.exit(str(e))
 
 
 def program_dir(models_dir: Path, preset: str, recipe: str, chunk: int) -> Path:
@@ -267,15 +241,15 @@ def weight_bytes_per_token(report: dict[str, Any]) -> int:
 
 
 def _rate(tokens: int, ms: list[float]) -> dict[str, Any]:
-    return _summary([tokens / (m / 1e3) for m in ms])
+    return summary([tokens / (m / 1e3) for m in ms])
 
 
 def summarize(raw: dict[str, Any], args: argparse.Namespace, bandwidth_gb_s: float) -> dict[str, Any]:
     """Derived numbers per backend: ms/tile, tok/s, MB, roofline fraction."""
     ms = raw["raw_ms"]
     s: dict[str, Any] = {
-        "vision_ms_per_tile_b1": _summary(ms["vision_b1_ms"]),
-        "vision_ms_per_tile_b4": _summary([m / 4 for m in ms["vision_b4_ms"]]) if "vision_b4_ms" in ms else None,
+        "vision_ms_per_tile_b1": summary(ms["vision_b1_ms"]),
+        "vision_ms_per_tile_b4": summary([m / 4 for m in ms["vision_b4_ms"]]) if "vision_b4_ms" in ms else None,
         "prefill_chunked_tok_s": _rate(args.prompt_len, ms["prefill_chunked_ms"]),
         "prefill_one_shot_tok_s": _rate(args.prompt_len, ms["prefill_one_shot_ms"]) if "prefill_one_shot_ms" in ms else None,
         "decode_tok_s": _rate(args.decode_tokens, ms["decode_ms"]),
@@ -341,7 +315,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "settings": {k: v for k, v in vars(args).items() if k != "mode"},
         "machine": _machine(),
-        "loadavg_start": _loadavg(),
+        "loadavg_start": loadavg(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "presets": {},
     }
@@ -383,7 +357,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     for preset, entry in results["presets"].items():
         entry["summary"] = {name: summarize(raw, args, bandwidth) for name, raw in entry["raw"].items()}
         entry["table"] = markdown_table(preset, entry["summary"], args)
-    results["loadavg_end"] = _loadavg()
+    results["loadavg_end"] = loadavg()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return results
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from typing import Any
+
+from measure import loadavg, set_threads  # noqa: E402  (bench/ is the script dir)
 
 
 def _configs() -> dict[str, Any]:
@@ -118,7 +119,7 @@ def _fusion(rounds: int, threads: int) -> None:
             prefill = _seconds_per_call(method, torch.randn(1, 128, 896), 20)
             print(json.dumps({"mode": "fusion", "round": round_, "case": case, "kind": kind, "threads": threads,
                               "decode_m1_us": round(decode * 1e6, 1), "prefill_m128_ms": round(prefill * 1e3, 3),
-                              "loadavg": [round(x, 2) for x in os.getloadavg()]}), flush=True)
+                              "loadavg": loadavg()}), flush=True)
 
 
 def _exactness() -> None:
@@ -156,11 +157,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from executorch.extension.pybindings import portable_lib
 
     torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
-    portable_lib._unsafe_reset_threadpool(args.threads)
+    set_threads(args.threads)
     if args.mode == "fusion":
         return _fusion(args.rounds, args.threads)
     if args.mode == "exactness":
@@ -175,7 +174,7 @@ def main() -> None:
                 "shape": shape, "precision": name, "threads": args.threads,
                 "prefill_m128_ms": round(prefill * 1e3, 3), "prefill_gops": round(2 * k * n * 128 / prefill / 1e9, 1),
                 "decode_m1_us": round(decode * 1e6, 1), "decode_gparams_s": round(k * n / decode / 1e9, 2),
-                "loadavg": [round(x, 2) for x in os.getloadavg()],
+                "loadavg": loadavg(),
             }), flush=True)
 
 

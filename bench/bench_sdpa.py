@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from typing import Any, Callable
+
+from measure import loadavg, set_threads  # noqa: E402  (bench/ is the script dir)
 
 
 def _ms_per_call(fn: Callable[[], Any], reps: int) -> float:
@@ -46,7 +47,7 @@ def main() -> None:
     from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (registers llama.custom_sdpa)
 
     torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     k_cache = torch.randn(1, args.max_context_len, args.kv_heads, args.head_dim)
     v_cache = torch.randn(1, args.max_context_len, args.kv_heads, args.head_dim)
     with torch.inference_mode():
@@ -60,7 +61,7 @@ def main() -> None:
                 q.transpose(1, 2), k, v, attn_mask=mask, enable_gqa=True), reps)
             print(json.dumps({"case": case, "queries": length, "start_pos": start, "threads": args.threads,
                               "custom_sdpa_ms": round(custom, 3), "torch_sdpa_ms": round(reference, 3),
-                              "ratio": round(custom / reference, 2), "loadavg": [round(x, 2) for x in os.getloadavg()]}),
+                              "ratio": round(custom / reference, 2), "loadavg": loadavg()}),
                   flush=True)
 
 

@@ -35,11 +35,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from measure import loadavg, run_json, set_threads  # noqa: E402  (bench/ is the script dir)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "/tmp/bench_models/mid/model"
@@ -140,7 +141,7 @@ def time_one(args: argparse.Namespace) -> dict[str, Any]:
     path = args.path
     size = args.tile_size
     rng = np.random.default_rng(0)
-    out: dict[str, Any] = {"path": path, "threads": threads, "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
+    out: dict[str, Any] = {"path": path, "threads": threads, "loadavg_start": loadavg()}
     if path.endswith(".onnx"):
         import onnxruntime as ort
 
@@ -152,12 +153,10 @@ def time_one(args: argparse.Namespace) -> dict[str, Any]:
             session.run(None, {"tiles": x})
     else:
         import torch
-        from executorch.extension.pybindings import portable_lib
 
         from mobile_mllm.runtime.pte import load_executorch_kernels
 
-        torch.set_num_threads(threads)
-        portable_lib._unsafe_reset_threadpool(threads)
+        set_threads(threads)
         method = load_executorch_kernels().load_program(path).load_method("vision_encoder")
 
         def run(x: Any) -> None:
@@ -171,7 +170,7 @@ def time_one(args: argparse.Namespace) -> dict[str, Any]:
             run(x)
             times.append((time.perf_counter() - start) * 1000 / batch)
         out[f"ms_per_tile_b{batch}"] = round(statistics.median(times), 2)
-    out["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    out["loadavg_end"] = loadavg()
     return out
 
 
@@ -182,13 +181,11 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     any change outside the GEMMs could move the total.
     """
     import torch
-    from executorch.extension.pybindings import portable_lib
 
     from bench_decoder import _aggregate_etdump
     from mobile_mllm.runtime.pte import load_executorch_kernels
 
-    torch.set_num_threads(args.threads)
-    portable_lib._unsafe_reset_threadpool(args.threads)
+    set_threads(args.threads)
     program = load_executorch_kernels().load_program(args.path, enable_etdump=True)
     method = program.load_method("vision_encoder")
     x = torch.rand(1, 3, args.tile_size, args.tile_size) * 2 - 1
@@ -203,7 +200,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     rows = [{"event": r["event"], "ms_per_tile": round(r["total_ms"] / calls, 2), "share": round(r["total_ms"] / total, 4)}
             for r in leaves]
     out = {"path": args.path, "threads": args.threads, "calls": calls, "ms_per_tile_leaves": round(total / calls, 1),
-           "loadavg": [round(v, 2) for v in os.getloadavg()], "events": rows}
+           "loadavg": loadavg(), "events": rows}
     Path(args.json_out).write_text(json.dumps(out, indent=1) + "\n")
     for r in rows[:12]:
         print(f"{r['share']:7.1%} {r['ms_per_tile']:9.1f} ms  {r['event']}", file=sys.stderr)
@@ -220,10 +217,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         row = {}
         for path in models:
             print(f"round {r + 1}: {path.name} ...", file=sys.stderr, flush=True)
-            argv = [sys.executable, __file__, "time", str(path), "--threads", str(args.threads),
-                    "--repeats", str(args.repeats), "--tile-size", str(args.tile_size)]
-            proc = subprocess.run(argv, capture_output=True, text=True, check=True)
-            row[path.name] = json.loads(proc.stdout.strip().splitlines()[-1])
+            row[path.name] = run_json(__file__, ["time", str(path), "--threads", str(args.threads),
+                                                 "--repeats", str(args.repeats), "--tile-size", str(args.tile_size)])
         rounds.append(row)
     result = {"threads": args.threads, "rounds": rounds, "machine": os.uname().nodename}
     Path(args.json_out).write_text(json.dumps(result, indent=1) + "\n")

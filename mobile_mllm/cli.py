@@ -58,9 +58,10 @@ def _run_grid(args: argparse.Namespace) -> int:
     from mobile_mllm.vision.config import VisionConfig, with_grid_limits  # noqa: PLC0415
     from mobile_mllm.vision.processor import plan_grid  # noqa: PLC0415
 
-    overrides = {k: v for k, v in vars(args).items() if k not in ("max_tiles", "max_side")}
-    limits = {k: getattr(args, k, None) for k in ("max_tiles", "max_side")}
-    cfg = with_grid_limits(resolve(VisionConfig, overrides=overrides), **limits)
+    given = vars(args)
+    cfg = resolve(VisionConfig, overrides=given)
+    limits = {k: getattr(cfg, k) if k in given else None for k in ("max_tiles", "max_side")}
+    cfg = with_grid_limits(cfg, **limits)  # --max-tiles alone lifts the side bound, as export's does
     result = plan_grid(args.image, cfg, token_budget=args.token_budget).summary()
     _print_result(result, args.json)
     return 0

@@ -20,15 +20,11 @@ Run again with the same ``-o`` to resume from ``checkpoint.pt`` (the data stream
 next sample: every sample is a pure function of (seed, index)). ``time_limit_s`` stops a run
 cleanly (checkpoint + model) so that a session with a per-command time limit can continue it.
 
-Where the time goes (measured, see ``bench/train_reference.md``): on one H100 with 15
-DataLoader workers at batch 64, about 640-740 samples/s with full 3x3 grids and about 860-1010
-samples/s with grids capped at 2x2 (``max_side``); data wait is 1% at 2x2 and up to 18% at
-3x3 with content crops. The step is bound by small GPU kernels, not data, so several GPUs
-(``torchrun``, ``train.distributed``) multiply throughput: 4x H100 at a global batch of 256 drew 3.7x
-the images per second of one. The vision encoder can get its own learning rate (``vision_lr_mult``);
-3x was measured to learn more slowly than 1x. On a 2-core CPU, synth-small is
-only usable for tests (about 20 s per step at batch 4). Deliberately not here: the
-data format (``data.py``), scoring (``evaluate.py``).
+Throughput is bound by small GPU kernels, not data, so several GPUs (``torchrun``,
+``train.distributed``) multiply it; the vision encoder can get its own learning rate
+(``vision_lr_mult``). The measurements (samples/s per grid cap, data wait, multi-GPU scaling,
+learning-rate trials, CPU step time): ``bench/train_reference.md``, "Where the training time goes".
+Deliberately not here: the data format (``data.py``), scoring (``evaluate.py``).
 """
 
 from __future__ import annotations
@@ -343,8 +339,8 @@ def _scale_bridge_init(model: MultimodalModel, seed: int) -> None:
     With every weight at std 0.02 (the checkpoint writer's LLM-style default) the three small
     linears between tower and decoder shrink the image embeddings to ~0.007 with ~0.0006
     between tokens, 30x weaker than text embeddings, and training sits on a text-only plateau
-    (measured: no progress on colour questions in 1,700 steps). Unit-gain layers give image
-    tokens the decoder can see from the first step.
+    (how long: ``bench/train_reference.md``, "Where the training time goes"). Unit-gain layers
+    give image tokens the decoder can see from the first step.
     """
     import torch
 

@@ -49,7 +49,7 @@ def test_suite_rules() -> None:
 
 def test_flags_override_the_suite_file(tmp_path: Path) -> None:
     toml = tmp_path / "s.toml"
-    toml.write_text('tsv = "s.tsv"\ndataset_type = "mcq"\nseed = 5\ncount = 9\n[spec]\nforms = ["mcq"]\nmax_side = 900\n')
+    toml.write_text('tsv = "s.tsv"\ndataset_type = "mcq"\nseed = 5\ncount = 9\n[spec]\nforms = ["mcq"]\nmax_side_px = 900\n')
     suite = build_suite_config(toml, {"seed": "7", "max_side_px": "700"})
     assert (suite.seed, suite.count, suite.spec.max_side_px, suite.spec.forms) == (7, 9, 700, (Form.MCQ,))
     toml.write_text('dataset_type = "mcq"\n[spec]\nforms = ["mcq"]\ncolours = ["red"]\n')

@@ -21,7 +21,7 @@ def test_cpu_target_partitioners_per_method() -> None:
     decoder = cpu.partitioners("text_decoder", TargetConfig())
     assert len(decoder) == 2 and all(isinstance(p, XnnpackPartitioner) for p in decoder)
     assert type(decoder[0]).__name__ == "XnnpackDynamicallyQuantizedPartitioner"
-    vision = cpu.partitioners("vision_encoder", TargetConfig())  # one partitioner: same speed, faster lowering
+    vision = cpu.partitioners("vision_encoder", TargetConfig())  # one partitioner (why: xnnpack.partitioners)
     assert len(vision) == 1 and type(vision[0]) is XnnpackPartitioner
     assert cpu.partitioners("token_embedding", TargetConfig()) == []  # XNNPACK has no lookup kernel
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -204,3 +205,15 @@ def test_vision_width_the_group_does_not_divide_falls_back_and_is_reported(tmp_p
     assert (fc2.precision, fc2.group_size) == ("w4", 32)
     assert report.unexpected_fp32() == []
     assert all(f.name.startswith("vision_encoder.") for f in report.fallbacks())
+
+
+def test_export_max_tiles_means_what_grid_max_tiles_means(tiny_dir: Path, tmp_path: Path) -> None:
+    """``export --max-tiles 6`` alone lifts the side bound exactly as ``grid --max-tiles 6`` does."""
+    from mobile_mllm.export.program import _load
+    from mobile_mllm.vision.config import with_grid_limits
+
+    job = ExportJob(model=str(tiny_dir), output=str(tmp_path), target=TargetConfig(max_context_len=64, prefill_chunk=16, max_tiles=6))
+    model = _load(job)
+    assert (model.vision.max_tiles, model.vision.max_side) == (6, None)
+    default = _load(dataclasses.replace(job, target=TargetConfig(max_context_len=64, prefill_chunk=16)))
+    assert model.vision == with_grid_limits(default.vision, max_tiles=6, max_side=None)

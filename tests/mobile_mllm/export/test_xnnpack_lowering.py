@@ -8,8 +8,8 @@ runtime, compared with PyTorch:
   float rounding, which it did not before the rewrite (the erf-GELU difference flips int8
   activation roundings in the second linear);
 * the vision tower's attention, exported as matmul + softmax (``export.backends.xnnpack.matmul_attention``),
-  is delegated whole: SDPA's ``_safe_softmax`` guard ops (``where``/``eq``/``any``/...) ran on
-  portable kernels and were most of a mid-preset tile's time.
+  is delegated whole: SDPA's ``_safe_softmax`` guard ops (``where``/``eq``/``any``/...) would run on
+  portable kernels (their cost: ``bench/RESULTS.md``, "Vision encoder vs ONNX Runtime").
 """
 
 from __future__ import annotations
