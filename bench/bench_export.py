@@ -90,10 +90,12 @@ def _open_methods(backend: str, path: Path, max_context_len: int, prompt_len: in
 
         model = load_model(str(path), dtype=torch.float32, max_context_len=max_context_len)
         return EagerMethods(model, tile_batch=4, prefill_chunk=prompt_len)
+    from mobile_mllm import contract
+    from mobile_mllm.export.manifest import read_manifest
     from mobile_mllm.runtime.pte import PteMethods
 
-    manifest = json.loads((path / "manifest.json").read_text())
-    return PteMethods(path / "model.pte", tile_batch=int(manifest["tile_batch"]))
+    manifest = read_manifest(path)
+    return PteMethods(path / contract.PROGRAM_FILE, tile_batch=int(manifest[contract.M_TILE_BATCH]))
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -217,10 +219,13 @@ def write_inputs(models_dir: Path, preset: str, args: argparse.Namespace) -> Pat
     """One set of inputs per preset, shared by every backend: normalised tiles and prompt embeddings."""
     import torch
 
+    from mobile_mllm import contract
+    from mobile_mllm.export.manifest import read_manifest
+
     report = json.loads((program_dir(models_dir, preset, "fp32", args.prompt_len) / "export_report.json").read_text())
-    manifest = json.loads((program_dir(models_dir, preset, "fp32", args.prompt_len) / "manifest.json").read_text())
-    size = int(manifest["vision"]["tile_size"])
-    hidden = int(report["modules"]["token_embedding"]["weight_bytes"] // 4 // manifest["model"]["vocab_size"])
+    manifest = read_manifest(program_dir(models_dir, preset, "fp32", args.prompt_len))
+    size = int(manifest[contract.M_VISION]["tile_size"])
+    hidden = int(manifest[contract.M_HIDDEN_SIZE])
     gen = torch.Generator().manual_seed(0)
     path = models_dir / preset / "bench_inputs.pt"
     torch.save(

@@ -1,25 +1,22 @@
-"""Model directory -> ExecuTorch program (+ tokenizer, manifest, report), through backend plug-ins.
+"""Model directory -> ExecuTorch program (+ tokenizer, manifest, report), through backend recipes.
 
-Importing this package loads no torch or executorch (``decoder.py``, which needs torch, is
-imported by :func:`export_program` when it runs).
+:func:`export_program` is the stage driver; each target is an :class:`ExportBackend`
+(``backend.py``) registered in ``backends/``. Importing this package loads no torch or
+executorch (``decoder.py`` and the backends' SDKs are imported when an export runs).
 """
 
+from mobile_mllm.export.backend import ExportBackend, MethodInputs
+from mobile_mllm.export.config import ExportJob, Target, TargetConfig
 from mobile_mllm.export.manifest import build_manifest, read_manifest
-from mobile_mllm.export.program import (
-    STAGES,
-    ExportArtifacts,
-    ExportJob,
-    ExportResult,
-    Target,
-    TargetConfig,
-    export_program,
-)
+from mobile_mllm.export.program import STAGES, ExportArtifacts, ExportResult, export_program
 
 __all__ = [
     "STAGES",
     "ExportArtifacts",
+    "ExportBackend",
     "ExportJob",
     "ExportResult",
+    "MethodInputs",
     "Target",
     "TargetConfig",
     "build_manifest",

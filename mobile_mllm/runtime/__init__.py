@@ -8,9 +8,9 @@ run. Importing this package loads no torch (the backends import it when they run
 
 from mobile_mllm.runtime.eager import EagerMethods
 from mobile_mllm.runtime.layout import Segment, TileRef, TokenRun, count_positions, first_turn, image_block, next_turn
-from mobile_mllm.runtime.methods import ModelMethods
+from mobile_mllm.runtime.methods import Backend, ModelMethods, RuntimeConfig
 from mobile_mllm.runtime.sampling import GenerationConfig, logits_to_probs, sample
-from mobile_mllm.runtime.session import Answer, Backend, RuntimeConfig, Session, open_backend
+from mobile_mllm.runtime.session import Answer, Session, open_backend
 from mobile_mllm.runtime.stats import Stats, derive_rates
 
 __all__ = [
