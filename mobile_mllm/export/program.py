@@ -163,6 +163,44 @@ def _load(job: ExportJob) -> MultimodalModel:
     return model
 
 
+def _serialize(
+    program: Any,
+    tmp: dict[str, Path],
+    extra: dict[str, Callable[[Path], None]],
+    *,
+    model: MultimodalModel,
+    job: ExportJob,
+    methods: list[str],
+    constants: dict[str, Any],
+    precision: dict[str, Any],
+    additions: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write the program, tokenizer, the backend's extra files and the manifest to their temporary names.
+
+    Returns:
+        tuple: the manifest's ``program`` section, and the manifest.
+    """
+    from mobile_mllm.export.manifest import build_manifest
+
+    with tmp[contract.PROGRAM_FILE].open("wb") as fh:
+        program.write_to_file(fh)
+    model.tokenizer.save(str(tmp[contract.TOKENIZER_FILE]))
+    for name, write in extra.items():
+        write(tmp[name])
+    program_info = {
+        contract.M_PROGRAM_FILE: contract.PROGRAM_FILE,
+        contract.M_PROGRAM_SIZE_BYTES: tmp[contract.PROGRAM_FILE].stat().st_size,
+        contract.M_PROGRAM_SHA256: _sha256(tmp[contract.PROGRAM_FILE]),
+        contract.M_PROGRAM_METHODS: methods,
+        contract.M_PROGRAM_CONSTANT_METHODS: constants,
+    }
+    manifest = build_manifest(
+        model=model, job=job, constants=constants, precision=precision, program=program_info, additions=additions
+    )
+    tmp[contract.MANIFEST_FILE].write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return program_info, manifest
+
+
 def export_program(
     job: ExportJob,
     *,
@@ -195,7 +233,6 @@ def export_program(
 
     from mobile_mllm.config import to_dict
     from mobile_mllm.export.backends import get_backend
-    from mobile_mllm.export.manifest import build_manifest
 
     if not job.model:
         raise ConfigError("export: no model directory given")
@@ -228,52 +265,34 @@ def export_program(
     with _Stage("lower", ", ".join(methods), on_progress, timings):
         edge = _lower_with_backend(exported, backend, cfg, constants)
         delegated = _delegation_counts(edge, methods)
-    with _Stage("serialize", "", on_progress, timings):
-        program = backend.to_executorch(edge)
-        out.mkdir(parents=True, exist_ok=True)
-        extra = backend.extra_files(model, modules, cfg)
-        names = (contract.PROGRAM_FILE, contract.TOKENIZER_FILE, contract.MANIFEST_FILE, contract.EXPORT_REPORT_FILE)
-        tmp = {name: out / f".{name}.partial" for name in (*names, *extra)}
-        with tmp[contract.PROGRAM_FILE].open("wb") as fh:
-            program.write_to_file(fh)
-        model.tokenizer.save(str(tmp[contract.TOKENIZER_FILE]))
-        for name, write in extra.items():
-            write(tmp[name])
-        size = tmp[contract.PROGRAM_FILE].stat().st_size
-        program_info = {
-            "file": contract.PROGRAM_FILE,
-            "size_bytes": size,
-            "sha256": _sha256(tmp[contract.PROGRAM_FILE]),
-            "methods": methods,
-            "constant_methods": constants,
-        }
-        manifest = build_manifest(
-            model=model,
-            job=job,
-            constants=constants,
-            precision={
-                "modules": report.module_precision(),
-                "by_method": report.by_method(),
-                "group_size": job.quant.group_size,
-            },
-            program=program_info,
-            additions=backend.manifest_additions(model, cfg),
-        )
-        tmp[contract.MANIFEST_FILE].write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-
-    sizes = _module_sizes(modules, report)
-    num_params = sum(s["num_parameters"] for s in sizes.values())
-    full_report: dict[str, Any] = {
-        "job": to_dict(job),
-        "backend": backend.name,
-        "program": program_info,
-        "bytes_per_parameter": round(size / max(num_params, 1), 4),
-        "modules": sizes,
-        "delegated": delegated,
-        "quantization": report.to_dict(),
-        "timings_s": timings,
-    }
+    out.mkdir(parents=True, exist_ok=True)
+    extra = backend.extra_files(model, modules, cfg)
+    names = (contract.PROGRAM_FILE, contract.TOKENIZER_FILE, contract.MANIFEST_FILE, contract.EXPORT_REPORT_FILE)
+    tmp = {name: out / f".{name}.partial" for name in (*names, *extra)}
     try:
+        with _Stage("serialize", "", on_progress, timings):
+            program_info, manifest = _serialize(
+                backend.to_executorch(edge), tmp, extra, model=model, job=job, methods=methods, constants=constants,
+                precision={
+                    contract.M_PRECISION_MODULES: report.module_precision(),
+                    contract.M_PRECISION_BY_METHOD: report.by_method(),
+                    contract.M_PRECISION_GROUP_SIZE: job.quant.group_size,
+                },
+                additions=backend.manifest_additions(model, cfg),
+            )
+        sizes = _module_sizes(modules, report)
+        full_report: dict[str, Any] = {
+            "job": to_dict(job),
+            "backend": backend.name,
+            "program": program_info,
+            "bytes_per_parameter": round(
+                program_info[contract.M_PROGRAM_SIZE_BYTES] / max(sum(s["num_parameters"] for s in sizes.values()), 1), 4
+            ),
+            "modules": sizes,
+            "delegated": delegated,
+            "quantization": report.to_dict(),
+            "verification": None,
+        }
         if job.verify and verifier is not None:
             artifacts = ExportArtifacts(
                 directory=out, program_file=tmp[contract.PROGRAM_FILE], manifest=manifest, model=model,
@@ -281,8 +300,6 @@ def export_program(
             )
             with _Stage("verify", "all", on_progress, timings):
                 full_report["verification"] = verifier(artifacts)
-        else:
-            full_report["verification"] = None
         full_report["export_time_s"] = round(time.perf_counter() - t_start, 3)
         full_report["timings_s"] = timings
         with _Stage("write", str(out), on_progress, timings):
@@ -295,7 +312,8 @@ def export_program(
             path.unlink(missing_ok=True)
     logger.info(
         "wrote %s: %.2f MB, %.3f bytes/parameter, %.1f s",
-        out / contract.PROGRAM_FILE, size / 1e6, full_report["bytes_per_parameter"], full_report["export_time_s"],
+        out / contract.PROGRAM_FILE, program_info[contract.M_PROGRAM_SIZE_BYTES] / 1e6, full_report["bytes_per_parameter"],
+        full_report["export_time_s"],
     )
     return ExportResult(
         output=out, program=out / contract.PROGRAM_FILE, manifest=out / contract.MANIFEST_FILE, report=full_report

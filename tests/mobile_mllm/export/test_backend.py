@@ -103,3 +103,17 @@ def test_a_backend_defined_in_a_test_exports_and_answers_like_the_eager_model(ti
     a, b = program.ask("What is in the image?", image=image), eager.ask("What is in the image?", image=image)
     assert a.tokens == b.tokens
     assert a.stats.num_tiles == b.stats.num_tiles >= 1
+
+
+@pytest.mark.slow
+def test_manifest_additions_outside_the_schema_fail_and_leave_nothing_behind(tiny_dir: Path, tmp_path: Path) -> None:
+    from mobile_mllm.errors import ContractError
+
+    backend = dataclasses.replace(PORTABLE_STATIC, manifest_additions=lambda model, cfg: {"npu_chunks": 3})
+    job = ExportJob(
+        model=str(tiny_dir), output=str(tmp_path / "out"), quant=preset("fp32"),
+        target=TargetConfig(max_context_len=CONTEXT, prefill_chunk=1, tile_batch=1), verify=False,
+    )
+    with pytest.raises(ContractError, match="npu_chunks: unknown key"):
+        export_program(job, backend=backend)
+    assert list((tmp_path / "out").iterdir()) == []  # no program, no extra file, no partial names
