@@ -16,10 +16,30 @@ def tiny(tiny_dir):  # -> MultimodalModel
     return load_model(tiny_dir, max_context_len=64)
 
 
-def test_chunked_prefill_and_decode_match_the_hf_forward(tiny) -> None:
+@pytest.fixture(scope="module")
+def tiny_qwen2(tmp_path_factory):  # -> MultimodalModel with a Qwen2 decoder (q/k/v biases, tied head, rope_theta 1e6)
+    import dataclasses
+
+    from mobile_mllm.model import load_model
+    from mobile_mllm.model.reference.checkpoint import write_random_reference
+    from mobile_mllm.model.reference.config import DecoderArchitecture
+    from mobile_mllm.model.reference.presets import reference_tiny
+
+    cfg = reference_tiny()
+    decoder = dataclasses.replace(cfg.decoder, architecture=DecoderArchitecture.QWEN2, tie_word_embeddings=True,
+                                  rope_theta=1e6)
+    path = write_random_reference(dataclasses.replace(cfg, variant="custom", decoder=decoder),
+                                  tmp_path_factory.mktemp("qwen2") / "model")
+    return load_model(path, max_context_len=64)
+
+
+@pytest.mark.parametrize("family_model", ["tiny", "tiny_qwen2"])
+def test_chunked_prefill_and_decode_match_the_hf_forward(family_model: str, request: pytest.FixtureRequest) -> None:
+    tiny = request.getfixturevalue(family_model)
     torch.manual_seed(0)
     decoder = build_kv_decoder(decoder_parts(tiny), 64)
     hf = tiny.extra["hf_decoder"]
+    assert type(hf).__name__ == ("Qwen2ForCausalLM" if family_model == "tiny_qwen2" else "LlamaForCausalLM")
     ids = torch.randint(0, tiny.vocab_size, (1, 21))
     with torch.no_grad():
         reference = hf(input_ids=ids).logits[0]  # [21, V], no cache
