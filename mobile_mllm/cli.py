@@ -94,21 +94,6 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     add_arguments(p, RuntimeConfig)
 
 
-def _stats_rows(stats: dict[str, Any]) -> list[tuple[str, str]]:
-    grid = f"{stats['grid'][0]}x{stats['grid'][1]}" if stats["grid"] else "-"
-    reduced = " (reduced to fit the context)" if stats["reduced_by_budget"] else ""
-    return [
-        ("model load", f"{stats['model_load_ms']:.0f} ms"),
-        ("grid", f"{grid}{reduced}, {stats['num_tiles']} tiles, {stats['num_image_tokens']} image tokens"),
-        ("image encode", f"{stats['image_encode_ms']:.1f} ms ({stats['image_encode_ms_per_tile']:.1f} ms/tile)"),
-        ("prefill", f"{stats['num_prompt_tokens']} tokens in {stats['prefill_ms']:.1f} ms ({stats['prefill_tok_s']:.1f} tok/s)"),
-        ("cached", f"{stats['num_cached_tokens']} tokens reused"),
-        ("first token", f"{stats['time_to_first_token_ms']:.1f} ms"),
-        ("decode", f"{stats['num_generated_tokens']} tokens ({stats['decode_tok_s']:.1f} tok/s)"),
-        ("peak RSS", f"{stats['peak_rss_bytes'] / 2**20:.0f} MiB"),
-    ]
-
-
 def _run_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -116,6 +101,7 @@ def _run_run(args: argparse.Namespace) -> int:
     from mobile_mllm.errors import ImageError
     from mobile_mllm.runtime.sampling import GenerationConfig
     from mobile_mllm.runtime.session import RuntimeConfig, Session
+    from mobile_mllm.runtime.stats_text import stats_rows
 
     runtime = resolve(RuntimeConfig, overrides=args)
     generation = resolve(GenerationConfig, overrides=args)
@@ -140,7 +126,7 @@ def _run_run(args: argparse.Namespace) -> int:
                       "tokens": list(answer.tokens), "stats": stats})
         if not args.json:
             print(f"\n[stopped: {answer.stop_reason}]")
-            for name, value in _stats_rows(stats):
+            for name, value in stats_rows(stats):
                 print(f"{name:>13}: {value}")
             print(answer.stats.observer_line())
     if args.json:
@@ -369,6 +355,35 @@ def _run_train_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- demo
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    from mobile_mllm.chat.config import DemoConfig
+    from mobile_mllm.config import add_arguments
+    from mobile_mllm.model.registry import DEFAULT_MODEL
+
+    p = sub.add_parser("demo", help="chat with models in the browser (Gradio): streamed answers, tile overlay, side by side")
+    p.add_argument(
+        "models", metavar="MODEL_OR_PROGRAM", nargs="*", default=[DEFAULT_MODEL],
+        help=f"model directories, exported program directories or builtin:NAME (default: {DEFAULT_MODEL})",
+    )
+    p.add_argument("--app", default=None, metavar="APP.py", help="a Gradio layout file defining build(slots, config) "
+                   "(default: the repository's demo/app.py)")
+    add_arguments(p, DemoConfig)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from mobile_mllm.chat.config import DemoConfig
+    from mobile_mllm.chat.launch import serve
+    from mobile_mllm.config import log_config, resolve
+
+    config = resolve(DemoConfig, overrides=args)
+    log_config("demo", config)
+    serve(list(args.models), config, args.app)
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = [
@@ -378,6 +393,7 @@ _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callabl
     ("eval-score", _add_eval_score, _run_eval_score),
     ("make-bench", _add_make_bench, _run_make_bench),
     ("export", _add_export, _run_export),
+    ("demo", _add_demo, _run_demo),
     ("train-reference", _add_train_reference, _run_train_reference),
 ]
 

@@ -250,8 +250,11 @@ class Session:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
-    def _plan(self, question: str, image: Any) -> _Plan:
+    def _plan(self, question: str, image: Any, token_budget: int | None = None) -> _Plan:
         """Lay the turn out and size it; no model call. Shrinks the grid if the image does not fit.
+
+        ``token_budget`` caps the image tokens of a new image (a user's choice, e.g. the demo's
+        slider); the grid shrinks further if even that does not fit the context.
 
         A new image starts a new conversation at position 0; the session's state is left as it
         is until the plan has passed every check.
@@ -267,7 +270,7 @@ class Session:
         size = read_image_size(image, self.vision)  # the header only: pixels wait until the plan fits
         # The image must leave room for the answer: a bigger grid is worth less than an answer.
         room = self.methods.max_context_len - self.generation.max_new_tokens
-        plan = self._image_plan(question, plan_tiles(size, self.vision), None)
+        plan = self._image_plan(question, plan_tiles(size, self.vision, token_budget=token_budget), token_budget)
         while plan.num_positions > room:
             budget = plan.tiles.image_tokens - (plan.num_positions - room)
             try:
@@ -309,7 +312,12 @@ class Session:
         return plan
 
     def ask(
-        self, question: str, image: Any = None, *, on_token: Callable[[str], None] | None = None
+        self,
+        question: str,
+        image: Any = None,
+        *,
+        on_token: Callable[[str], None] | None = None,
+        token_budget: int | None = None,
     ) -> Answer:
         """Answer ``question`` (about ``image``, which starts a new conversation; without it, continue this one).
 
@@ -317,13 +325,15 @@ class Session:
             question (str): the user's text (may hold the image placeholder).
             image: a path, bytes, PIL image or array, or None to ask about the current image.
             on_token (Callable[[str], None] | None): called with each new piece of answer text.
+            token_budget (int | None): most image tokens for a new image (a smaller grid is
+                chosen if the policy's grid needs more). Default None: only the context limits it.
 
         Raises:
             ContextOverflowError: the turn does not fit the KV cache (raised before any compute).
             ImageError: the image cannot be loaded.
         """
         start = now_ms()
-        plan = self._plan(question, image)  # every check, before any compute
+        plan = self._plan(question, image, token_budget)  # every check, before any compute
         if image is not None:
             self.reset()
         marks: dict[str, Any] = {"inference_start_ms": start, "num_cached_tokens": self._pos}
