@@ -37,6 +37,10 @@ class DemoConfig:
     """Requests waiting for the model at most; more are refused (bounds memory under many users)."""
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "backend", DemoBackend(self.backend))  # "pte" from Python code too
+        except ValueError as e:
+            raise ConfigError(f"backend must be one of {', '.join(b.value for b in DemoBackend)}, got {self.backend!r}") from e
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
         for name in ("max_new_tokens", "max_context_len", "queue_size"):
