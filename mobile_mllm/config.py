@@ -50,12 +50,15 @@ __all__ = [
 
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
-    """Return ``{field: first docstring line}`` for a dataclass, read from its source.
+    """Return ``{field: first docstring paragraph}`` for a dataclass, read from its source.
 
     A field's doc is the string literal on the line after it, as in::
 
         group_size: int = 32
         \"\"\"Weights per quantization group.\"\"\"
+
+    Its first paragraph (up to a blank line), joined into one line, becomes the ``--help`` text,
+    so a sentence wrapped over several source lines is shown whole.
     """
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
@@ -74,7 +77,7 @@ def field_docs(cls: type) -> dict[str, str]:
                 and isinstance(nxt.value, ast.Constant)
                 and isinstance(nxt.value.value, str)
             ):
-                docs[node.target.id] = nxt.value.value.strip().splitlines()[0]
+                docs[node.target.id] = " ".join(inspect.cleandoc(nxt.value.value).split("\n\n")[0].split())
     for f in dataclasses.fields(cls):
         if "help" in f.metadata:
             docs[f.name] = f.metadata["help"]
