@@ -101,3 +101,10 @@ class ModelAdapter(Protocol):
     def load(self, path: Path, *, dtype: torch.dtype, max_seq_len: int) -> MultimodalModel:
         """Load a checkpoint directory into the contract modules (eval mode, no grad)."""
         ...
+
+    def read_vision_config(self, path: Path) -> VisionConfig:
+        """The directory's preprocessing, read from its small files without loading weights.
+
+        ``grid MODEL`` shows it and ``run`` checks the image with it before the (slow) load.
+        """
+        ...

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import torch
 
     from mobile_mllm.model.adapter import MultimodalModel
+    from mobile_mllm.vision.processor import VisionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ __all__ = [
     "get_adapter",
     "known_families",
     "load_model",
+    "read_vision_config",
     "resolve_model_path",
 ]
 
@@ -88,9 +90,22 @@ def resolve_model_path(model: str | Path) -> Path:
             raise UnsupportedModelError(f"no built-in model {name!r}; known: {known}")
         return BUILTIN_MODELS[name]()
     path = Path(model)
+    if path.exists() and not path.is_dir():
+        raise ModelLoadError(f"{path} is a file; MODEL is a model directory (or builtin:NAME)")
     if not path.is_dir():
         raise ModelLoadError(f"model directory not found: {path}")
     return path
+
+
+def read_vision_config(model: str | Path) -> VisionConfig:
+    """How a model directory (or ``builtin:NAME``) turns images into tiles, without loading its weights.
+
+    Raises:
+        UnsupportedModelError: unknown family or built-in name (``ModelLoadError`` for a missing
+            directory or a missing or malformed file).
+    """
+    directory = resolve_model_path(model)
+    return get_adapter(detect_family(directory)).read_vision_config(directory)
 
 
 def detect_family(path: Path) -> str:

@@ -13,6 +13,8 @@ from mobile_mllm.model.reference.prompt import REFERENCE_PROMPT
 if TYPE_CHECKING:
     import torch
 
+    from mobile_mllm.vision.processor import VisionConfig
+
 __all__ = ["ReferenceAdapter"]
 
 
@@ -36,6 +38,12 @@ class ReferenceAdapter:
         from mobile_mllm.model.reference.checkpoint import load_reference
 
         return load_reference(Path(path), dtype=dtype, max_seq_len=max_seq_len)
+
+    def read_vision_config(self, path: Path) -> VisionConfig:
+        """The directory's VisionConfig without loading weights (see :func:`~mobile_mllm.model.reference.files.read_vision_config`)."""
+        from mobile_mllm.model.reference.files import read_vision_config
+
+        return read_vision_config(Path(path))
 
     def prompt_format(self) -> PromptFormat:
         """The family's chat template and image-token layout."""
