@@ -83,14 +83,18 @@ def _add_grid(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_grid(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
     from mobile_mllm.config import resolve, to_dict  # noqa: PLC0415
-    from mobile_mllm.runtime.preflight import read_vision_config  # noqa: PLC0415
+    from mobile_mllm.runtime.preflight import check_image, read_vision_config  # noqa: PLC0415
     from mobile_mllm.vision.processor import VisionConfig, plan_grid  # noqa: PLC0415
 
     overrides = dict(vars(args))
     if "max_tiles" in overrides and "max_side" not in overrides:
         overrides["max_side"] = None  # --max-tiles alone: no side bound (internvl may pick 5:1)
     cfg = resolve(VisionConfig, recipe=to_dict(read_vision_config(args.model)), overrides=overrides)
+    if Path(args.image).exists():  # a file run would refuse (truncated, not an image) gets no grid either
+        check_image(Path(args.image), cfg)
     result = plan_grid(args.image, cfg, token_budget=args.token_budget).summary()
     _print_result({"model": args.model, **result}, args.json)
     return 0
@@ -328,6 +332,9 @@ def _run_export(args: argparse.Namespace) -> int:
         preset(args.recipe)  # raises ConfigError listing the presets
     recipe: Any = {"quant": to_dict(PRESETS[args.recipe])} if args.recipe in PRESETS else args.recipe
     job = resolve(ExportJob, recipe=recipe, overrides=overrides)
+    from mobile_mllm.model.registry import read_vision_config
+
+    read_vision_config(job.model)  # a wrong MODEL fails here, before minutes of export
     _check_output(job.output, folder=True)
     log_config("export", job)
     bar = None
@@ -476,7 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MobileMLLMError as e:
         if args.verbose:
             logger.exception("error")
-        print(f"mobile-mllm {args.command}: error: {e}", file=sys.stderr)
+        parts = [line.strip() for line in str(e).splitlines() if line.strip()]  # one line, even for a list of problems
+        print(f"mobile-mllm {args.command}: error: {' '.join(parts[:1] + ['; '.join(parts[1:])]).strip()}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("mobile-mllm: interrupted", file=sys.stderr)
