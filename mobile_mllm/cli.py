@@ -227,10 +227,9 @@ def _add_eval_score(sub: argparse._SubParsersAction) -> None:
 
 def _run_eval_score(args: argparse.Namespace) -> int:
     from mobile_mllm.config import log_config, resolve, to_dict
+    from mobile_mllm.eval.data import check_table_file
     from mobile_mllm.eval.report import format_summary, write_report
     from mobile_mllm.eval.score import ScoreConfig, score_predictions
-
-    from mobile_mllm.eval.data import check_table_file
 
     config = resolve(ScoreConfig, overrides=args)
     for table in (args.predictions, config.data):
@@ -320,6 +319,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
     from mobile_mllm.config import log_config, resolve, to_dict
     from mobile_mllm.export.program import STAGES, ExportJob, TargetConfig, export_program
+    from mobile_mllm.model.registry import read_vision_config
     from mobile_mllm.quant.recipe import PRESETS, QuantConfig, preset
     from mobile_mllm.runtime.parity import verify_export
 
@@ -332,8 +332,6 @@ def _run_export(args: argparse.Namespace) -> int:
         preset(args.recipe)  # raises ConfigError listing the presets
     recipe: Any = {"quant": to_dict(PRESETS[args.recipe])} if args.recipe in PRESETS else args.recipe
     job = resolve(ExportJob, recipe=recipe, overrides=overrides)
-    from mobile_mllm.model.registry import read_vision_config
-
     read_vision_config(job.model)  # a wrong MODEL fails here, before minutes of export
     _check_output(job.output, folder=True)
     log_config("export", job)
