@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mobile_mllm import cli
+from mobile_mllm.errors import ContextOverflowError
 from mobile_mllm.vision.grid import GridPolicy, Size, ThumbnailPosition
 from mobile_mllm.vision.processor import VisionConfig, plan_tiles, preprocess
 
@@ -31,8 +32,8 @@ SIDES = st.integers(min_value=1, max_value=20000)
 @st.composite
 def vision_configs(draw: st.DrawFn, tile_sizes: st.SearchStrategy[int] = st.sampled_from([14, 64, 96, 384, 448])) -> VisionConfig:
     """Any policy with any side and/or tile limit (at least one), alpha, thumbnail rule and tile geometry."""
-    max_side = draw(st.none() | st.integers(1, 6))
-    max_tiles = draw(st.integers(1, 40)) if max_side is None else draw(st.none() | st.integers(1, 40))
+    max_side = draw(st.none() | st.integers(1, 12))
+    max_tiles = draw(st.integers(1, 144)) if max_side is None else draw(st.none() | st.integers(1, 144))
     return VisionConfig(
         policy=draw(st.sampled_from(list(GridPolicy))),
         tile_size=draw(tile_sizes),
@@ -84,6 +85,25 @@ def test_every_size_gets_a_grid_within_limits_whose_tiles_partition_the_image(cf
     if thumb:
         whole = plan.boxes[plan.thumbnail_index]
         assert (whole.left, whole.top, whole.right, whole.bottom) == (0, 0, width, height)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cfg=vision_configs(), width=SIDES, height=SIDES, budget=st.integers(1, 20000))
+def test_a_token_budget_gives_a_grid_within_it_or_one_clear_error(cfg: VisionConfig, width: int, height: int, budget: int) -> None:
+    try:
+        plan = plan_tiles(Size(width, height), cfg, token_budget=budget)
+    except ContextOverflowError as e:
+        smallest = (1 + (cfg.thumbnail is not ThumbnailPosition.NONE and cfg.thumbnail_for_single)) * cfg.tokens_per_tile
+        assert budget < smallest and f"token budget {budget} is below the {smallest} image tokens" in str(e)
+        return
+    assert plan.image_tokens <= budget
+    unbounded = plan_tiles(Size(width, height), cfg)
+    assert plan.preferred_grid == unbounded.grid
+    assert plan.reduced_by_budget == (unbounded.image_tokens > budget)
+    if cfg.max_side is not None:
+        assert plan.grid.cols <= cfg.max_side and plan.grid.rows <= cfg.max_side
+    if cfg.max_tiles is not None:
+        assert plan.grid.num_tiles <= cfg.max_tiles
 
 
 def _grid_flags(cfg: VisionConfig) -> list[str]:
