@@ -176,6 +176,12 @@ SUBPROCESS_CASES = ["grid-text_png", "grid-1x20000-file", "run-truncated_jpg", "
 BY_ID = {c.id: c for c in CASES}
 
 
+def test_every_subcommand_has_rows() -> None:
+    """A new subcommand joins the matrix: add at least one :class:`Case` per bad input it takes (a file, a model, -o)."""
+    uncovered = sorted({name for name, _add, _run in cli._COMMANDS} - {c.argv[0] for c in CASES})
+    assert not uncovered, f"no hostile-input rows for: {', '.join(uncovered)} (add Case rows to CASES)"
+
+
 def _argv(case: Case, inputs: dict[str, str]) -> list[str]:
     return [a.format(**inputs) for a in case.argv]
 
