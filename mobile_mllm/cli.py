@@ -39,11 +39,40 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
         print(f"{k:>{width}}: {v}")
 
 
+def _check_output(path: str, *, folder: bool) -> None:
+    """Refuse an output path that cannot be created before any slow work starts (writes stay atomic in the library).
+
+    Checks the path's nearest existing ancestor rather than file modes alone: root ignores modes,
+    but not a regular file standing where a folder must be.
+    """
+    import os
+    from pathlib import Path
+
+    from mobile_mllm.errors import OutputError
+
+    target = Path(path)
+    if target.exists() and target.is_dir() != folder:
+        raise OutputError(f"cannot write {target}: it exists and is {'a file' if folder else 'a folder'}; "
+                          f"-o takes {'a folder' if folder else 'a file'} path")
+    parent = next(p for p in (target, *target.absolute().parents) if p.exists())
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {target}: {parent} is a file, not a folder; choose another -o")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {target}: folder {parent} is not writable; choose another -o")
+
+
 # --------------------------------------------------------------------------- grid
 
 
 def _add_grid(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("grid", help="show the tile grid a policy picks for an image or a WxH size")
+    p = sub.add_parser("grid", help="show the tile grid a model (or a policy) picks for an image or a WxH size")
+    from mobile_mllm.model.registry import DEFAULT_MODEL
+
+    p.add_argument(
+        "model", metavar="MODEL", nargs="?", default=DEFAULT_MODEL,
+        help=f"whose preprocessing to show, as for run: a model directory, an exported program directory or "
+             f"builtin:NAME (default: {DEFAULT_MODEL}); the flags below override its settings",
+    )
     p.add_argument("image", metavar="IMAGE_OR_WxH", help="an image file, or a size such as 1080x2400")
     from mobile_mllm.config import add_arguments
     from mobile_mllm.vision.config import VisionConfig
@@ -54,16 +83,21 @@ def _add_grid(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_grid(args: argparse.Namespace) -> int:
-    from mobile_mllm.config import resolve  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from mobile_mllm.config import resolve, to_dict  # noqa: PLC0415
+    from mobile_mllm.runtime.preflight import check_image, read_vision_config  # noqa: PLC0415
     from mobile_mllm.vision.config import VisionConfig, with_grid_limits  # noqa: PLC0415
     from mobile_mllm.vision.processor import plan_grid  # noqa: PLC0415
 
     given = vars(args)
-    cfg = resolve(VisionConfig, overrides=given)
+    cfg = resolve(VisionConfig, recipe=to_dict(read_vision_config(args.model)), overrides=given)
     limits = {k: getattr(cfg, k) if k in given else None for k in ("max_tiles", "max_side")}
     cfg = with_grid_limits(cfg, **limits)  # --max-tiles alone lifts the side bound, as export's does
+    if Path(args.image).exists():  # a file run would refuse (truncated, not an image) gets no grid either
+        check_image(Path(args.image), cfg)
     result = plan_grid(args.image, cfg, token_budget=args.token_budget).summary()
-    _print_result(result, args.json)
+    _print_result({"model": args.model, **result}, args.json)
     return 0
 
 
@@ -113,14 +147,16 @@ def _run_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mobile_mllm.config import log_config, resolve
-    from mobile_mllm.errors import ImageError
+    from mobile_mllm.runtime.preflight import check_image, check_question, read_vision_config
     from mobile_mllm.runtime.sampling import GenerationConfig
     from mobile_mllm.runtime.session import RuntimeConfig, Session
 
     runtime = resolve(RuntimeConfig, overrides=args)
     generation = resolve(GenerationConfig, overrides=args)
-    if args.image is not None and not Path(args.image).is_file():  # fail before the slow model load
-        raise ImageError(f"image file not found: {args.image} (check the path)")
+    for text in (args.prompt, *args.follow_up):  # every input is checked before the slow model load
+        check_question(text)
+    vision = read_vision_config(args.model)
+    image = None if args.image is None else check_image(Path(args.image), vision)
     log_config("runtime", runtime)
     log_config("generation", generation)
     session = Session.from_dir(args.model, runtime=runtime, generation=generation)
@@ -132,9 +168,10 @@ def _run_run(args: argparse.Namespace) -> int:
 
         questions = [build_vqa_prompt(q) for q in questions]
     for i, question in enumerate(questions):
+        session.check(question, image if i == 0 else None)  # an over-long prompt is refused before it is echoed
         if not args.json:
             print(f"> {question}", flush=True)
-        answer = session.ask(question, args.image if i == 0 else None, on_token=stream)
+        answer = session.ask(question, image if i == 0 else None, on_token=stream)
         stats = answer.stats.to_dict()
         turns.append({"prompt": question, "answer": answer.text, "stop_reason": answer.stop_reason,
                       "tokens": list(answer.tokens), "stats": stats})
@@ -169,6 +206,7 @@ def _run_init_model(args: argparse.Namespace) -> int:
 
     from mobile_mllm.model.reference.init_model import init_model
 
+    _check_output(args.output, folder=True)
     result = dataclasses.asdict(init_model(args.preset, args.output, seed=args.seed, dtype=args.dtype))
     _print_result(result, args.json)
     return 0
@@ -190,10 +228,15 @@ def _add_eval_score(sub: argparse._SubParsersAction) -> None:
 
 def _run_eval_score(args: argparse.Namespace) -> int:
     from mobile_mllm.config import log_config, resolve, to_dict
+    from mobile_mllm.eval.data import check_table_file
     from mobile_mllm.eval.report import format_summary, write_report
     from mobile_mllm.eval.score import ScoreConfig, score_predictions
 
     config = resolve(ScoreConfig, overrides=args)
+    for table in (args.predictions, config.data):
+        if table is not None:
+            check_table_file(table)
+    _check_output(args.output_dir, folder=True)
     log_config("eval-score", config)
     report = score_predictions(args.predictions, config)
     paths = write_report(report, args.output_dir, config={"predictions": args.predictions, **to_dict(config)})
@@ -225,10 +268,13 @@ def _run_make_bench(args: argparse.Namespace) -> int:
     from mobile_mllm.errors import ConfigError
     from mobile_mllm.eval.suite import build_suite_config, make_bench
 
-    suite = build_suite_config(args.suite, vars(args))
     if args.output is None and args.suite is None:
         raise ConfigError("make-bench needs -o FILE.tsv (or --suite SUITE.toml to regenerate a suite)")
+    suite = build_suite_config(args.suite, vars(args))
+    if args.output is None and not suite.tsv:
+        raise ConfigError(f"{args.suite} names no tsv file; pass -o FILE.tsv")
     out = Path(args.output) if args.output else Path(args.suite).with_name(suite.tsv)
+    _check_output(str(out), folder=False)
     record, rows = make_bench(suite, out)
     print(f"wrote {out} ({rows} rows, {out.stat().st_size} bytes, dataset type {record.dataset_type.value}) "
           f"and {out.with_suffix('.toml')}")
@@ -274,6 +320,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
     from mobile_mllm.config import log_config, resolve, to_dict
     from mobile_mllm.export.program import STAGES, ExportJob, TargetConfig, export_program
+    from mobile_mllm.model.registry import read_vision_config
     from mobile_mllm.quant.recipe import PRESETS, QuantConfig, preset
     from mobile_mllm.runtime.parity import verify_export
 
@@ -286,6 +333,8 @@ def _run_export(args: argparse.Namespace) -> int:
         preset(args.recipe)  # raises ConfigError listing the presets
     recipe: Any = {"quant": to_dict(PRESETS[args.recipe])} if args.recipe in PRESETS else args.recipe
     job = resolve(ExportJob, recipe=recipe, overrides=overrides)
+    read_vision_config(job.model)  # a wrong MODEL fails here, before minutes of export
+    _check_output(job.output, folder=True)
     log_config("export", job)
     bar = None
     if sys.stderr.isatty() and not args.quiet:
@@ -361,6 +410,7 @@ def _run_train_reference(args: argparse.Namespace) -> int:
     from mobile_mllm.train.loop import TrainConfig, train_reference
 
     config = resolve(TrainConfig, overrides=args)
+    _check_output(args.output, folder=True)
     log_config("train-reference", config)
     result = {k: str(v) if k in ("output", "model_dir") else v
               for k, v in dataclasses.asdict(train_reference(config, args.output)).items()}
@@ -432,7 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MobileMLLMError as e:
         if args.verbose:
             logger.exception("error")
-        print(f"mobile-mllm {args.command}: error: {e}", file=sys.stderr)
+        parts = [line.strip() for line in str(e).splitlines() if line.strip()]  # one line, even for a list of problems
+        print(f"mobile-mllm {args.command}: error: {' '.join(parts[:1] + ['; '.join(parts[1:])]).strip()}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("mobile-mllm: interrupted", file=sys.stderr)

@@ -101,7 +101,8 @@ def build_suite_config(suite_path: str | Path | None, flags: dict[str, object]) 
 
     ``flags`` holds flat names as ``make-bench`` parses them: ``seed``, ``count``, ``circular`` for
     the suite and ``kinds``, ``forms``, ``min_side_px``… for its ``[spec]`` (precedence: default <
-    TOML < flag).
+    TOML < flag). A suite holds one question form, so when neither the TOML nor a flag names
+    ``forms`` the suite is MCQ (the generator's default draws every form, which a TSV cannot hold).
     """
     from dataclasses import fields  # noqa: PLC0415
 
@@ -111,5 +112,8 @@ def build_suite_config(suite_path: str | Path | None, flags: dict[str, object]) 
     suite_names = {f.name for f in fields(SuiteConfig)} - {"spec"}
     overrides = {k: v for k, v in flags.items() if k in suite_names}
     overrides.update({f"spec.{k}": v for k, v in flags.items() if k in spec_names})
-    recipe = load_toml(suite_path) if suite_path is not None else None
+    recipe = load_toml(suite_path) if suite_path is not None else {}
+    spec = recipe.get("spec")
+    if "spec.forms" not in overrides and not (isinstance(spec, dict) and "forms" in spec):
+        overrides["spec.forms"] = [Form.MCQ.value]
     return resolve(SuiteConfig, recipe=recipe, overrides=overrides)
