@@ -141,6 +141,7 @@ class _Stream:
         self._acked = threading.Event()
         self._acked.set()
         self.closed = threading.Event()
+        self._clse_sent = False
 
     def send(self, data: bytes) -> None:
         """WRTE ``data`` in payload-sized pieces, each after the client's OKAY of the previous one."""
@@ -158,9 +159,10 @@ class _Stream:
         self._acked.set()
 
     def close(self) -> None:
-        """CLSE to the client (once), and wake whoever waits on this stream."""
-        if not self.closed.is_set():
-            self.closed.set()
+        """CLSE to the client (once, also in answer to the client's CLSE), and wake whoever waits on this stream."""
+        self.closed.set()
+        if not self._clse_sent:
+            self._clse_sent = True
             self.conn.send(CLSE, self.local_id, self.remote_id)
             self.conn.forget(self.local_id)
         self.inbox.put(None)
