@@ -65,6 +65,20 @@ class CommandResult:
     stderr: str
 
 
+def _tcp_open(serial: str) -> bool:
+    """Whether a TCP ``host:port`` accepts connections (a device that answers TCP but not ADB auth is unauthorized)."""
+    import socket
+
+    if ":" not in serial:
+        return False
+    host, _, port = serial.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def _text(e: BaseException) -> str:
     arg = e.args[0] if e.args else e
     return arg.decode("utf-8", "replace") if isinstance(arg, (bytes, bytearray)) else str(arg)
@@ -95,14 +109,19 @@ class AdbDevice:
     """
 
     def __init__(self, serial: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, key_path: Path | None = None) -> None:
-        from adb_shell import exceptions as ex
-
         self.serial = serial
         self.timeout_s = timeout_s
-        self._dev = self._transport(serial, timeout_s)
+        self.key_path = key_path
+        self._dev = self._connect()
+
+    def _connect(self) -> Any:
+        from adb_shell import exceptions as ex
+
+        serial, timeout_s = self.serial, self.timeout_s
+        dev = self._transport(serial, timeout_s)
         try:
-            self._dev.connect(rsa_keys=[load_signer(key_path)], auth_timeout_s=AUTH_TIMEOUT_S,
-                              transport_timeout_s=timeout_s, read_timeout_s=timeout_s)
+            dev.connect(rsa_keys=[load_signer(self.key_path)], auth_timeout_s=AUTH_TIMEOUT_S,
+                        transport_timeout_s=timeout_s, read_timeout_s=timeout_s)
         except ConnectionRefusedError as e:
             raise DeviceNotFoundError(
                 f"no device at {serial} (connection refused); check the address, or run `mobile-mllm devices`"
@@ -110,18 +129,21 @@ class AdbDevice:
         except ex.DeviceAuthError as e:
             raise DeviceUnauthorizedError(self._unauthorized()) from e
         except (ex.AdbTimeoutError, ex.TcpTimeoutException) as e:
-            raise DeviceUnauthorizedError(self._unauthorized()) if self._reached() else DeviceError(
-                f"device {serial} is offline (no ADB answer within {timeout_s:.0f} s); reconnect it") from e
+            if _tcp_open(serial):  # it answers TCP but not the handshake: waiting for the user
+                raise DeviceUnauthorizedError(self._unauthorized()) from e
+            raise DeviceError(f"device {serial} is offline (no ADB answer within {timeout_s:.0f} s); reconnect it") from e
         except _adb_errors() as e:
             raise DeviceError(f"device {serial} is offline or not an ADB device ({type(e).__name__}: {e})") from e
+        return dev
+
+    def reconnect(self) -> None:
+        """Drop the connection and open a new one (after a lost or timed-out command)."""
+        self.close()
+        self._dev = self._connect()
 
     def _unauthorized(self) -> str:
         return (f"device {self.serial} is unauthorized: accept the 'Allow USB debugging' prompt on the phone "
                 f"for the key {default_key_path()}.pub, then retry")
-
-    def _reached(self) -> bool:
-        """Whether the TCP connection itself was made (then a silent device is waiting for the user)."""
-        return ":" in self.serial and getattr(getattr(self._dev, "_io_manager", None), "_transport", None) is not None
 
     @staticmethod
     def _transport(serial: str, timeout_s: float) -> Any:
@@ -163,7 +185,7 @@ class AdbDevice:
         timeout = timeout_s or self.timeout_s
         buf = bytearray()
         with self._lost(f"`{command[:60]}`"):
-            for piece in self._dev._streaming_command(b"shell,v2,raw", command.encode(), self.timeout_s, timeout, None):
+            for piece in self._dev._streaming_command(b"shell,v2,raw", command.encode(), timeout, timeout, None):
                 buf += piece
                 while len(buf) >= 5:
                     kind, length = struct.unpack_from("<BI", buf)
