@@ -25,7 +25,7 @@ from mobile_mllm.errors import DeviceError, RunnerError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunnerConfig", "RunResult", "find_runner", "parse_memory", "parse_stats_line", "peak_memory_bytes", "push_input", "runner_argv", "run_on_device"]
+__all__ = ["RunnerConfig", "RunResult", "find_runner", "parse_memory", "parse_stats_line", "peak_memory_bytes", "push_input", "answer_on_device", "runner_argv", "run_on_device"]
 
 HOST_RUNNER = "mobile-mllm-runner"
 """The runner's name on the device's PATH when no native runner was pushed (the loopback device has it)."""
@@ -217,3 +217,20 @@ def push_input(device: Any, image: Path, remote_dir: str) -> str:
     push_file(device, image, remote, digest=digest)
     return remote
 
+
+
+def answer_on_device(
+    serial: str | None, out: Path, image: Path | None, prompt: str, cfg: RunnerConfig, *,
+    remote_dir: str | None = None, on_text: Callable[[str], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> RunResult:
+    """``mobile-mllm run --serial``: push the program if needed, then answer on the device, streaming the text."""
+    from mobile_mllm.device.discover import describe, open_device
+    from mobile_mllm.device.push import push_program
+
+    with open_device(serial) as device:
+        abi = describe(device, device.serial).abi
+        pushed = push_program(device, out, remote_dir=remote_dir, abi=abi, on_progress=on_progress)
+        image_remote = push_input(device, image, pushed.remote_dir) if image is not None else None
+        argv = runner_argv(find_runner(device, pushed.remote_dir, abi), pushed.remote_dir, image_remote, prompt, cfg)
+        return run_on_device(device, pushed.remote_dir, argv, timeout_s=cfg.timeout_s, on_text=on_text)
