@@ -180,7 +180,7 @@ def run_on_device(
         pid = _kill_runner(device, work_dir)
         raise RunnerError(f"the runner on {device.serial} did not finish within {timeout_s:.0f} s and was killed "
                           f"(pid {pid}); raise the timeout or lower --max-new-tokens/--runs") from e
-    tail = "\n".join(stderr.strip().splitlines()[-5:])
+    tail = " | ".join(stderr.strip().splitlines()[-5:])  # one line for the error message
     samples = parse_memory(device.run(f"cat {shlex.quote(posixpath.join(work_dir, _MEM_FILE))}").stdout)
     if code in (126, 127):
         raise RunnerError(f"the runner on {device.serial} is {'not executable' if code == 126 else 'missing'}: {tail}")
