@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mobile_mllm import contract
-from mobile_mllm.device.run import RunnerConfig, find_runner, push_input, run_on_device, runner_argv
+from mobile_mllm.device.run import RunnerConfig, check_image, find_runner, push_input, run_on_device, runner_argv
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +213,7 @@ def profile_programs(
     from mobile_mllm.device.discover import describe, open_device
     from mobile_mllm.device.push import push_program
 
+    check_image(image)
     with open_device(serial) as device:
         facts = describe(device, device.serial).to_dict()
         programs = []

@@ -25,7 +25,7 @@ from mobile_mllm.errors import DeviceError, RunnerError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunnerConfig", "RunResult", "find_runner", "parse_memory", "parse_stats_line", "peak_memory_bytes", "push_input", "answer_on_device", "runner_argv", "run_on_device"]
+__all__ = ["RunnerConfig", "RunResult", "find_runner", "parse_memory", "parse_stats_line", "peak_memory_bytes", "push_input", "answer_on_device", "check_image", "runner_argv", "run_on_device"]
 
 HOST_RUNNER = "mobile-mllm-runner"
 """The runner's name on the device's PATH when no native runner was pushed (the loopback device has it)."""
@@ -207,6 +207,14 @@ def _kill_runner(device: Any, work_dir: str) -> str:
     return "?"
 
 
+def check_image(image: Path | None) -> None:
+    """Fail before connecting when the image to send does not exist."""
+    if image is not None and not image.is_file():
+        from mobile_mllm.errors import ImageError
+
+        raise ImageError(f"image file not found: {image} (check the path)")
+
+
 def push_input(device: Any, image: Path, remote_dir: str) -> str:
     """Push the image into ``remote_dir/inputs/`` under its hash (skipped when already there); its remote path."""
     from mobile_mllm.device.push import push_file, sha256_file
@@ -228,6 +236,7 @@ def answer_on_device(
     from mobile_mllm.device.discover import describe, open_device
     from mobile_mllm.device.push import push_program
 
+    check_image(image)
     with open_device(serial) as device:
         abi = describe(device, device.serial).abi
         pushed = push_program(device, out, remote_dir=remote_dir, abi=abi, on_progress=on_progress)
