@@ -1,7 +1,8 @@
 """One ADB connection to a device, over ``adb-shell``: key, connect, commands with exit status, file transfer.
 
 :class:`AdbDevice` owns the connection. Serials are ``host:port`` (TCP, as ``adb connect``
-uses them) or a USB serial (where ``libusb1`` is installed). The user's key is
+uses them) or a USB serial (where ``libusb1`` is installed); a serial that a running ``adb``
+server holds goes through that server instead (``adb_server.py``). The user's key is
 ``~/.android/adbkey`` (what Android Studio's ``adb`` uses, so a phone that trusts ``adb`` trusts
 us), created with mode 0600 when missing; it is never logged or copied. Commands use the
 ``shell,v2`` service, which carries stdout, stderr and the exit status separately (every phone
@@ -142,7 +143,18 @@ class AdbDevice:
     def _connect(self) -> Any:
         from adb_shell import exceptions as ex
 
+        from mobile_mllm.device.adb_server import ServerLink, server_devices
+
         serial, timeout_s = self.serial, self.timeout_s
+        state = dict(server_devices() or []).get(serial)
+        if state is not None:  # a running adb server holds this device: let it relay
+            if state == "unauthorized":
+                raise DeviceUnauthorizedError(self._unauthorized())
+            if state != "device":
+                raise DeviceError(f"device {serial} is {state} in the adb server; reconnect it (adb reconnect)")
+            logger.debug("%s: through the adb server", serial)
+            _use_fast_checksum()
+            return ServerLink(serial, timeout_s)
         dev = self._transport(serial, timeout_s)
         try:
             dev.connect(rsa_keys=[load_signer(self.key_path)], auth_timeout_s=self.auth_timeout_s,

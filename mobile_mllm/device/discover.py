@@ -1,8 +1,9 @@
 """Which devices are there, and what they are: serial, state, model, SoC, ABI, Android version, RAM, free space.
 
 Candidates are the ``host:port`` serials in ``$MOBILE_MLLM_ADB_DEVICES`` (comma-separated)
-when it is set, else the local ports adb itself scans for emulators (127.0.0.1:5555 to 5585,
-odd ports), plus USB devices where ``libusb1`` is installed. Each candidate is connected to
+when it is set (and only those), else the local ports adb itself scans for emulators
+(127.0.0.1:5555 to 5585, odd ports), the devices a running adb server holds, and USB devices
+where ``libusb1`` is installed. Each candidate is connected to
 once; one command reads every fact, so listing a device costs one round trip.
 Deliberately not here: choosing what to do with a device (cli.py), pushing (push.py).
 """
@@ -73,13 +74,15 @@ def _listening(port: int) -> bool:
 
 
 def candidate_serials() -> list[str]:
-    """Serials worth trying: ``$MOBILE_MLLM_ADB_DEVICES``, else listening local emulator ports; then USB."""
+    """Serials worth trying: ``$MOBILE_MLLM_ADB_DEVICES``, else listening local ports, adb server devices, USB."""
     env = os.environ.get(ENV_DEVICES)
     if env is not None:
-        tcp = [s.strip() for s in env.split(",") if s.strip()]
-    else:
-        tcp = [f"127.0.0.1:{p}" for p in range(5555, 5586, 2) if _listening(p)]
-    return tcp + _usb_serials()
+        return [s.strip() for s in env.split(",") if s.strip()]
+    tcp = [f"127.0.0.1:{p}" for p in range(5555, 5586, 2) if _listening(p)]
+    from mobile_mllm.device.adb_server import server_devices
+
+    held = [serial for serial, _state in server_devices() or []]
+    return tcp + [s for s in held if s not in tcp] + [s for s in _usb_serials() if s not in held]
 
 
 def parse_df_available(text: str) -> int:

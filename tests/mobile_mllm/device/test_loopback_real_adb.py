@@ -113,3 +113,22 @@ def test_legacy_shell_and_exec_out_services(adb, adb_device) -> None:
     raw = subprocess.run(["adb", "-s", dev.address, "exec-out", "cat /data/local/tmp/bin.dat"], capture_output=True,
                          env=adb.env, timeout=60)  # type: ignore[attr-defined]
     assert raw.stdout == payload  # exec: is binary-clean (no pty, no newline translation)
+
+
+def test_our_client_through_the_real_adb_server(adb, adb_device, tmp_path: Path, monkeypatch) -> None:
+    """The other direction: our AdbDevice relayed by Debian's adb server (host:transport, shell,v2, sync)."""
+    from mobile_mllm.device.adb import AdbDevice
+    from mobile_mllm.device.adb_server import ServerLink
+    from mobile_mllm.device.push import push_file
+
+    dev = adb_device()
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", adb.env["ANDROID_ADB_SERVER_PORT"])  # type: ignore[attr-defined]
+    src = tmp_path / "blob.bin"
+    src.write_bytes(os.urandom(3 * 2**20))
+    with AdbDevice(dev.address) as client:
+        assert isinstance(client._dev, ServerLink)
+        r = client.run("echo out; echo err >&2; exit 5")
+        assert (r.exit_code, r.stdout, r.stderr) == (5, "out\n", "err\n")
+        assert push_file(client, src, "/data/local/tmp/s/blob.bin")  # verified on the device by hash
+        client.pull("/data/local/tmp/s/blob.bin", tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()
