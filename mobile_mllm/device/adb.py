@@ -66,20 +66,6 @@ class CommandResult:
     stderr: str
 
 
-def _tcp_open(serial: str) -> bool:
-    """Whether a TCP ``host:port`` accepts connections (a device that answers TCP but not ADB auth is unauthorized)."""
-    import socket
-
-    if ":" not in serial:
-        return False
-    host, _, port = serial.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=2):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
 def byte_sum(data: bytes | bytearray | str) -> int:
     """ADB's packet checksum (the byte sum, 32 bits), with numpy: same value as adb-shell's, ~50x faster.
 
@@ -156,9 +142,10 @@ class AdbDevice:
             _use_fast_checksum()
             return ServerLink(serial, timeout_s)
         dev = self._transport(serial, timeout_s)
+        asked = []  # adb-shell calls back when the device rejected our signature and we offer the public key
         try:
             dev.connect(rsa_keys=[load_signer(self.key_path)], auth_timeout_s=self.auth_timeout_s,
-                        transport_timeout_s=timeout_s, read_timeout_s=timeout_s)
+                        transport_timeout_s=timeout_s, read_timeout_s=timeout_s, auth_callback=asked.append)
         except ConnectionRefusedError as e:
             raise DeviceNotFoundError(
                 f"no device at {serial} (connection refused); check the address, or run `mobile-mllm devices`"
@@ -166,7 +153,7 @@ class AdbDevice:
         except ex.DeviceAuthError as e:
             raise DeviceUnauthorizedError(self._unauthorized()) from e
         except (ex.AdbTimeoutError, ex.TcpTimeoutException) as e:
-            if _tcp_open(serial):  # it answers TCP but not the handshake: waiting for the user
+            if asked:  # our key was offered and the device said nothing: the prompt waits on the phone
                 raise DeviceUnauthorizedError(self._unauthorized()) from e
             raise DeviceError(f"device {serial} is offline (no ADB answer within {timeout_s:.0f} s); reconnect it") from e
         except _adb_errors() as e:
