@@ -86,7 +86,9 @@ def candidate_serials() -> list[str]:
 
 
 def parse_df_available(text: str) -> int:
-    """Available bytes from ``df -k DIR`` output (toybox and GNU: the 4th column of the last line, in KiB).
+    """Available bytes from ``df -k DIR`` output (toybox and GNU: the KiB column before ``Use%``).
+
+    The column is found from the ``NN%`` field, because GNU df wraps a long device name onto its own line.
 
     Example:
         >>> parse_df_available("Filesystem 1K-blocks Used Available Use% Mounted on\\n/dev/sda 100 40 60 40% /data\\n")
@@ -94,8 +96,9 @@ def parse_df_available(text: str) -> int:
     """
     fields = text.strip().splitlines()[-1].split()
     try:
-        return int(fields[3]) * 1024
-    except (IndexError, ValueError) as e:
+        at = next(i for i, f in enumerate(fields) if f.endswith("%") and f[:-1].isdigit())
+        return int(fields[at - 1]) * 1024
+    except (StopIteration, IndexError, ValueError) as e:
         raise DeviceError(f"cannot read free space from df's output {text.strip()[-120:]!r}") from e
 
 
@@ -127,7 +130,7 @@ def list_devices(serials: list[str] | None = None) -> list[DeviceInfo]:
     infos = []
     for serial in serials if serials is not None else candidate_serials():
         try:
-            with AdbDevice(serial, timeout_s=10) as dev:
+            with AdbDevice(serial, timeout_s=10, auth_timeout_s=2) as dev:  # listing does not wait for the prompt
                 infos.append(describe(dev, serial))
         except DeviceUnauthorizedError as e:
             infos.append(DeviceInfo(serial, "unauthorized", error=str(e)))
