@@ -498,8 +498,6 @@ class LoopbackDevice:
     """
 
     config: LoopbackConfig = field(default_factory=LoopbackConfig)
-    hooks: dict[str, Callable[..., object]] = field(default_factory=dict)
-    """Fault-injection points for tests: ``"service"(name) -> name`` may rewrite a service request."""
 
     def __post_init__(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="mobile_mllm_loopback_")
@@ -588,9 +586,6 @@ class LoopbackDevice:
 
     def service(self, name: str) -> Callable[[_Connection, _Stream], None] | None:
         """The handler of an OPENed service, or None (the stream is refused with CLSE)."""
-        hook = self.hooks.get("service")
-        if hook is not None:
-            name = str(hook(name))
         if name.startswith("shell,v2") or name.startswith("shell,"):
             command = name.split(":", 1)[1] if ":" in name else ""
             return lambda c, s: _run_command(c, s, command, mode="v2" if "v2" in name.split(":", 1)[0] else "shell")
