@@ -502,6 +502,8 @@ class LoopbackDevice:
     def __post_init__(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="mobile_mllm_loopback_")
         self.root = os.path.realpath(self.config.root or os.path.join(self._tmp.name, "data_local_tmp"))
+        if shlex.quote(self.root) != self.root:  # it is spliced into quoted device commands
+            raise DeviceError(f"loopback root {self.root!r} has characters a shell would interpret; use a plain path")
         os.makedirs(self.root, exist_ok=True)
         self.bin_dir = os.path.join(self._tmp.name, "bin")
         self._keys: list[tuple[int, int]] = []
