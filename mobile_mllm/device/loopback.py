@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobile_mllm.device.adb import byte_sum
+from mobile_mllm.device.adb_server import recv_exact
 from mobile_mllm.errors import DeviceError
 
 logger = logging.getLogger(__name__)
@@ -213,20 +214,11 @@ class _Connection:
     def forget(self, local_id: int) -> None:
         self.streams.pop(local_id, None)
 
-    def _recv_exact(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            piece = self.sock.recv(n - len(buf))
-            if not piece:
-                raise EOFError("client disconnected")
-            buf += piece
-        return bytes(buf)
-
     def read_packet(self) -> tuple[int, int, int, bytes]:
-        command, arg0, arg1, length, _checksum, magic = HEADER.unpack(self._recv_exact(HEADER.size))
+        command, arg0, arg1, length, _checksum, magic = HEADER.unpack(recv_exact(self.sock, HEADER.size))
         if magic != command ^ 0xFFFFFFFF or command not in KNOWN_COMMANDS or length > 16 * 1024 * 1024:
             raise ValueError(f"malformed packet header (command {command:#x}, magic {magic:#x}, length {length})")
-        return command, arg0, arg1, self._recv_exact(length) if length else b""
+        return command, arg0, arg1, recv_exact(self.sock, length) if length else b""
 
     def serve(self) -> None:
         try:
