@@ -267,6 +267,36 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval-compare", help="compare eval results side by side (accuracy, paired McNemar test, tokens, latency)")
+    p.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="results directories of `mobile-mllm eval` (the first is the baseline)")
+    p.add_argument("--label", action="append", default=None, help="a name per results directory, in order (repeatable)")
+    p.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR", help="where compare.md, compare.json and compare.png go")
+
+
+def _run_eval_compare(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from mobile_mllm.errors import ConfigError
+    from mobile_mllm.eval.compare import compare_runs, format_markdown, load_results, plot_comparison
+
+    labels = args.label or [None] * len(args.results)
+    if len(labels) != len(args.results):
+        raise ConfigError(f"{len(labels)} --label value(s) for {len(args.results)} results directories; give one per directory")
+    comparisons = compare_runs([load_results(r, label) for r, label in zip(args.results, labels)])
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = format_markdown(comparisons)
+    (out / "compare.md").write_text(text, encoding="utf-8")
+    (out / "compare.json").write_text(json.dumps([dataclasses.asdict(c) for c in comparisons], indent=2, default=str) + "\n",
+                                      encoding="utf-8")
+    plot_comparison(comparisons, out / "compare.png")
+    print(text, end="")
+    logger.info("wrote %s", ", ".join(str(out / n) for n in ("compare.md", "compare.json", "compare.png")))
+    return 0
+
+
 # --------------------------------------------------------------------------- make-bench
 
 
@@ -440,6 +470,7 @@ _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callabl
     ("init-model", _add_init_model, _run_init_model),
     ("eval-score", _add_eval_score, _run_eval_score),
     ("eval", _add_eval, _run_eval),
+    ("eval-compare", _add_eval_compare, _run_eval_compare),
     ("make-bench", _add_make_bench, _run_make_bench),
     ("export", _add_export, _run_export),
     ("train-reference", _add_train_reference, _run_train_reference),
