@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -137,3 +138,27 @@ def test_skip_bad_rows_reports_an_undecodable_image_and_scores_the_rest(tiny_dir
     assert [b.index for b in results[0].bad_rows] == ["1"]
     summary = json.loads((tmp_path / "lenient" / "summary.json").read_text())
     assert summary["benchmarks"]["broken_yn"]["bad_rows"][0]["index"] == "1"
+
+
+W4_PROGRAM = Path(os.environ.get("MOBILE_MLLM_W4_PROGRAM", "/work/coord/baseline/w4"))
+"""A w4 export of builtin:synth-small (``mobile-mllm export -o DIR``); the test skips without one."""
+W4_MAX_DIFFERENT = 3
+"""Of the 24 questions below, at most this many w4 answers may differ from the float model's. Recorded:
+11 of 223 answers differ on the whole quick suite (4.9 %; bench/RESULTS.md), 0 of these 24."""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (W4_PROGRAM / "model.pte").is_file(), reason=f"no w4 program of the built-in model at {W4_PROGRAM}")
+def test_builtin_w4_program_answers_within_the_recorded_tolerance_of_the_float_model(tmp_path: Path, repo_root: Path,
+                                                                                   read_predictions) -> None:
+    suite = tmp_path / "three.toml"
+    names = ["synth_mcq", "synth_yn", "synth_vqa"]
+    suite.write_text("benchmarks = [" + ", ".join(f'"{repo_root / "eval" / n}.toml"' for n in names) + "]\n")
+    cfg = EvalConfig(data=str(suite), limit=8, workers=2)
+    run_eval("builtin:synth-small", cfg, tmp_path / "float")
+    run_eval(str(W4_PROGRAM), cfg, tmp_path / "w4")
+    eager, w4 = read_predictions(tmp_path / "float"), read_predictions(tmp_path / "w4")
+    assert sorted(eager) == sorted(w4) == sorted(names)
+    different = [(n, k) for n in names for k in eager[n] if eager[n][k] != w4[n][k]]
+    assert sum(len(v) for v in w4.values()) == 24
+    assert len(different) <= W4_MAX_DIFFERENT, different
