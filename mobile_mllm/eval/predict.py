@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "STAT_KEYS",
+    "HostPool",
     "HostPredictor",
     "HostSpec",
     "ImageSource",
@@ -160,6 +161,51 @@ def _work(request: Request) -> Prediction:
     return _WORKER["predictor"](request)
 
 
+class HostPool:
+    """Host predictors kept alive across benchmarks: this process, or ``workers`` worker processes.
+
+    Call it with a list of requests to get their predictions as they complete; :meth:`close`
+    (or ``with``) ends the workers. The model is loaded once per worker for the whole run.
+    """
+
+    def __init__(self, spec: HostSpec, workers: int = 1) -> None:
+        self.spec = spec
+        self.workers = workers
+        self._local: HostPredictor | None = None
+        self._pool: Any = None
+
+    def __call__(self, requests: Iterable[Request]) -> Iterator[Prediction]:
+        items = list(requests)
+        if not items:
+            return
+        if self.workers <= 1:
+            if self._local is None:
+                self._local = HostPredictor(self.spec)
+            for request in items:
+                yield self._local(request)
+            return
+        if self._pool is None:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools exist can deadlock
+            self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=(self.spec,))
+        yield from self._pool.imap_unordered(_work, items, chunksize=1)
+
+    def close(self) -> None:
+        """Stop the worker processes (if any)."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+        self._local = None
+
+    def __enter__(self) -> HostPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def predict_host(requests: Iterable[Request], spec: HostSpec, *, workers: int = 1) -> Iterator[Prediction]:
     """Answer ``requests`` on this machine, yielding each prediction as soon as it exists.
 
@@ -172,15 +218,5 @@ def predict_host(requests: Iterable[Request], spec: HostSpec, *, workers: int = 
         Prediction: in completion order (the same as request order with one worker).
     """
     items = list(requests)
-    if not items:
-        return
-    if workers <= 1:
-        predictor = HostPredictor(spec)
-        for request in items:
-            yield predictor(request)
-        return
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools exist can deadlock
-    with ctx.Pool(min(workers, len(items)), initializer=_init_worker, initargs=(spec,)) as pool:
-        yield from pool.imap_unordered(_work, items, chunksize=1)
+    with HostPool(spec, min(workers, max(1, len(items)))) as pool:
+        yield from pool(items)

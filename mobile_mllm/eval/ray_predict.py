@@ -30,7 +30,7 @@ from mobile_mllm.eval.predict import HostPredictor, HostSpec, Prediction, Reques
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["predict_ray", "predict_ray_devices"]
+__all__ = ["RayPool", "predict_ray", "predict_ray_devices"]
 
 LOCAL = "local"
 """``--ray`` without an address: start a local cluster for this run."""
@@ -83,32 +83,51 @@ def _stream(ray: Any, actors: Sequence[Any], method: str, items: Sequence[Any]) 
         yield ray.get(done[0])
 
 
-def predict_ray(requests: Sequence[Request], spec: HostSpec, *, address: str = LOCAL, workers: int = 1) -> Iterator[Prediction]:
-    """Answer ``requests`` with ``workers`` Ray actors (one CPU each), yielding answers as they complete.
+class RayPool:
+    """``workers`` Ray actors (one CPU each) kept alive across benchmarks; call with requests, then :meth:`close`.
 
     Args:
-        requests (Sequence[Request]): the questions.
-        spec (HostSpec): the model and overrides (each actor opens it).
+        spec (HostSpec): the model and overrides (each actor opens it once).
         address (str): ``local`` (start a cluster here), ``auto`` or ``ray://host:port``. Default ``local``.
         workers (int): actors. Default 1.
 
     Raises:
         MissingDependencyError: Ray is not installed.
     """
-    items = list(requests)
-    if not items:
-        return
-    ray = _ray()
-    started = _connect(ray, address, workers)
-    actor_cls = ray.remote(num_cpus=1)(_HostActor)
-    actors = [actor_cls.remote(spec) for _ in range(min(workers, len(items)))]
+
+    def __init__(self, spec: HostSpec, *, address: str = LOCAL, workers: int = 1) -> None:
+        self.ray = _ray()
+        self.spec, self.address, self.workers = spec, address, workers
+        self._actors: list[Any] = []
+        self._started = False
+
+    def __call__(self, requests: Sequence[Request]) -> Iterator[Prediction]:
+        items = list(requests)
+        if not items:
+            return
+        if not self._actors:
+            self._started = _connect(self.ray, self.address, self.workers)
+            actor_cls = self.ray.remote(num_cpus=1)(_HostActor)
+            self._actors = [actor_cls.remote(self.spec) for _ in range(self.workers)]
+        yield from _stream(self.ray, self._actors, "predict", items)
+
+    def close(self) -> None:
+        """End the actors, and the cluster if this pool started it."""
+        for actor in self._actors:
+            self.ray.kill(actor)
+        self._actors = []
+        if self._started:
+            self.ray.shutdown()
+            self._started = False
+
+
+def predict_ray(requests: Sequence[Request], spec: HostSpec, *, address: str = LOCAL, workers: int = 1) -> Iterator[Prediction]:
+    """Answer ``requests`` with a :class:`RayPool` of ``workers`` actors, yielding answers as they complete."""
+    pool = RayPool(spec, address=address, workers=workers)
     try:
-        yield from _stream(ray, actors, "predict", items)
+        yield from pool(requests)
     finally:
-        for actor in actors:
-            ray.kill(actor)
-        if started:
-            ray.shutdown()
+        pool.close()
 
 
 class _DeviceActor:

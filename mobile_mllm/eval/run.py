@@ -347,8 +347,21 @@ def _model_label(model: str) -> str:
 Predict = Callable[[list[Request]], Iterator[Prediction]]
 
 
-def make_predict(model: str, backend: EvalBackend, cfg: EvalConfig) -> Predict:
-    """The answering function of a run: host processes, Ray actors or phones."""
+class _Stateless:
+    """A predict function with nothing to close."""
+
+    def __init__(self, fn: Predict) -> None:
+        self.fn = fn
+
+    def __call__(self, requests: list[Request]) -> Iterator[Prediction]:
+        return self.fn(requests)
+
+    def close(self) -> None:
+        pass
+
+
+def make_predict(model: str, backend: EvalBackend, cfg: EvalConfig) -> Any:
+    """The answering object of a run (host processes, Ray actors or phones): call it per benchmark, then ``close()``."""
     spec = HostSpec(model=model, vision_overrides=cfg.vision_overrides(), max_new_tokens=cfg.max_new_tokens)
     if backend is EvalBackend.DEVICE:
         from mobile_mllm.eval.device_predict import DeviceSpec, predict_devices
@@ -357,15 +370,15 @@ def make_predict(model: str, backend: EvalBackend, cfg: EvalConfig) -> Predict:
         if cfg.ray is not None:
             from mobile_mllm.eval.ray_predict import predict_ray_devices
 
-            return lambda requests: predict_ray_devices(requests, dspec, address=cfg.ray)
-        return lambda requests: predict_devices(requests, dspec)
+            return _Stateless(lambda requests: predict_ray_devices(requests, dspec, address=cfg.ray))
+        return _Stateless(lambda requests: predict_devices(requests, dspec))
     if cfg.ray is not None:
-        from mobile_mllm.eval.ray_predict import predict_ray
+        from mobile_mllm.eval.ray_predict import RayPool
 
-        return lambda requests: predict_ray(requests, spec, address=cfg.ray, workers=cfg.workers)
-    from mobile_mllm.eval.predict import predict_host
+        return RayPool(spec, address=cfg.ray, workers=cfg.workers)
+    from mobile_mllm.eval.predict import HostPool
 
-    return lambda requests: predict_host(requests, spec, workers=cfg.workers)
+    return HostPool(spec, cfg.workers)
 
 
 def _means(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -495,9 +508,12 @@ def run_eval(
     predict = make_predict(model, backend, cfg)
     label = _model_label(model)
     results = []
-    for ref in refs:
-        results.append(run_benchmark(ref, out, label=label, cfg=cfg, predict=predict, hook=hook, on_progress=on_progress))
-        _write_summary(out, identity, results)
+    try:
+        for ref in refs:
+            results.append(run_benchmark(ref, out, label=label, cfg=cfg, predict=predict, hook=hook, on_progress=on_progress))
+            _write_summary(out, identity, results)
+    finally:
+        predict.close()
     return results
 
 
