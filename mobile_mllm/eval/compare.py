@@ -71,17 +71,12 @@ class RunResults:
     benchmarks: Mapping[str, BenchmarkRun]
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _read_tsv(path: Path) -> list[dict[str, str]]:
+def _read_rows(path: Path, delimiter: str = ",") -> list[dict[str, str]]:
     import sys
 
     csv.field_size_limit(sys.maxsize)
     with path.open(encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
+        return list(csv.DictReader(fh, delimiter=delimiter))
 
 
 def load_results(path: str | Path, label: str | None = None) -> RunResults:
@@ -100,9 +95,9 @@ def load_results(path: str | Path, label: str | None = None) -> RunResults:
         raise EvalDataError(f"{summary_path} is not valid JSON: {e}") from e
     runs = {}
     for name, b in summary.get("benchmarks", {}).items():
-        details = _read_csv(root / name / "details.csv")
+        details = _read_rows(root / name / "details.csv")
         score_col = "hit" if details and "hit" in details[0] else "score"
-        preds = _read_tsv(root / b["predictions"])
+        preds = _read_rows(root / b["predictions"], "\t")
         categories = {r["index"]: r.get("category") or "" for r in preds}
         runs[name] = BenchmarkRun(
             name=name,

@@ -22,7 +22,9 @@ import base64
 import hashlib
 import json
 import logging
+import posixpath
 import queue
+import shlex
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -36,7 +38,7 @@ from mobile_mllm.eval.predict import Prediction, Request, sample_stats
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DeviceLink", "DeviceSpec", "parse_batch_output", "predict_devices", "predict_on_links"]
+__all__ = ["AdbLink", "DeviceLink", "DeviceSpec", "open_links", "parse_batch_output", "predict_devices", "predict_on_links"]
 
 ALL_DEVICES = "all"
 
@@ -148,7 +150,9 @@ def _run_batch(link: DeviceLink, program_remote: str, images_remote: str, presen
                 local.write_bytes(data)
                 link.push_file(local, remote_image)
                 present.add(name)
-        lines.append(json.dumps({"id": request.key, "image": remote_image, "prompt": request.prompt}))
+        # relative to the runner's folder (it runs there): no device path inside a file the host must map
+        image_arg = posixpath.relpath(remote_image, program_remote) if remote_image else None
+        lines.append(json.dumps({"id": request.key, "image": image_arg, "prompt": request.prompt}))
     requests_file = scratch / "requests.jsonl"
     requests_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     remote_requests = f"{spec.remote_root}/eval_requests_{link.serial.replace(':', '_')}.jsonl"
@@ -216,9 +220,69 @@ def predict_on_links(requests: Sequence[Request], links: Sequence[DeviceLink], s
             t.join(timeout=60)
 
 
+class AdbLink:
+    """:class:`DeviceLink` over one ADB connection (``mobile_mllm.device``: hash-checked pushes, the runner lookup).
+
+    Args:
+        serial (str): the device.
+        timeout_s (float): longest a batch may run on the device. Default 1800.
+    """
+
+    def __init__(self, serial: str, *, timeout_s: float = 1800.0) -> None:
+        from mobile_mllm.device.adb import AdbDevice
+
+        self.serial = serial
+        self.timeout_s = timeout_s
+        self.device = AdbDevice(serial)
+        self.abi = self.device.getprop("ro.product.cpu.abi")
+        self._runner = ""
+
+    def push_program(self, program_dir: Path) -> str:
+        from mobile_mllm.device.push import push_program
+        from mobile_mllm.device.run import find_runner
+
+        result = push_program(self.device, program_dir, abi=self.abi)
+        logger.info("%s: program in %s (%d file(s) pushed, %d already there)", self.serial, result.remote_dir,
+                    len(result.pushed), len(result.skipped))
+        self._runner = find_runner(self.device, result.remote_dir, self.abi)
+        return result.remote_dir
+
+    def push_file(self, local: Path, remote: str) -> None:
+        from mobile_mllm.device.push import push_file
+
+        push_file(self.device, local, remote)
+
+    def list_dir(self, remote: str) -> set[str]:
+        q = shlex.quote(remote)
+        return set(self.device.check(f"mkdir -p {q} && ls {q}").split())
+
+    def run_runner(self, program_remote: str, args: Sequence[str]) -> tuple[int, str, str]:
+        argv = " ".join(shlex.quote(a) for a in (self._runner, *args))
+        r = self.device.run(f"cd {shlex.quote(program_remote)} && {argv}", timeout_s=self.timeout_s)
+        return r.exit_code, r.stdout, r.stderr
+
+
 def open_links(serial: str) -> list[DeviceLink]:
-    """Links to the device named by ``serial`` (``all``: every connected device; empty: the only one)."""
-    raise DeviceError("the ADB side of the device backend (mobile_mllm.device) is not merged yet")
+    """Links to the device named by ``serial`` (``all``: every connected device; empty: the only one).
+
+    Raises:
+        DeviceNotFoundError: no device (or, without a serial, several).
+    """
+    from mobile_mllm.device.discover import list_devices, resolve_serial
+
+    if serial == ALL_DEVICES:
+        devices = list_devices()
+        ready = [d.serial for d in devices if d.state == "device"]
+        for d in devices:
+            if d.state != "device":
+                logger.warning("device %s is %s and gets no questions: %s", d.serial, d.state, d.error)
+        if not ready:
+            from mobile_mllm.errors import DeviceNotFoundError
+
+            raise DeviceNotFoundError("--serial all: no ready device; connect a phone (USB debugging on) or set "
+                                      "$MOBILE_MLLM_ADB_DEVICES to HOST:PORT,…")
+        return [AdbLink(s) for s in ready]
+    return [AdbLink(resolve_serial(serial or None))]
 
 
 def predict_devices(requests: Sequence[Request], spec: DeviceSpec) -> Iterator[Prediction]:

@@ -96,6 +96,8 @@ class EvalConfig:
     """Report and leave out unusable rows (bad image, missing value, prompt too long) instead of stopping."""
     max_new_tokens: int = 32
     """Answer length limit (greedy decoding)."""
+    device_batch: int = 16
+    """Device backend: questions per runner invocation (the program loads once per batch; a lost device loses at most one)."""
     ray: str | None = None
     """Shard over a Ray cluster: ``local`` starts one on this machine, else a cluster address (``auto``, ``ray://host:10001``)."""
 
@@ -106,6 +108,8 @@ class EvalConfig:
             raise ConfigError(f"limit must be >= 1, got {self.limit}")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.device_batch < 1:
+            raise ConfigError(f"device_batch must be >= 1, got {self.device_batch}")
         if self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.serial is not None and self.backend is not EvalBackend.DEVICE:
@@ -366,7 +370,8 @@ def make_predict(model: str, backend: EvalBackend, cfg: EvalConfig) -> Any:
     if backend is EvalBackend.DEVICE:
         from mobile_mllm.eval.device_predict import DeviceSpec, predict_devices
 
-        dspec = DeviceSpec(program_dir=model, serial=cfg.serial or "", max_new_tokens=cfg.max_new_tokens)
+        dspec = DeviceSpec(program_dir=model, serial=cfg.serial or "", max_new_tokens=cfg.max_new_tokens,
+                           batch=cfg.device_batch)
         if cfg.ray is not None:
             from mobile_mllm.eval.ray_predict import predict_ray_devices
 
