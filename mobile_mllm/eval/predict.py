@@ -154,6 +154,9 @@ _WORKER: dict[str, HostPredictor] = {}
 
 
 def _init_worker(spec: HostSpec) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which ends the pool (no child tracebacks)
     _WORKER["predictor"] = HostPredictor(spec)
 
 

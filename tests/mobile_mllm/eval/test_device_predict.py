@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -60,3 +61,44 @@ def test_all_devices_answer_as_the_host_program_and_images_are_pushed_once(
     stats = first[0].samples[0]
     assert stats["num_tiles"] >= 1 and stats["time_to_first_token_ms"] > 0
     assert os.environ["MOBILE_MLLM_ADB_DEVICES"].count(",") == 1
+
+
+class _FlakyPhone:
+    """A device whose runner answers the first batch and then drops off the bus (a pulled cable)."""
+
+    serial = "flaky"
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def push_program(self, program_dir: Path) -> str:
+        return "/data/local/tmp/mobile_mllm/p"
+
+    def push_file(self, local: Path, remote: str) -> None:
+        if remote.endswith(".jsonl"):
+            self.requests = local.read_text()
+
+    def list_dir(self, remote: str) -> set[str]:
+        return set()
+
+    def run_runner(self, program_remote: str, args) -> tuple[int, str, str]:  # noqa: ANN001
+        from mobile_mllm.errors import DeviceError
+
+        self.batches += 1
+        if self.batches > 1:
+            raise DeviceError("connection to flaky lost during `cd ...` (no exit status); retry")
+        ids = [json.loads(line)["id"] for line in self.requests.splitlines()]
+        return 0, "".join(f'PyTorchObserver {{"id": "{i}", "text": "Yes"}}\n' for i in ids), ""
+
+
+def test_a_lost_device_keeps_the_answers_of_finished_batches() -> None:
+    from mobile_mllm.errors import DeviceError
+    from mobile_mllm.eval.device_predict import DeviceSpec, predict_on_links
+    from mobile_mllm.eval.predict import Request
+
+    phone = _FlakyPhone()
+    got = []
+    with pytest.raises(DeviceError, match="connection to flaky lost"):
+        for p in predict_on_links([Request(str(i), "Q?") for i in range(5)], [phone], DeviceSpec("prog", batch=2)):
+            got.append(p.key)
+    assert got == ["0", "1"]  # the first batch's answers reached the caller (and so the prediction file)

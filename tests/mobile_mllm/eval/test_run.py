@@ -162,3 +162,13 @@ def test_builtin_w4_program_answers_within_the_recorded_tolerance_of_the_float_m
     different = [(n, k) for n in names for k in eager[n] if eager[n][k] != w4[n][k]]
     assert sum(len(v) for v in w4.values()) == 24
     assert len(different) <= W4_MAX_DIFFERENT, different
+
+
+def test_a_family_adapter_may_override_the_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mobile_mllm.eval.run import prompt_hook
+    from mobile_mllm.model.reference.adapter import ReferenceAdapter
+
+    assert prompt_hook("builtin:synth-small") is None  # the built-in model was trained on the defaults
+    monkeypatch.setattr(ReferenceAdapter, "eval_prompt", lambda self, sample, form, default: "custom", raising=False)
+    hook = prompt_hook("builtin:synth-small")
+    assert hook is not None and hook(None, "mcq", "x") == "custom"
