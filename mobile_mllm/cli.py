@@ -85,6 +85,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--follow-up", action="append", default=[], help="another question about the same image (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object (answers and stats) instead of text")
+    p.add_argument("--serial", default=None, help="run on this ADB device (host:port or USB serial) instead of the host")
+    p.add_argument("--remote-dir", default=None, help="program folder on the device (with --serial)")
     from mobile_mllm.config import add_arguments
     from mobile_mllm.runtime.sampling import GenerationConfig
     from mobile_mllm.runtime.session import RuntimeConfig
@@ -120,6 +122,8 @@ def _run_run(args: argparse.Namespace) -> int:
     generation = resolve(GenerationConfig, overrides=args)
     if args.image is not None and not Path(args.image).is_file():  # fail before the slow model load
         raise ImageError(f"image file not found: {args.image} (check the path)")
+    if args.serial is not None:
+        return _run_on_device(args, generation)
     log_config("runtime", runtime)
     log_config("generation", generation)
     session = Session.from_dir(args.model, runtime=runtime, generation=generation)
@@ -144,6 +148,157 @@ def _run_run(args: argparse.Namespace) -> int:
             print(answer.stats.observer_line())
     if args.json:
         _print_json({"model": args.model, "image": args.image, "turns": turns})
+    return 0
+
+
+def _run_on_device(args: argparse.Namespace, generation: Any) -> int:
+    """``run --serial``: the answer streamed from the device's runner, then its stats rows."""
+    from pathlib import Path
+
+    from mobile_mllm.device.run import RunnerConfig, answer_on_device
+
+    cfg = RunnerConfig(max_new_tokens=generation.max_new_tokens, tile_batch=getattr(args, "tile_batch", None),
+                       prefill_chunk=getattr(args, "prefill_chunk", None))
+    stream = None if args.json else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
+    with _progress("push") as on_progress:
+        result = answer_on_device(args.serial, Path(args.model), Path(args.image) if args.image else None, args.prompt,
+                                  cfg, remote_dir=args.remote_dir, on_text=stream, on_progress=on_progress)
+    if args.json:
+        _print_json({"serial": args.serial, "runs": list(result.records), "peak_memory_bytes": result.peak_memory_bytes})
+        return 0
+    for name, value in _stats_rows(result.records[-1]):
+        print(f"{name:>13}: {value}")
+    print(f"{'peak memory':>13}: {result.peak_memory_bytes / 2**20:.0f} MiB (sampled on the device)")
+    return 0
+
+
+def _progress(desc: str) -> Any:
+    """A context giving an ``on_progress(name, done, total)`` callback drawn with tqdm on a terminal."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def bar() -> Any:
+        state: dict[str, Any] = {}
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            if not sys.stderr.isatty():
+                return
+            if "bar" not in state:
+                from tqdm import tqdm
+
+                state["bar"] = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, desc=desc)
+            state["bar"].set_description(f"{desc} {name}")
+            state["bar"].update(done - state["bar"].n)
+
+        try:
+            yield on_progress
+        finally:
+            if "bar" in state:
+                state["bar"].close()
+
+    return bar()
+
+
+# --------------------------------------------------------------------------- devices, push, profile, loopback
+
+
+def _add_devices(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("devices", help="list ADB devices: serial, state, model, SoC, ABI, Android, RAM, free space")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+
+def _run_devices(args: argparse.Namespace) -> int:
+    from mobile_mllm.device.discover import list_devices
+
+    devices = [d.to_dict() for d in list_devices()]
+    if args.json:
+        _print_json(devices)
+        return 0
+    print("serial                 state         model            soc                 abi          android   RAM     free")
+    for d in devices:
+        print(f"{d['serial']:<22} {d['state']:<13} {d['model'][:16]:<16} {d['soc'][:19]:<19} {d['abi']:<12} "
+              f"{d['android_version'][:9]:<9} {d['ram_bytes'] / 2**30:4.1f}G {d['free_bytes'] / 2**30:6.1f}G")
+    if not devices:
+        print("(none: connect a phone with USB debugging on, or set MOBILE_MLLM_ADB_DEVICES=HOST:PORT)")
+    return 0
+
+
+def _add_push(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("push", help="push an exported program folder to a device (skips files already there)")
+    p.add_argument("out", metavar="OUT", help="the export folder")
+    p.add_argument("--serial", default=None, help="the device (default: the only one connected)")
+    p.add_argument("--remote-dir", default=None, help="folder on the device (default /data/local/tmp/mobile_mllm/NAME)")
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mobile_mllm.device.discover import describe, open_device
+    from mobile_mllm.device.push import push_program
+
+    with open_device(args.serial) as device, _progress("push") as on_progress:
+        result = push_program(device, Path(args.out), remote_dir=args.remote_dir,
+                              abi=describe(device, device.serial).abi, on_progress=on_progress)
+    _print_result({"serial": device.serial, "remote_dir": result.remote_dir, "pushed": ", ".join(result.pushed) or "-",
+                   "skipped": ", ".join(result.skipped) or "-", "bytes_sent": result.bytes_sent}, False)
+    return 0
+
+
+def _add_profile(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="profile exported programs on a device: JSON, table and PNG charts")
+    p.add_argument("outs", metavar="OUT", nargs="+", help="export folders (one table column each)")
+    p.add_argument("--serial", default=None, help="the device (default: the only one connected)")
+    p.add_argument("--image", default=None, help="the image")
+    p.add_argument("--prompt", required=True, help="the question")
+    p.add_argument("--etdump", action="store_true", help="collect ExecuTorch's per-operator profile (ETDump)")
+    p.add_argument("--remote-dir", default=None, help="folder on the device (one program only)")
+    p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="where profile.json and the charts go")
+    from mobile_mllm.config import add_arguments
+    from mobile_mllm.device.profile import ProfileConfig
+
+    add_arguments(p, ProfileConfig)
+
+
+def _run_profile(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mobile_mllm.config import resolve
+    from mobile_mllm.device.profile import ProfileConfig, format_table, profile_programs
+
+    cfg = resolve(ProfileConfig, overrides=args)
+    with _progress("push") as on_progress:
+        facts, programs, written = profile_programs(
+            args.serial, [Path(o) for o in args.outs], Path(args.image) if args.image else None, args.prompt, cfg,
+            Path(args.output), remote_dir=args.remote_dir, etdump=args.etdump, on_progress=on_progress)
+    print(format_table(facts, programs))
+    for p in programs:
+        if p.etdump:
+            from mobile_mllm.runtime.etdump import format_etdump
+
+            print(f"\n{p.name}: ETDump\n{format_etdump(p.etdump)}")
+    print("\nwrote " + ", ".join(str(w) for w in written))
+    return 0
+
+
+def _add_loopback_device(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("loopback-device", help="serve a loopback ADB device on 127.0.0.1 (the push/profile flow, no phone)")
+    from mobile_mllm.config import add_arguments
+    from mobile_mllm.device.loopback import LoopbackConfig
+
+    add_arguments(p, LoopbackConfig)
+
+
+def _run_loopback_device(args: argparse.Namespace) -> int:
+    from mobile_mllm.config import resolve
+    from mobile_mllm.device.loopback import LoopbackConfig, LoopbackDevice
+
+    device = LoopbackDevice(resolve(LoopbackConfig, overrides=args)).start()
+    print(f"loopback device {device.config.serial} on {device.address} (/data/local/tmp = {device.root}); "
+          f"try: mobile-mllm devices (MOBILE_MLLM_ADB_DEVICES={device.address}) or adb connect {device.address}", flush=True)
+    try:
+        device.serve_forever()
+    finally:
+        device.close()
     return 0
 
 
@@ -474,6 +629,10 @@ _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callabl
     ("make-bench", _add_make_bench, _run_make_bench),
     ("export", _add_export, _run_export),
     ("train-reference", _add_train_reference, _run_train_reference),
+    ("devices", _add_devices, _run_devices),
+    ("push", _add_push, _run_push),
+    ("profile", _add_profile, _run_profile),
+    ("loopback-device", _add_loopback_device, _run_loopback_device),
 ]
 
 

@@ -101,6 +101,7 @@ class AdbDevice:
         serial (str): ``host:port`` or a USB serial.
         timeout_s (float): socket timeout of each transfer. Default 30.
         key_path (Path | None): the private key. Default ``~/.android/adbkey``.
+        auth_timeout_s (float): how long to wait for the user to accept the key. Default 10.
 
     Raises:
         DeviceNotFoundError: nothing answers at ``serial``.
@@ -108,8 +109,12 @@ class AdbDevice:
         DeviceError: the device is offline or answered with something that is not ADB.
     """
 
-    def __init__(self, serial: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, key_path: Path | None = None) -> None:
+    def __init__(
+        self, serial: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, key_path: Path | None = None,
+        auth_timeout_s: float = AUTH_TIMEOUT_S,
+    ) -> None:
         self.serial = serial
+        self.auth_timeout_s = auth_timeout_s
         self.timeout_s = timeout_s
         self.key_path = key_path
         self._dev = self._connect()
@@ -120,7 +125,7 @@ class AdbDevice:
         serial, timeout_s = self.serial, self.timeout_s
         dev = self._transport(serial, timeout_s)
         try:
-            dev.connect(rsa_keys=[load_signer(self.key_path)], auth_timeout_s=AUTH_TIMEOUT_S,
+            dev.connect(rsa_keys=[load_signer(self.key_path)], auth_timeout_s=self.auth_timeout_s,
                         transport_timeout_s=timeout_s, read_timeout_s=timeout_s)
         except ConnectionRefusedError as e:
             raise DeviceNotFoundError(

@@ -20,7 +20,7 @@ from mobile_mllm.errors import DeviceError, DeviceNotFoundError, DeviceUnauthori
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WORK_DIR", "DeviceInfo", "candidate_serials", "describe", "list_devices", "parse_df_available", "resolve_serial"]
+__all__ = ["WORK_DIR", "DeviceInfo", "candidate_serials", "describe", "list_devices", "open_device", "parse_df_available", "resolve_serial"]
 
 WORK_DIR = "/data/local/tmp/mobile_mllm"
 """Where programs go on the device (writable by the shell user on every Android phone)."""
@@ -149,3 +149,10 @@ def resolve_serial(serial: str | None) -> str:
     if len(ready) > 1:
         raise DeviceNotFoundError(f"several devices ({', '.join(ready)}); choose one with --serial")
     return ready[0]
+
+
+def open_device(serial: str | None, *, timeout_s: float = 30.0) -> Any:
+    """An :class:`~mobile_mllm.device.adb.AdbDevice` for ``serial`` (or the one connected device)."""
+    from mobile_mllm.device.adb import AdbDevice
+
+    return AdbDevice(resolve_serial(serial), timeout_s=timeout_s)

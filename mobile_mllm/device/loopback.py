@@ -511,23 +511,21 @@ class LoopbackDevice:
         self._threads: list[threading.Thread] = []
         self._conns: list[_Connection] = []
         self.port = self.config.port
-        self._load_keys()
         self._write_bin()
 
     # ---- keys
-    def _load_keys(self) -> None:
-        files = self.config.authorized_keys or (str(Path.home() / ".android" / "adbkey.pub"),)
-        for name in files:
+    def known_keys(self) -> list[tuple[int, int]]:
+        """Keys accepted so far plus those in the authorized files, read at each handshake (a key made later counts)."""
+        keys = []
+        for name in self.config.authorized_keys or (str(Path.home() / ".android" / "adbkey.pub"),):
             try:
                 text = Path(name).read_text()
             except OSError:
                 logger.debug("no public key at %s", name)
                 continue
-            self._keys.extend(decode_android_pubkey(line) for line in text.splitlines() if line.strip())
-
-    def known_keys(self) -> list[tuple[int, int]]:
+            keys.extend(decode_android_pubkey(line) for line in text.splitlines() if line.strip())
         with self._keys_lock:
-            return list(self._keys)
+            return keys + self._keys
 
     def accept_key(self, text: str) -> None:
         with self._keys_lock:

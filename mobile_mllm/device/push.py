@@ -153,6 +153,8 @@ def push_program(
     digests = {f: sha256_file(f) for f in files}
     todo = [f for f in files if remote_digest(device, posixpath.join(remote_dir, f.name)) != (f.stat().st_size, digests[f])]
     need = sum(f.stat().st_size for f in todo)
+    logger.info("%s -> %s:%s: %d file(s) to push (%.1f MB), %d already there (same size and SHA-256)",
+                out, device.serial, remote_dir, len(todo), need / 1e6, len(files) - len(todo))
     free = _free_bytes(device, remote_dir) if todo else 0
     if need > free:
         raise TransferError(

@@ -25,7 +25,7 @@ from mobile_mllm.errors import DeviceError, RunnerError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunnerConfig", "RunResult", "find_runner", "parse_memory", "parse_stats_line", "peak_memory_bytes", "push_input", "runner_argv", "run_on_device"]
+__all__ = ["RunnerConfig", "RunResult", "find_runner", "parse_memory", "parse_stats_line", "peak_memory_bytes", "push_input", "answer_on_device", "check_image", "runner_argv", "run_on_device"]
 
 HOST_RUNNER = "mobile-mllm-runner"
 """The runner's name on the device's PATH when no native runner was pushed (the loopback device has it)."""
@@ -180,7 +180,7 @@ def run_on_device(
         pid = _kill_runner(device, work_dir)
         raise RunnerError(f"the runner on {device.serial} did not finish within {timeout_s:.0f} s and was killed "
                           f"(pid {pid}); raise the timeout or lower --max-new-tokens/--runs") from e
-    tail = "\n".join(stderr.strip().splitlines()[-5:])
+    tail = " | ".join(stderr.strip().splitlines()[-5:])  # one line for the error message
     samples = parse_memory(device.run(f"cat {shlex.quote(posixpath.join(work_dir, _MEM_FILE))}").stdout)
     if code in (126, 127):
         raise RunnerError(f"the runner on {device.serial} is {'not executable' if code == 126 else 'missing'}: {tail}")
@@ -207,6 +207,14 @@ def _kill_runner(device: Any, work_dir: str) -> str:
     return "?"
 
 
+def check_image(image: Path | None) -> None:
+    """Fail before connecting when the image to send does not exist."""
+    if image is not None and not image.is_file():
+        from mobile_mllm.errors import ImageError
+
+        raise ImageError(f"image file not found: {image} (check the path)")
+
+
 def push_input(device: Any, image: Path, remote_dir: str) -> str:
     """Push the image into ``remote_dir/inputs/`` under its hash (skipped when already there); its remote path."""
     from mobile_mllm.device.push import push_file, sha256_file
@@ -217,3 +225,21 @@ def push_input(device: Any, image: Path, remote_dir: str) -> str:
     push_file(device, image, remote, digest=digest)
     return remote
 
+
+
+def answer_on_device(
+    serial: str | None, out: Path, image: Path | None, prompt: str, cfg: RunnerConfig, *,
+    remote_dir: str | None = None, on_text: Callable[[str], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> RunResult:
+    """``mobile-mllm run --serial``: push the program if needed, then answer on the device, streaming the text."""
+    from mobile_mllm.device.discover import describe, open_device
+    from mobile_mllm.device.push import push_program
+
+    check_image(image)
+    with open_device(serial) as device:
+        abi = describe(device, device.serial).abi
+        pushed = push_program(device, out, remote_dir=remote_dir, abi=abi, on_progress=on_progress)
+        image_remote = push_input(device, image, pushed.remote_dir) if image is not None else None
+        argv = runner_argv(find_runner(device, pushed.remote_dir, abi), pushed.remote_dir, image_remote, prompt, cfg)
+        return run_on_device(device, pushed.remote_dir, argv, timeout_s=cfg.timeout_s, on_text=on_text)
