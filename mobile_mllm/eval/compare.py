@@ -233,7 +233,7 @@ def plot_comparison(comparisons: Sequence[Comparison], path: str | Path) -> Path
     except ImportError as e:
         from mobile_mllm.errors import MissingDependencyError
 
-        raise MissingDependencyError("the comparison chart needs matplotlib: pip install 'mobile-mllm[plot]'") from e
+        raise MissingDependencyError("the comparison chart needs matplotlib (a dependency of mobile-mllm): pip install 'matplotlib>=3.8,<4'") from e
     labels = comparisons[0].labels
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     markers = "osD^v<>p*h"
