@@ -30,7 +30,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from mobile_mllm import contract
 from mobile_mllm.errors import DeviceError, RunnerError
