@@ -42,6 +42,7 @@ from mobile_mllm.eval.predict import STAT_KEYS, HostSpec, Prediction, Request
 from mobile_mllm.eval.prompts import PromptHook, build_prompt
 from mobile_mllm.eval.report import ScoreReport, write_report
 from mobile_mllm.eval.scorers import SCORERS, DatasetType, ScoreContext
+from mobile_mllm.eval.scorers.mcq import CIRCULAR_OFFSET
 from mobile_mllm.eval.suite import SuiteConfig, load_suite
 from mobile_mllm.vision.grid import GridPolicy
 
@@ -85,7 +86,7 @@ class EvalConfig:
     serial: str | None = None
     """Device backend: the phone's serial, or ``all`` to shard over every connected device."""
     limit: int | None = None
-    """Answer only the first N questions of each benchmark."""
+    """Answer only the first N questions of each benchmark (circular MCQ: N questions with all their rotations)."""
     grid_policy: GridPolicy | None = None
     """Tile grid policy instead of the model's."""
     max_tiles: int | None = None
@@ -386,6 +387,30 @@ def make_predict(model: str, backend: EvalBackend, cfg: EvalConfig) -> Any:
     return HostPool(spec, cfg.workers)
 
 
+def limit_samples(samples: Sequence[EvalSample], limit: int | None, dtype: DatasetType) -> list[EvalSample]:
+    """The first ``limit`` questions; for circular MCQ the first ``limit`` questions with all their rotations.
+
+    A rotation without its siblings cannot be scored (circular MCQ counts a question only when
+    every rotation is right), so ``--limit`` counts whole questions there.
+
+    Example:
+        >>> from mobile_mllm.eval.data import EvalSample
+        >>> rows = [EvalSample(i, "q", (), (), {}, None, "A", None, None, None, i % 10) for i in (1, 2, 1000001, 1000002)]
+        >>> [s.index for s in limit_samples(rows, 1, DatasetType.MCQ_CIRCULAR)]
+        [1, 1000001]
+    """
+    if limit is None:
+        return list(samples)
+    if dtype is not DatasetType.MCQ_CIRCULAR:
+        return list(samples[:limit])
+
+    def group(s: EvalSample) -> int:  # as scorers.mcq.group_index reads a row
+        return s.g_index if s.g_index is not None else int(s.index) % CIRCULAR_OFFSET
+
+    keep = set(list(dict.fromkeys(group(s) for s in samples))[:limit])
+    return [s for s in samples if group(s) in keep]
+
+
 def _means(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     out = {}
     for key in STAT_KEYS:
@@ -420,7 +445,7 @@ def run_benchmark(
     stats = StatsJournal(folder / STATS_FILE)
     form = dataset_form(ref.dataset_type)
     bad = list(bench.bad_rows)
-    samples = list(bench.samples[: cfg.limit] if cfg.limit else bench.samples)
+    samples = limit_samples(bench.samples, cfg.limit, ref.dataset_type)
     todo: list[Request] = []
     for s in samples:
         key = str(s.index)
