@@ -1,8 +1,9 @@
 """Which devices are there, and what they are: serial, state, model, SoC, ABI, Android version, RAM, free space.
 
 Candidates are the ``host:port`` serials in ``$MOBILE_MLLM_ADB_DEVICES`` (comma-separated)
-when it is set, else the local ports adb itself scans for emulators (127.0.0.1:5555 to 5585,
-odd ports), plus USB devices where ``libusb1`` is installed. Each candidate is connected to
+when it is set (and only those), else the local ports adb itself scans for emulators
+(127.0.0.1:5555 to 5585, odd ports), the devices a running adb server holds, and USB devices
+where ``libusb1`` is installed. Each candidate is connected to
 once; one command reads every fact, so listing a device costs one round trip.
 Deliberately not here: choosing what to do with a device (cli.py), pushing (push.py).
 """
@@ -73,17 +74,21 @@ def _listening(port: int) -> bool:
 
 
 def candidate_serials() -> list[str]:
-    """Serials worth trying: ``$MOBILE_MLLM_ADB_DEVICES``, else listening local emulator ports; then USB."""
+    """Serials worth trying: ``$MOBILE_MLLM_ADB_DEVICES``, else listening local ports, adb server devices, USB."""
     env = os.environ.get(ENV_DEVICES)
     if env is not None:
-        tcp = [s.strip() for s in env.split(",") if s.strip()]
-    else:
-        tcp = [f"127.0.0.1:{p}" for p in range(5555, 5586, 2) if _listening(p)]
-    return tcp + _usb_serials()
+        return [s.strip() for s in env.split(",") if s.strip()]
+    tcp = [f"127.0.0.1:{p}" for p in range(5555, 5586, 2) if _listening(p)]
+    from mobile_mllm.device.adb_server import server_devices
+
+    held = [serial for serial, _state in server_devices() or []]
+    return tcp + [s for s in held if s not in tcp] + [s for s in _usb_serials() if s not in held]
 
 
 def parse_df_available(text: str) -> int:
-    """Available bytes from ``df -k DIR`` output (toybox and GNU: the 4th column of the last line, in KiB).
+    """Available bytes from ``df -k DIR`` output (toybox and GNU: the KiB column before ``Use%``).
+
+    The column is found from the ``NN%`` field, because GNU df wraps a long device name onto its own line.
 
     Example:
         >>> parse_df_available("Filesystem 1K-blocks Used Available Use% Mounted on\\n/dev/sda 100 40 60 40% /data\\n")
@@ -91,8 +96,9 @@ def parse_df_available(text: str) -> int:
     """
     fields = text.strip().splitlines()[-1].split()
     try:
-        return int(fields[3]) * 1024
-    except (IndexError, ValueError) as e:
+        at = next(i for i, f in enumerate(fields) if f.endswith("%") and f[:-1].isdigit())
+        return int(fields[at - 1]) * 1024
+    except (StopIteration, IndexError, ValueError) as e:
         raise DeviceError(f"cannot read free space from df's output {text.strip()[-120:]!r}") from e
 
 
@@ -124,7 +130,7 @@ def list_devices(serials: list[str] | None = None) -> list[DeviceInfo]:
     infos = []
     for serial in serials if serials is not None else candidate_serials():
         try:
-            with AdbDevice(serial, timeout_s=10) as dev:
+            with AdbDevice(serial, timeout_s=10, auth_timeout_s=2) as dev:  # listing does not wait for the prompt
                 infos.append(describe(dev, serial))
         except DeviceUnauthorizedError as e:
             infos.append(DeviceInfo(serial, "unauthorized", error=str(e)))

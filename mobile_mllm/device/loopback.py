@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mobile_mllm.device.adb import byte_sum
 from mobile_mllm.errors import DeviceError
 
 logger = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ class _Connection:
         self.procs: set[subprocess.Popen] = set()
 
     def send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
-        header = HEADER.pack(command, arg0, arg1, len(data), sum(data) & 0xFFFFFFFF, command ^ 0xFFFFFFFF)
+        header = HEADER.pack(command, arg0, arg1, len(data), byte_sum(data), command ^ 0xFFFFFFFF)
         with self._send_lock:
             self.sock.sendall(header + data)
 

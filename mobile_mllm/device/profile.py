@@ -109,12 +109,23 @@ def profile_program(
 
 
 def _etdump_summary(device: Any, remote: str) -> dict[str, Any]:
+    """Pull the runner's ETDumps (``remote``, or ``remote.<method>`` from the host runner) and summarise them."""
+    import posixpath
+    import shlex
+
+    from mobile_mllm.errors import RunnerError
     from mobile_mllm.runtime.etdump import summarize_etdump
 
+    folder, base = posixpath.split(remote)
+    names = [n for n in device.run(f"ls {shlex.quote(folder)}").stdout.split()
+             if (n == base or n.startswith(base + ".")) and not n.endswith(".debug")]
+    if not names:
+        raise RunnerError(f"the runner on {device.serial} wrote no ETDump at {remote}; was it built with ETDump support?")
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "profile.etdump"
-        device.pull(remote, local)
-        return summarize_etdump(local)
+        local = [Path(tmp) / n for n in names]
+        for name, path in zip(names, local):
+            device.pull(posixpath.join(folder, name), path)
+        return {"files": names, **summarize_etdump(local)}
 
 
 def format_table(device: dict[str, Any], programs: Sequence[ProgramProfile]) -> str:

@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--warmup", type=int, default=0)
     p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--etdump", default=None, help="write the ETDump of the last run here")
+    p.add_argument("--etdump", default=None, help="write ETDumps of the runs to PATH.<method> (one Program per method)")
     p.add_argument("--no-stream", action="store_true", help="print only the stats lines")
     return p
 
@@ -87,7 +87,7 @@ def _open_session(args: argparse.Namespace, max_new_tokens: int) -> Any:
 
         raise ContractError(f"no {contract.PROGRAM_FILE} in {args.program_dir}; push an exported program folder there")
     runtime = RuntimeConfig(prefill_chunk=args.prefill_chunk) if args.prefill_chunk else None
-    b = open_program_dir(args.program_dir, runtime)
+    b = open_program_dir(args.program_dir, runtime, enable_etdump=bool(args.etdump))
     if args.tile_batch:
         b.methods.max_tile_batch = min(args.tile_batch, b.methods.max_tile_batch)
     generation = GenerationConfig(max_new_tokens=max_new_tokens, temperature=args.temperature)
@@ -97,7 +97,7 @@ def _open_session(args: argparse.Namespace, max_new_tokens: int) -> Any:
     )
 
 
-def _single(args: argparse.Namespace, out: TextIO) -> None:
+def _single(args: argparse.Namespace, out: TextIO) -> Any:
     session = _open_session(args, args.max_new_tokens)
     for _ in range(args.warmup):
         session.ask(args.prompt, args.image)
@@ -110,9 +110,10 @@ def _single(args: argparse.Namespace, out: TextIO) -> None:
         answer = session.ask(args.prompt, args.image, on_token=None if args.no_stream else stream)
         out.write("\n")
         _emit(out, observer_record(answer, run))
+    return session
 
 
-def _batch(args: argparse.Namespace, out: TextIO) -> None:
+def _batch(args: argparse.Namespace, out: TextIO) -> Any:
     from mobile_mllm.errors import ConfigError
 
     lines = [line for line in Path(args.requests).read_text().splitlines() if line.strip()]
@@ -131,6 +132,7 @@ def _batch(args: argparse.Namespace, out: TextIO) -> None:
             _emit(out, {"id": rid, "error": str(e).splitlines()[0] if str(e) else kind, "error_type": kind})
             continue
         _emit(out, {**observer_record(answer, i), "id": rid})
+    return session
 
 
 def _with_max_new_tokens(generation: Any, n: int) -> Any:
@@ -155,15 +157,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")  # a program, not the library
     set_threads(args.threads)
-    run: Callable[[argparse.Namespace, TextIO], None] = _batch if args.requests else _single
+    run: Callable[[argparse.Namespace, TextIO], Any] = _batch if args.requests else _single
     try:
+        session = run(args, out)
         if args.etdump:
-            from mobile_mllm.runtime.etdump import recording
-
-            with recording(args.etdump):
-                run(args, out)
-        else:
-            run(args, out)
+            session.methods.write_etdump(args.etdump)
     except MobileMLLMError as e:
         print(f"mobile-mllm-runner: error: {e}", file=sys.stderr)
         return e.exit_code if e.exit_code in CONTRACT_EXIT_CODES else 1

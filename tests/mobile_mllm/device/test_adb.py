@@ -92,3 +92,13 @@ def test_loopback_drops_a_client_sending_a_malformed_packet(loopback) -> None:
     with socket.create_connection(("127.0.0.1", loopback.port), timeout=5) as s:
         s.sendall(b"\x00" * 20 + b"\x01\x02\x03\x04")  # magic does not match the command
         assert s.recv(100) == b""  # closed at once, no hang
+
+
+def test_a_device_that_never_answers_is_offline_not_unauthorized() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True).start()
+    with pytest.raises(DeviceError, match="is offline") as info:
+        AdbDevice(f"127.0.0.1:{server.getsockname()[1]}", timeout_s=1, auth_timeout_s=1)
+    assert not isinstance(info.value, DeviceUnauthorizedError)
+    server.close()

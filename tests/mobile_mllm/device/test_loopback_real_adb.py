@@ -39,6 +39,7 @@ def adb(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         return subprocess.run(["adb", *args], capture_output=True, text=True, env=env, timeout=timeout)
 
     run.home = home  # type: ignore[attr-defined]
+    run.env = env  # type: ignore[attr-defined]
     assert run("start-server").returncode == 0
     yield run
     run("kill-server")
@@ -101,3 +102,33 @@ def test_two_loopback_devices_at_once(adb, adb_device) -> None:
     adb("-s", first.address, "shell", "echo one > /data/local/tmp/who")
     adb("-s", second.address, "shell", "echo two > /data/local/tmp/who")
     assert (Path(first.root) / "who").read_text() == "one\n" and (Path(second.root) / "who").read_text() == "two\n"
+
+
+def test_legacy_shell_and_exec_out_services(adb, adb_device) -> None:
+    dev = adb_device()
+    payload = bytes(range(256)) * 64
+    (Path(dev.root) / "bin.dat").write_bytes(payload)
+    legacy = adb("-s", dev.address, "shell", "-x", "echo hi; echo err >&2; exit 3")  # shell: without v2
+    assert legacy.returncode == 0 and legacy.stdout.split() == ["hi", "err"]  # merged streams, no exit status
+    raw = subprocess.run(["adb", "-s", dev.address, "exec-out", "cat /data/local/tmp/bin.dat"], capture_output=True,
+                         env=adb.env, timeout=60)  # type: ignore[attr-defined]
+    assert raw.stdout == payload  # exec: is binary-clean (no pty, no newline translation)
+
+
+def test_our_client_through_the_real_adb_server(adb, adb_device, tmp_path: Path, monkeypatch) -> None:
+    """The other direction: our AdbDevice relayed by Debian's adb server (host:transport, shell,v2, sync)."""
+    from mobile_mllm.device.adb import AdbDevice
+    from mobile_mllm.device.adb_server import ServerLink
+    from mobile_mllm.device.push import push_file
+
+    dev = adb_device()
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", adb.env["ANDROID_ADB_SERVER_PORT"])  # type: ignore[attr-defined]
+    src = tmp_path / "blob.bin"
+    src.write_bytes(os.urandom(3 * 2**20))
+    with AdbDevice(dev.address) as client:
+        assert isinstance(client._dev, ServerLink)
+        r = client.run("echo out; echo err >&2; exit 5")
+        assert (r.exit_code, r.stdout, r.stderr) == (5, "out\n", "err\n")
+        assert push_file(client, src, "/data/local/tmp/s/blob.bin")  # verified on the device by hash
+        client.pull("/data/local/tmp/s/blob.bin", tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()

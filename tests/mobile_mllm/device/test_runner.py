@@ -66,3 +66,21 @@ def test_exit_codes_for_bad_arguments_and_a_folder_without_a_program(tmp_path: P
     assert main(["--program-dir", str(tmp_path)], out=io.StringIO()) == 2  # neither --prompt nor --requests
     assert main(["--program-dir", str(tmp_path), "--prompt", "x", "--runs", "0"], out=io.StringIO()) == 2
     assert main(["--program-dir", str(tmp_path), "--prompt", "x"], out=io.StringIO()) == 6
+
+
+@pytest.mark.slow
+def test_etdump_counts_every_decoder_call_the_stats_imply(tiny_program: Path, picture: Path, tmp_path: Path) -> None:
+    from mobile_mllm.runtime.etdump import aggregate_events, summarize_etdump
+
+    out = io.StringIO()
+    dump = tmp_path / "run.etdump"
+    assert main(["--program-dir", str(tiny_program), "--image", str(picture), "--prompt", "what?",
+                 "--max-new-tokens", "5", "--runs", "2", "--etdump", str(dump)], out=out) == 0
+    chunk = json.loads((tiny_program / "manifest.json").read_text())["prefill_chunk"]
+    # prefill calls (ceil(prompt / chunk)) plus one call per generated token but the last, per run
+    expected = sum(-(-r["prompt_tokens"] // chunk) + r["generated_tokens"] - 1 for r in _records(out.getvalue()))
+    rows = {r["event"]: r for r in aggregate_events(Path(f"{dump}.text_decoder"))}
+    assert rows["Method::execute"]["calls"] == expected
+    summary = summarize_etdump([Path(f"{dump}.{m}") for m in ("vision_encoder", "token_embedding", "text_decoder")])
+    assert 0 < summary["delegate_share"] < 1 and summary["top_events"]
+    assert abs(sum(r["share"] for r in summary["top_events"]) - 1) < 0.2  # the top 15 hold most of the time
