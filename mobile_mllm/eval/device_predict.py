@@ -224,16 +224,16 @@ class AdbLink:
     """:class:`DeviceLink` over one ADB connection (``mobile_mllm.device``: hash-checked pushes, the runner lookup).
 
     Args:
-        serial (str): the device.
+        serial (str | None): the device (None: the one connected device).
         timeout_s (float): longest a batch may run on the device. Default 1800.
     """
 
-    def __init__(self, serial: str, *, timeout_s: float = 1800.0) -> None:
-        from mobile_mllm.device.adb import AdbDevice
+    def __init__(self, serial: str | None, *, timeout_s: float = 1800.0) -> None:
+        from mobile_mllm.device.discover import open_device
 
-        self.serial = serial
+        self.device = open_device(serial)
+        self.serial = self.device.serial
         self.timeout_s = timeout_s
-        self.device = AdbDevice(serial)
         self.abi = self.device.getprop("ro.product.cpu.abi")
         self._runner = ""
 
@@ -268,7 +268,7 @@ def open_links(serial: str) -> list[DeviceLink]:
     Raises:
         DeviceNotFoundError: no device (or, without a serial, several).
     """
-    from mobile_mllm.device.discover import list_devices, resolve_serial
+    from mobile_mllm.device.discover import list_devices
 
     if serial == ALL_DEVICES:
         devices = list_devices()
@@ -282,7 +282,7 @@ def open_links(serial: str) -> list[DeviceLink]:
             raise DeviceNotFoundError("--serial all: no ready device; connect a phone (USB debugging on) or set "
                                       "$MOBILE_MLLM_ADB_DEVICES to HOST:PORT,…")
         return [AdbLink(s) for s in ready]
-    return [AdbLink(resolve_serial(serial or None))]
+    return [AdbLink(serial or None)]
 
 
 def predict_devices(requests: Sequence[Request], spec: DeviceSpec) -> Iterator[Prediction]:
