@@ -102,3 +102,20 @@ def test_a_lost_device_keeps_the_answers_of_finished_batches() -> None:
         for p in predict_on_links([Request(str(i), "Q?") for i in range(5)], [phone], DeviceSpec("prog", batch=2)):
             got.append(p.key)
     assert got == ["0", "1"]  # the first batch's answers reached the caller (and so the prediction file)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_ray_node_actor_owns_the_devices_of_its_host(two_devices, tiny_program: Path, small_suites: Path,
+                                                     eager_results: Path, read_predictions, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'mobile-mllm[ray]'")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)  # after the fixture set the device list
+    try:
+        cfg = EvalConfig(data=str(small_suites.with_name("s_vqa.toml")), backend=EvalBackend.DEVICE, serial="all",
+                         max_new_tokens=4, device_batch=2, ray="local", limit=2)
+        results = run_eval(str(tiny_program), cfg, tmp_path)
+    finally:
+        ray.shutdown()
+    assert results[0].num_answered == 2
+    answers = read_predictions(tmp_path)["s_vqa"]
+    assert answers == {k: read_predictions(eager_results)["s_vqa"][k] for k in answers}
