@@ -437,7 +437,7 @@ def run_benchmark(
     """
     bench = load_benchmark(ref.tsv, skip_bad_rows=cfg.skip_bad_rows)
     table = read_table(ref.tsv)
-    raw_rows = {str(r.get("index")): r for r in table.rows}
+    raw_rows = {str(r.get("index")): {k: v for k, v in r.items() if k != "image"} for r in table.rows}  # pixels live in bench
     columns = [c for c in table.columns if c != "image"] + ["prediction"]
     folder = out / ref.name
     folder.mkdir(parents=True, exist_ok=True)
