@@ -4,4 +4,4 @@ Modules are imported by name (``mobile_mllm.device.push`` ...): importing this p
 neither adb_shell nor executorch.
 """
 
-__all__ = ["adb", "discover", "loopback", "profile", "push", "run", "runner"]
+__all__ = ["adb", "adb_server", "discover", "loopback", "profile", "push", "run", "runner"]

@@ -86,6 +86,25 @@ def _use_fast_checksum() -> None:
     adb_message.checksum = adb_device.checksum = byte_sum
 
 
+def _eof_aware_tcp(host: str, port: int) -> Any:
+    """adb-shell's TCP transport, except that a closed connection raises at once.
+
+    adb-shell reads an empty ``recv`` (the peer closed) as "no data yet" and spins until its read
+    timeout, so a dropped link looked like a hung device for the whole timeout. adb-shell only
+    accepts transports derived from its ``BaseTransport``, hence the subclass.
+    """
+    from adb_shell.transport.tcp_transport import TcpTransport
+
+    class EofAwareTcpTransport(TcpTransport):  # type: ignore[misc]
+        def bulk_read(self, numbytes: int, transport_timeout_s: float | None) -> bytes:
+            data = super().bulk_read(numbytes, transport_timeout_s)
+            if not data:
+                raise ConnectionResetError(f"{host}:{port} closed the connection")
+            return data
+
+    return EofAwareTcpTransport(host, port)
+
+
 def _text(e: BaseException) -> str:
     arg = e.args[0] if e.args else e
     return arg.decode("utf-8", "replace") if isinstance(arg, (bytes, bytearray)) else str(arg)
@@ -171,12 +190,12 @@ class AdbDevice:
 
     @staticmethod
     def _transport(serial: str, timeout_s: float) -> Any:
-        from adb_shell.adb_device import AdbDeviceTcp
+        from adb_shell.adb_device import AdbDevice as ShellDevice
 
         _use_fast_checksum()
         if ":" in serial:
             host, _, port = serial.rpartition(":")
-            return AdbDeviceTcp(host, int(port), default_transport_timeout_s=timeout_s)
+            return ShellDevice(_eof_aware_tcp(host, int(port)), default_transport_timeout_s=timeout_s)
         try:
             from adb_shell.adb_device import AdbDeviceUsb
         except ImportError as e:  # pragma: no cover - adb-shell always exports it

@@ -22,7 +22,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ServerLink", "server_devices", "server_port"]
+__all__ = ["ServerLink", "recv_exact", "server_devices", "server_port"]
 
 SYNC_DATA_MAX = 64 * 1024
 
@@ -37,24 +37,25 @@ def _request(sock: socket.socket, text: str) -> None:
     sock.sendall(f"{len(raw):04x}".encode() + raw)
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    """Exactly ``n`` bytes from ``sock``; ConnectionError when the peer closes first."""
     buf = bytearray()
     while len(buf) < n:
         piece = sock.recv(n - len(buf))
         if not piece:
-            raise ConnectionError("the adb server closed the connection")
+            raise ConnectionError(f"the peer closed the connection ({len(buf)} of {n} bytes read)")
         buf += piece
     return bytes(buf)
 
 
 def _status(sock: socket.socket) -> str | None:
     """None on OKAY, else the server's FAIL message."""
-    status = _recv_exact(sock, 4)
+    status = recv_exact(sock, 4)
     if status == b"OKAY":
         return None
     if status != b"FAIL":
         raise ConnectionError(f"unexpected adb server answer {status!r}")
-    return _recv_exact(sock, int(_recv_exact(sock, 4), 16)).decode("utf-8", "replace")
+    return recv_exact(sock, int(recv_exact(sock, 4), 16)).decode("utf-8", "replace")
 
 
 def server_devices(timeout_s: float = 2.0) -> list[tuple[str, str]] | None:
@@ -64,7 +65,7 @@ def server_devices(timeout_s: float = 2.0) -> list[tuple[str, str]] | None:
             _request(sock, "host:devices")
             if _status(sock) is not None:
                 return []
-            text = _recv_exact(sock, int(_recv_exact(sock, 4), 16)).decode()
+            text = recv_exact(sock, int(recv_exact(sock, 4), 16)).decode()
     except OSError:
         return None
     return [tuple(line.split("\t")[:2]) for line in text.splitlines() if "\t" in line]  # type: ignore[misc]
@@ -108,9 +109,9 @@ class ServerLink:
                 if progress_callback is not None:
                     progress_callback(remote, len(data), total)
             sock.sendall(b"DONE" + struct.pack("<I", mtime or int(time.time())))
-            ident, length = struct.unpack("<4sI", _recv_exact(sock, 8))
+            ident, length = struct.unpack("<4sI", recv_exact(sock, 8))
             if ident != b"OKAY":
-                raise PushFailedError(_recv_exact(sock, length).decode("utf-8", "replace") if ident == b"FAIL" else ident)
+                raise PushFailedError(recv_exact(sock, length).decode("utf-8", "replace") if ident == b"FAIL" else ident)
             sock.sendall(b"QUIT" + struct.pack("<I", 0))
 
     def pull(self, remote: str, local: str, progress_callback: object = None, read_timeout_s: float | None = None) -> None:
@@ -120,10 +121,10 @@ class ServerLink:
         with self._open("sync:", read_timeout_s) as sock, open(local, "wb") as f:
             sock.sendall(b"RECV" + struct.pack("<I", len(raw)) + raw)
             while True:
-                ident, length = struct.unpack("<4sI", _recv_exact(sock, 8))
+                ident, length = struct.unpack("<4sI", recv_exact(sock, 8))
                 if ident == b"DONE":
                     break
-                data = _recv_exact(sock, length)
+                data = recv_exact(sock, length)
                 if ident != b"DATA":
                     raise AdbCommandFailureException(data.decode("utf-8", "replace"))
                 f.write(data)

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobile_mllm.device.adb import byte_sum
+from mobile_mllm.device.adb_server import recv_exact
 from mobile_mllm.errors import DeviceError
 
 logger = logging.getLogger(__name__)
@@ -213,20 +214,11 @@ class _Connection:
     def forget(self, local_id: int) -> None:
         self.streams.pop(local_id, None)
 
-    def _recv_exact(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            piece = self.sock.recv(n - len(buf))
-            if not piece:
-                raise EOFError("client disconnected")
-            buf += piece
-        return bytes(buf)
-
     def read_packet(self) -> tuple[int, int, int, bytes]:
-        command, arg0, arg1, length, _checksum, magic = HEADER.unpack(self._recv_exact(HEADER.size))
+        command, arg0, arg1, length, _checksum, magic = HEADER.unpack(recv_exact(self.sock, HEADER.size))
         if magic != command ^ 0xFFFFFFFF or command not in KNOWN_COMMANDS or length > 16 * 1024 * 1024:
             raise ValueError(f"malformed packet header (command {command:#x}, magic {magic:#x}, length {length})")
-        return command, arg0, arg1, self._recv_exact(length) if length else b""
+        return command, arg0, arg1, recv_exact(self.sock, length) if length else b""
 
     def serve(self) -> None:
         try:
@@ -498,12 +490,12 @@ class LoopbackDevice:
     """
 
     config: LoopbackConfig = field(default_factory=LoopbackConfig)
-    hooks: dict[str, Callable[..., object]] = field(default_factory=dict)
-    """Fault-injection points for tests: ``"service"(name) -> name`` may rewrite a service request."""
 
     def __post_init__(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="mobile_mllm_loopback_")
         self.root = os.path.realpath(self.config.root or os.path.join(self._tmp.name, "data_local_tmp"))
+        if shlex.quote(self.root) != self.root:  # it is spliced into quoted device commands
+            raise DeviceError(f"loopback root {self.root!r} has characters a shell would interpret; use a plain path")
         os.makedirs(self.root, exist_ok=True)
         self.bin_dir = os.path.join(self._tmp.name, "bin")
         self._keys: list[tuple[int, int]] = []
@@ -588,9 +580,6 @@ class LoopbackDevice:
 
     def service(self, name: str) -> Callable[[_Connection, _Stream], None] | None:
         """The handler of an OPENed service, or None (the stream is refused with CLSE)."""
-        hook = self.hooks.get("service")
-        if hook is not None:
-            name = str(hook(name))
         if name.startswith("shell,v2") or name.startswith("shell,"):
             command = name.split(":", 1)[1] if ":" in name else ""
             return lambda c, s: _run_command(c, s, command, mode="v2" if "v2" in name.split(":", 1)[0] else "shell")

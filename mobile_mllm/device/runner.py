@@ -73,8 +73,11 @@ def set_threads(threads: int) -> None:
 
     from mobile_mllm.runtime.pte import load_executorch_kernels
 
+    load_executorch_kernels()  # the import-order rule: kernels registered before the bindings are used
+    from executorch.extension.pybindings import portable_lib
+
     torch.set_num_threads(threads)
-    load_executorch_kernels()._unsafe_reset_threadpool(threads)
+    portable_lib._unsafe_reset_threadpool(threads)
 
 
 def _open_session(args: argparse.Namespace, max_new_tokens: int) -> Any:

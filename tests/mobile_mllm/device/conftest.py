@@ -42,11 +42,14 @@ class FaultProxy:
         target (int): the device's port on 127.0.0.1.
         drop_after_bytes (int | None): close both sides once the client has sent this many bytes
             (only on the first connection: the retry's new connection goes through).
+        drop_reply_after_bytes (int | None): the same for bytes the device sent (first connection only).
         bytes_per_s (float | None): throttle both directions to about this rate.
     """
 
-    def __init__(self, target: int, *, drop_after_bytes: int | None = None, bytes_per_s: float | None = None) -> None:
+    def __init__(self, target: int, *, drop_after_bytes: int | None = None, drop_reply_after_bytes: int | None = None,
+                 bytes_per_s: float | None = None) -> None:
         self.target, self.drop_after_bytes, self.bytes_per_s = target, drop_after_bytes, bytes_per_s
+        self.drop_reply_after_bytes = drop_reply_after_bytes
         self.connections = 0
         self.dropped = 0
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -65,10 +68,12 @@ class FaultProxy:
                 return
             self.connections += 1
             server = socket.create_connection(("127.0.0.1", self.target))
-            budget = self.drop_after_bytes if self.connections == 1 else None
+            first = self.connections == 1
             pair = (client, server)
-            threading.Thread(target=self._pump, args=(client, server, budget, pair), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, None, pair), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, server, self.drop_after_bytes if first else None, pair),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, self.drop_reply_after_bytes if first else None,
+                                                      pair), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, budget: int | None, pair: tuple) -> None:
         sent = 0

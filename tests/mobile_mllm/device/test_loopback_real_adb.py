@@ -85,6 +85,12 @@ def test_push_and_pull_a_multi_megabyte_file_with_matching_hashes(adb, adb_devic
     assert hashlib.sha256((tmp_path / "back.bin").read_bytes()).hexdigest() == digest
     listing = adb("-s", dev.address, "shell", "ls", "/data/local/tmp/d").stdout.split()
     assert listing == ["blob.bin"]
+    (Path(dev.root) / "d" / "sub").mkdir()
+    (Path(dev.root) / "d" / "sub" / "small.txt").write_text("small\n")
+    # a folder pull walks the tree with sync LIST (DENT entries), then RECVs each file
+    assert adb("-s", dev.address, "pull", "/data/local/tmp/d", str(tmp_path / "tree")).returncode == 0
+    assert (tmp_path / "tree" / "sub" / "small.txt").read_text() == "small\n"
+    assert hashlib.sha256((tmp_path / "tree" / "blob.bin").read_bytes()).hexdigest() == digest
 
 
 def test_paths_outside_data_local_tmp_are_refused(adb, adb_device, tmp_path: Path) -> None:

@@ -104,3 +104,13 @@ def test_peak_is_max_of_hwm_and_rss_plus_swap() -> None:
     samples = parse_memory("VmHWM: 100 kB VmRSS: 90 kB VmSwap: 30 kB\nVmHWM: 110 kB VmRSS: 50 kB VmSwap: 0 kB\n")
     assert peak_memory_bytes(samples) == 120 * 1024
     assert json.loads(json.dumps(samples))[1]["VmHWM"] == 110 * 1024
+
+
+def test_connection_lost_mid_run_is_one_clear_line(loopback, fault_proxy) -> None:
+    from mobile_mllm.errors import DeviceError
+
+    runner = _install(loopback, "chatty.sh", "#!/bin/sh\nwhile true; do echo 'token token token token'; done\n")
+    proxy = fault_proxy(loopback.port, drop_reply_after_bytes=200_000)
+    with AdbDevice(proxy.serial, timeout_s=5) as dev, pytest.raises(DeviceError, match="connection to .* lost") as info:
+        run_on_device(dev, WORK, runner, timeout_s=60)
+    assert "\n" not in str(info.value) and not isinstance(info.value, RunnerError)

@@ -55,7 +55,10 @@ def test_batch_mode_reports_a_bad_request_and_goes_on(tiny_program: Path, pictur
         {"id": "c", "image": None, "prompt": "and text only?", "max_new_tokens": 2},
     ]) + "\n")
     out = io.StringIO()
-    assert main(["--program-dir", str(tiny_program), "--requests", str(requests)], out=out) == 0
+    assert main(["--program-dir", str(tiny_program), "--requests", str(requests), "--threads", "2"], out=out) == 0
+    from executorch.extension.pybindings import portable_lib
+
+    assert portable_lib._threadpool_get_thread_count() == 2
     a, b, c = _records(out.getvalue())
     assert (a["id"], a["generated_tokens"] <= 3, a["num_tiles"] > 0) == ("a", True, True)
     assert b["id"] == "b" and b["error_type"] == "ImageError" and "missing.png" in b["error"]
