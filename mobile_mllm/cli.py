@@ -402,6 +402,100 @@ def _run_eval_score(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- eval
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from mobile_mllm.config import add_arguments
+    from mobile_mllm.eval.run import EvalConfig
+    from mobile_mllm.model.registry import DEFAULT_MODEL
+
+    p = sub.add_parser("eval", help="answer benchmarks with a model (eager, .pte or phone), appending and scoring predictions")
+    p.add_argument(
+        "model", metavar="MODEL_OR_PROGRAM", nargs="?", default=DEFAULT_MODEL,
+        help=f"a model directory, an exported program directory or builtin:NAME (default: {DEFAULT_MODEL})",
+    )
+    add_arguments(p, EvalConfig, exclude=("ray",))
+    p.add_argument("--ray", nargs="?", const="local", default=argparse.SUPPRESS, metavar="ADDRESS",
+                   help="shard questions over a Ray cluster: no ADDRESS starts a local one, else e.g. auto or ray://head:10001")
+    p.add_argument("-o", "--output-dir", required=True, metavar="RESULTS_DIR",
+                   help="results directory (an interrupted run there is resumed)")
+    p.add_argument("--json", action="store_true", help="print summary.json instead of the text summary")
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from mobile_mllm.config import log_config, resolve
+    from mobile_mllm.eval.report import format_summary
+    from mobile_mllm.eval.run import SUMMARY_FILE, EvalConfig, EvalProgress, run_eval
+
+    config = resolve(EvalConfig, overrides=args)
+    log_config("eval", config)
+    bars: dict[str, Any] = {}
+    show = sys.stderr.isatty() and not args.quiet
+
+    def on_progress(p: EvalProgress) -> None:
+        if not show:
+            return
+        from tqdm import tqdm
+
+        bar = bars.get(p.benchmark)
+        if bar is None:
+            bar = bars[p.benchmark] = tqdm(total=p.total, initial=p.resumed, desc=p.benchmark, unit="q", file=sys.stderr)
+        bar.n = p.done
+        bar.set_postfix_str(f"acc {100 * p.running_score:.1f}%")
+        if p.done >= p.total:
+            bar.close()
+
+    try:
+        results = run_eval(args.model, config, args.output_dir, on_progress=on_progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    if args.json:
+        from pathlib import Path
+
+        print((Path(args.output_dir) / SUMMARY_FILE).read_text(encoding="utf-8"), end="")
+        return 0
+    for r in results:
+        print(format_summary(r.report, tables=()))
+        m = r.means
+        print(f"answered {r.num_answered} ({r.num_resumed} resumed) -> {r.prediction_file}")
+        print(f"mean per question: {m['num_tiles']:.2f} tiles, {m['num_image_tokens']:.0f} image tokens, "
+              f"encode {m['image_encode_ms']:.1f} ms, first token {m['time_to_first_token_ms']:.1f} ms, "
+              f"decode {m['decode_tok_s']:.1f} tok/s\n")
+    return 0
+
+
+def _add_eval_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval-compare", help="compare eval results side by side (accuracy, paired McNemar test, tokens, latency)")
+    p.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="results directories of `mobile-mllm eval` (the first is the baseline)")
+    p.add_argument("--label", action="append", default=None, help="a name per results directory, in order (repeatable)")
+    p.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR", help="where compare.md, compare.json and compare.png go")
+
+
+def _run_eval_compare(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from mobile_mllm.errors import ConfigError
+    from mobile_mllm.eval.compare import compare_runs, format_markdown, load_results, plot_comparison
+
+    labels = args.label or [None] * len(args.results)
+    if len(labels) != len(args.results):
+        raise ConfigError(f"{len(labels)} --label value(s) for {len(args.results)} results directories; give one per directory")
+    comparisons = compare_runs([load_results(r, label) for r, label in zip(args.results, labels)])
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = format_markdown(comparisons)
+    (out / "compare.md").write_text(text, encoding="utf-8")
+    (out / "compare.json").write_text(json.dumps([dataclasses.asdict(c) for c in comparisons], indent=2, default=str) + "\n",
+                                      encoding="utf-8")
+    plot_comparison(comparisons, out / "compare.png")
+    print(text, end="")
+    logger.info("wrote %s", ", ".join(str(out / n) for n in ("compare.md", "compare.json", "compare.png")))
+    return 0
+
+
 # --------------------------------------------------------------------------- make-bench
 
 
@@ -581,6 +675,8 @@ _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None], Callabl
     ("run", _add_run, _run_run),
     ("init-model", _add_init_model, _run_init_model),
     ("eval-score", _add_eval_score, _run_eval_score),
+    ("eval", _add_eval, _run_eval),
+    ("eval-compare", _add_eval_compare, _run_eval_compare),
     ("make-bench", _add_make_bench, _run_make_bench),
     ("export", _add_export, _run_export),
     ("train-reference", _add_train_reference, _run_train_reference),

@@ -34,13 +34,14 @@ def tiny(tiny_dir: Path):  # -> MultimodalModel
 
 @pytest.fixture(scope="session")
 def tiny_program(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model exported once per run with the fp32 recipe (fastest to lower), unverified: device tests run it."""
+    """The tiny model exported once per run with the fp32 recipe (fastest to lower), unverified: device and eval tests run it
+    (the eval tests compare it with the eager model themselves)."""
     from mobile_mllm.export.program import ExportJob, TargetConfig, export_program
     from mobile_mllm.quant.recipe import preset
 
     job = ExportJob(
         model=str(tiny_dir), output=str(tmp_path_factory.mktemp("tiny_program") / "tiny_fp32"), quant=preset("fp32"),
-        target=TargetConfig(max_context_len=192, prefill_chunk=32, tile_batch=4), verify=False,
+        target=TargetConfig(max_context_len=384, prefill_chunk=32, tile_batch=4), verify=False,
     )
     return Path(export_program(job).output)
 

@@ -18,7 +18,7 @@ from mobile_mllm.eval.synthetic import Form, SyntheticSpec, generate_samples, wr
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SuiteConfig", "build_suite_config", "load_suite", "make_bench", "write_suite"]
+__all__ = ["SuiteConfig", "build_suite_config", "form_dataset_type", "load_suite", "make_bench", "write_suite"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ class SuiteConfig:
             )
 
 
-def _dataset_type(form: Form, circular: bool) -> DatasetType:
+def form_dataset_type(form: Form, circular: bool = False) -> DatasetType:
+    """How questions of a synthetic form are scored (and which scorer a suite of them names)."""
     if form is Form.MCQ:
         return DatasetType.MCQ_CIRCULAR if circular else DatasetType.MCQ
     return DatasetType.YN if form is Form.YN else DatasetType.TEXTVQA
@@ -90,7 +91,7 @@ def make_bench(suite: SuiteConfig, tsv_path: str | Path) -> tuple[SuiteConfig, i
     p = Path(tsv_path)
     if p.suffix != ".tsv":
         raise ConfigError(f"make-bench writes a .tsv file, got {p}")
-    record = replace(suite, tsv=p.name, synthetic=True, dataset_type=_dataset_type(suite.spec.forms[0], suite.circular))
+    record = replace(suite, tsv=p.name, synthetic=True, dataset_type=form_dataset_type(suite.spec.forms[0], suite.circular))
     rows = write_tsv(generate_samples(suite.seed, suite.count, suite.spec), p, circular=suite.circular)
     write_suite(record, p.with_suffix(".toml"))
     return record, rows
