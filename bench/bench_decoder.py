@@ -192,23 +192,6 @@ class _Program:
         return self.method.execute([x, torch.arange(start, start + length, dtype=torch.long)])
 
 
-def _aggregate_etdump(path: str) -> list[dict[str, Any]]:
-    """Per event name: calls and total ms over the profiled calls (XNNPACK kernels appear by name)."""
-    from executorch.devtools import Inspector
-
-    agg: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
-    for block in Inspector(etdump_path=path).event_blocks:
-        if block.name != "Execute":
-            continue
-        for ev in block.events:
-            if ev.perf_data is None:
-                continue
-            agg[ev.name][0] += len(ev.perf_data.raw)
-            agg[ev.name][1] += sum(ev.perf_data.raw)
-    rows = [{"event": k, "calls": int(n), "total_ms": round(ms, 3)} for k, (n, ms) in agg.items()]
-    return sorted(rows, key=lambda r: -r["total_ms"])
-
-
 def time_program(args: argparse.Namespace) -> dict[str, Any]:
     """Prefill (chunked and one-shot) and decode rates of one program, in this (fresh) process."""
     out: dict[str, Any] = {"pte": args.pte, "kind": args.kind, "loadavg_start": loadavg()}
@@ -243,7 +226,9 @@ def time_program(args: argparse.Namespace) -> dict[str, Any]:
     if args.profile:
         etdump = args.profile + ".etdump"
         prog.program.write_etdump_result_to_file(etdump, args.profile + ".debug")
-        rows = _aggregate_etdump(etdump)
+        from mobile_mllm.runtime.etdump import aggregate_events
+
+        rows = aggregate_events(etdump)
         out["profile_phase"] = args.profile_phase
         out["profile_calls"] = args.decode_tokens if args.profile_phase == "decode" else -(-n // args.chunk)
         out["profile"] = rows

@@ -182,7 +182,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     """
     import torch
 
-    from bench_decoder import _aggregate_etdump
+    from mobile_mllm.runtime.etdump import FRAME_EVENTS, aggregate_events
     from mobile_mllm.runtime.pte import load_executorch_kernels
 
     set_threads(args.threads)
@@ -195,7 +195,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     etdump = str(Path(args.json_out).with_suffix(".etdump"))
     program.write_etdump_result_to_file(etdump, etdump + ".debug")
     calls = args.repeats + 1
-    leaves = [r for r in _aggregate_etdump(etdump) if r["event"] not in ("Method::execute", "DELEGATE_CALL", "OPERATOR_CALL")]
+    leaves = [r for r in aggregate_events(etdump) if r["event"] not in FRAME_EVENTS]
     total = sum(r["total_ms"] for r in leaves)
     rows = [{"event": r["event"], "ms_per_tile": round(r["total_ms"] / calls, 2), "share": round(r["total_ms"] / total, 4)}
             for r in leaves]

@@ -5,8 +5,10 @@ Usage (from the repository root):
     python bench/eval_reference.py builtin:synth-small --workers 16 --per-kind 100 --text-count 200 \
         --json-out out/bench.json --md-out out/bench.md
 
-Asks every question through the eager ``Session`` (see ``mobile_mllm.train.evaluate``) and prints
-Markdown tables for ``bench/train_reference.md``.
+Asks every question through the toolkit's one predict-and-score path (``mobile_mllm.eval.predict``
+answers, ``mobile_mllm.eval.run.row_score`` scores; see ``mobile_mllm.train.evaluate``) and prints
+Markdown tables for ``bench/train_reference.md``. MODEL may be an exported program directory: the
+same questions then go through the ``.pte`` (``Session`` opens either).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from mobile_mllm.train.evaluate import BenchConfig, format_markdown, run_referen
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="model directory or builtin:NAME")
+    parser.add_argument("model", help="model directory, exported program directory or builtin:NAME")
     parser.add_argument("--seed", type=int, default=BenchConfig.seed)
     parser.add_argument("--per-kind", type=int, default=BenchConfig.per_kind)
     parser.add_argument("--text-count", type=int, default=BenchConfig.text_count)

@@ -50,12 +50,15 @@ __all__ = [
 
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
-    """Return ``{field: first docstring line}`` for a dataclass, read from its source.
+    """Return ``{field: first docstring paragraph}`` for a dataclass, read from its source.
 
     A field's doc is the string literal on the line after it, as in::
 
         group_size: int = 32
         \"\"\"Weights per quantization group.\"\"\"
+
+    Its first paragraph (up to a blank line), joined into one line, becomes the ``--help`` text,
+    so a sentence wrapped over several source lines is shown whole.
     """
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
@@ -74,7 +77,7 @@ def field_docs(cls: type) -> dict[str, str]:
                 and isinstance(nxt.value, ast.Constant)
                 and isinstance(nxt.value.value, str)
             ):
-                docs[node.target.id] = nxt.value.value.strip().splitlines()[0]
+                docs[node.target.id] = " ".join(inspect.cleandoc(nxt.value.value).split("\n\n")[0].split())
     for f in dataclasses.fields(cls):
         if "help" in f.metadata:
             docs[f.name] = f.metadata["help"]
@@ -270,8 +273,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError as e:
         raise ConfigError(f"config file not found: {p}") from e
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p} is not valid TOML: {e}") from e
+    except OSError as e:  # a folder, unreadable
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from e
 
 
 def _toml_value(v: Any) -> str:
@@ -356,11 +361,21 @@ def add_arguments(
             continue
         if isinstance(inner, type) and issubclass(inner, enum.Enum):
             kw["choices"] = [m.value for m in inner]
+            kw["type"] = functools.partial(_enum_value, inner)
         elif typing.get_origin(inner) in (tuple, list):
             args = typing.get_args(inner)
             kw["nargs"] = len(args) if args and args[-1] is not Ellipsis else "+"
         kw["metavar"] = None if "choices" in kw else f.name.upper()
         parser.add_argument(_flag(prefix, f.name), **kw)
+
+
+def _enum_value(cls: type[enum.Enum], text: str) -> Any:
+    """A flag's text as the enum's canonical value when the enum accepts it (``_missing_`` may
+    allow other spellings, e.g. ``MCQ`` for ``mcq``), else unchanged for argparse's choices check."""
+    try:
+        return cls(text).value
+    except ValueError:
+        return text
 
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:

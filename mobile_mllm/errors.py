@@ -91,3 +91,9 @@ class EvalDataError(MobileMLLMError, ValueError):
     """A benchmark file or prediction file is malformed; the message names the file and row."""
 
     exit_code = 10
+
+
+class OutputError(MobileMLLMError, OSError):
+    """An output path cannot be written (its folder is a file, or not writable); checked before slow work starts."""
+
+    exit_code = 11

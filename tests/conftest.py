@@ -29,3 +29,36 @@ def tiny(tiny_dir: Path):  # -> MultimodalModel
     from mobile_mllm.model import load_model
 
     return load_model(tiny_dir, max_context_len=512)
+
+
+
+@pytest.fixture(scope="session")
+def tiny_program(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model exported once per run with the fp32 recipe (fastest to lower), unverified: device and eval tests run it
+    (the eval tests compare it with the eager model themselves)."""
+    from mobile_mllm.export.program import ExportJob, TargetConfig, export_program
+    from mobile_mllm.quant.recipe import preset
+
+    job = ExportJob(
+        model=str(tiny_dir), output=str(tmp_path_factory.mktemp("tiny_program") / "tiny_fp32"), quant=preset("fp32"),
+        target=TargetConfig(max_context_len=384, prefill_chunk=32, tile_batch=4), verify=False,
+    )
+    return Path(export_program(job).output)
+
+
+@pytest.fixture(scope="session")
+def adb_user_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private ``ANDROID_USER_HOME`` holding a fresh ADB key pair (tests never touch the user's ~/.android)."""
+    import os
+
+    from mobile_mllm.device.adb import load_signer
+
+    home = tmp_path_factory.mktemp("android_user_home")
+    old = os.environ.get("ANDROID_USER_HOME")
+    os.environ["ANDROID_USER_HOME"] = str(home)
+    load_signer()
+    yield home
+    if old is None:
+        os.environ.pop("ANDROID_USER_HOME", None)
+    else:
+        os.environ["ANDROID_USER_HOME"] = old

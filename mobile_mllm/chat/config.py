@@ -17,6 +17,7 @@ class DemoBackend(str, enum.Enum):
     AUTO = "auto"
     EAGER = "eager"
     PTE = "pte"
+    DEVICE = "device"
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,9 @@ class DemoConfig:
     """How the demo serves its models."""
 
     backend: DemoBackend = DemoBackend.AUTO
-    """auto (a program folder runs its .pte, anything else the eager model), eager or pte (refuse the other kind)."""
+    """auto (a program folder runs its .pte, anything else the eager model), eager, pte, or device (the program on a phone over ADB)."""
+    serial: str | None = None
+    """The device of --backend device (host:port or a USB serial; None: the only one connected)."""
     host: str = "127.0.0.1"
     """Address to listen on; 127.0.0.1 keeps the demo on this machine (0.0.0.0 shares it on the network)."""
     port: int = 7860

@@ -170,12 +170,13 @@ def _answer(
             session.vision = slot.vision(conv.settings)
             try:
                 first = not conv.turns
-                if slot.owner != conv.id and not first:
+                keeps_cache = getattr(session, "keeps_cache", True)  # a device answers each question afresh
+                if slot.owner != conv.id and not first and keeps_cache:
                     replayed = _replay(session, conv)
                 slot.owner = None  # until this answer completes, the cache is nobody's
                 if first:
                     session.reset()  # a first turn never continues whatever the cache holds
-                image = conv.image if first else None
+                image = conv.image if first or not keeps_cache else None
                 answer = session.ask(question, image, on_token=on_token, token_budget=conv.settings.token_budget)
                 slot.owner = conv.id
             except _Stopped:

@@ -45,13 +45,13 @@ class ModelSlot:
 
     def __init__(self, ref: str, config: DemoConfig) -> None:
         program = is_program_dir(ref)
-        if config.backend is DemoBackend.PTE and not program:
-            raise ConfigError(f"--backend pte needs an exported program folder (with {contract.PROGRAM_FILE}); {ref} is not one")
+        if config.backend in (DemoBackend.PTE, DemoBackend.DEVICE) and not program:
+            raise ConfigError(f"--backend {config.backend.value} needs an exported program folder (with {contract.PROGRAM_FILE}); {ref} is not one")
         if config.backend is DemoBackend.EAGER and program:
             raise ConfigError(f"--backend eager needs a model directory or builtin:NAME; {ref} is an exported program")
         self.ref = ref
         self.config = config
-        self.kind = "pte" if program else "eager"
+        self.kind = "device" if config.backend is DemoBackend.DEVICE else "pte" if program else "eager"
         self.lock = threading.Lock()
         self.owner: str | None = None
         """Id of the conversation whose turns the KV cache holds (None: nobody's, e.g. after a stop)."""
@@ -65,7 +65,16 @@ class ModelSlot:
         return f"{name} ({self.kind})"
 
     def session(self) -> Session:
-        """The model's session, loading it on first call (call with :attr:`lock` held)."""
+        """The model's session, loading it on first call (call with :attr:`lock` held).
+
+        With ``--backend device`` it is a :class:`~mobile_mllm.chat.device.DeviceSession`, which
+        answers on the phone and keeps no cache between questions.
+        """
+        if self._session is None and self.kind == "device":
+            from mobile_mllm.chat.device import DeviceSession
+
+            self._session = DeviceSession(Path(self.ref), self.config.serial, self.config.max_new_tokens)  # type: ignore[assignment]
+            self._base_vision = self._session.vision
         if self._session is None:
             from mobile_mllm.runtime.methods import RuntimeConfig
             from mobile_mllm.runtime.sampling import GenerationConfig

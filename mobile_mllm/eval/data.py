@@ -46,6 +46,7 @@ __all__ = [
     "Benchmark",
     "EvalSample",
     "Table",
+    "check_table_file",
     "decode_image",
     "handle_bad_row",
     "load_benchmark",
@@ -150,14 +151,17 @@ def _read_tsv(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
     lines: list[int] = []
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh, delimiter="\t")
-        for record in reader:
-            if not header:
-                header = record
-                continue
-            if not any(record):
-                continue
-            body.append(record)
-            lines.append(reader.line_num)
+        try:
+            for record in reader:
+                if not header:
+                    header = record
+                    continue
+                if not any(record):
+                    continue
+                body.append(record)
+                lines.append(reader.line_num)
+        except UnicodeDecodeError as e:
+            raise EvalDataError(f"{path} is not UTF-8 text ({e}); is it a renamed binary file?") from e
     return header, body, lines
 
 
@@ -184,6 +188,26 @@ def _read_xlsx(path: Path) -> tuple[list[str], list[list[object]], list[int]]:
     return header, body, lines
 
 
+def check_table_file(path: str | Path) -> Path:
+    """Refuse a path :func:`read_table` cannot read (missing, a folder, another suffix, 0 bytes) without reading it.
+
+    Lets ``eval-score`` reject its inputs before it starts.
+
+    Raises:
+        EvalDataError: naming the path and what to pass instead.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise EvalDataError(f"{p}: no such file; pass a local VLMEvalKit .tsv or .xlsx file (nothing is downloaded)")
+    if not p.is_file():
+        raise EvalDataError(f"{p} is a folder, not a .tsv or .xlsx file")
+    if p.suffix.lower() not in (".tsv", ".xlsx"):
+        raise EvalDataError(f"{p}: unsupported file type {p.suffix.lower()!r}; expected .tsv or .xlsx")
+    if p.stat().st_size == 0:
+        raise EvalDataError(f"{p} is empty (0 bytes): expected a header row with at least 'index'")
+    return p
+
+
 def read_table(path: str | Path) -> Table:
     """Read a ``.tsv`` or ``.xlsx`` file into text cells, as VLMEvalKit's loader would see them.
 
@@ -197,18 +221,10 @@ def read_table(path: str | Path) -> Table:
         EvalDataError: the file is missing, has an unknown suffix, no header, or a row with more
             cells than the header.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise EvalDataError(f"{p}: no such file; pass a local VLMEvalKit .tsv or .xlsx file (nothing is downloaded)")
-    suffix = p.suffix.lower()
-    if suffix == ".tsv":
-        header, body, lines = _read_tsv(p)
-    elif suffix == ".xlsx":
-        header, body, lines = _read_xlsx(p)
-    else:
-        raise EvalDataError(f"{p}: unsupported file type {suffix!r}; expected .tsv or .xlsx")
+    p = check_table_file(path)
+    header, body, lines = _read_tsv(p) if p.suffix.lower() == ".tsv" else _read_xlsx(p)
     if not header:
-        raise EvalDataError(f"{p} is empty: expected a header row with at least 'index'")
+        raise EvalDataError(f"{p} has no header row: expected one with at least 'index'")
     columns = tuple(_normalise_column(c) for c in header)
     rows: list[Row] = []
     for record, line in zip(body, lines):

@@ -4,17 +4,27 @@ VLMEvalKit puts the image(s) first and then one text message; these functions bu
 character for character, so a model run here sees what it would see on the leaderboard. The
 model-running code (a later step) pairs the text with the images and the model's chat template.
 
-Deliberately not here: per-model custom prompts (VLMEvalKit lets some models override these) and
-dataset-specific prompts (MMMU's interleaved images, AMBER's suffix).
+A model family may override them, as VLMEvalKit lets a model's ``build_prompt`` replace the
+dataset's: its adapter (``model/<family>/adapter.py``) may define
+``eval_prompt(sample, form, default) -> str`` (see :data:`PromptHook`), which
+:func:`build_prompt` calls with the default text. Deliberately not here: dataset-specific
+prompts (MMMU's interleaved images, AMBER's suffix).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mobile_mllm.eval.data import EvalSample
 
 __all__ = [
+    "FORMS",
     "MCQ_INSTRUCTION",
     "VQA_INSTRUCTION",
+    "PromptHook",
+    "build_prompt",
     "build_mcq_prompt",
     "build_vqa_prompt",
     "build_yn_prompt",
@@ -69,3 +79,32 @@ def build_yn_prompt(question: str) -> str:
         'Is there a cat? Please answer yes or no.'
     """
     return question
+
+
+FORMS = ("mcq", "yn", "vqa")
+"""Question forms a prompt is built for (what :func:`build_prompt` takes)."""
+
+PromptHook = Callable[["EvalSample", str, str], str]
+"""A family's override: ``(sample, form, default_text) -> text`` (an adapter's ``eval_prompt``)."""
+
+
+def build_prompt(sample: EvalSample, form: str, hook: PromptHook | None = None) -> str:
+    """The text of one benchmark question: VLMEvalKit's default for ``form``, or the family's override.
+
+    Args:
+        sample (EvalSample): the question.
+        form (str): ``"mcq"``, ``"yn"`` or ``"vqa"`` (:data:`FORMS`).
+        hook (PromptHook | None): the model family's ``eval_prompt``, given the default text. Default None.
+
+    Raises:
+        ValueError: an unknown form (an internal error: callers map dataset types to forms).
+    """
+    if form == "mcq":
+        text = build_mcq_prompt(sample.question, sample.options, sample.hint)
+    elif form == "yn":
+        text = build_yn_prompt(sample.question)
+    elif form == "vqa":
+        text = build_vqa_prompt(sample.question)
+    else:
+        raise ValueError(f"unknown question form {form!r}; expected one of {FORMS}")
+    return hook(sample, form, text) if hook is not None else text

@@ -74,12 +74,13 @@ def resolve_dataset_type(name_source: Path, columns: list[str], explicit: Datase
         from mobile_mllm.eval.suite import load_suite  # noqa: PLC0415
 
         return load_suite(sidecar).dataset_type
-    inferred = infer_dataset_type(name_source.stem, columns)
+    inferred = infer_dataset_type(name_source.stem)
     if inferred is None:
         known = ", ".join(t.value for t in DatasetType)
+        hint = " (it has option columns A/B: --dataset-type mcq?)" if {"A", "B"} <= set(columns) else ""
         raise EvalDataError(
-            f"cannot tell how to score {name_source.name}: its name matches no known benchmark and it has no "
-            f"option columns A/B; pass --dataset-type (one of: {known})"
+            f"cannot tell how to score {name_source.name}: its name {name_source.stem!r} identifies no known "
+            f"benchmark{hint}; pass --dataset-type (one of: {known}; any case, VLMEvalKit's MCQ and Y/N too)"
         )
     logger.info("dataset type %s inferred from the name %s", inferred.value, name_source.stem)
     return inferred

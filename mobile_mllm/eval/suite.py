@@ -18,7 +18,7 @@ from mobile_mllm.eval.synthetic import Form, SyntheticSpec, generate_samples, wr
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SuiteConfig", "build_suite_config", "load_suite", "make_bench", "write_suite"]
+__all__ = ["SuiteConfig", "build_suite_config", "form_dataset_type", "load_suite", "make_bench", "write_suite"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ class SuiteConfig:
             )
 
 
-def _dataset_type(form: Form, circular: bool) -> DatasetType:
+def form_dataset_type(form: Form, circular: bool = False) -> DatasetType:
+    """How questions of a synthetic form are scored (and which scorer a suite of them names)."""
     if form is Form.MCQ:
         return DatasetType.MCQ_CIRCULAR if circular else DatasetType.MCQ
     return DatasetType.YN if form is Form.YN else DatasetType.TEXTVQA
@@ -90,7 +91,7 @@ def make_bench(suite: SuiteConfig, tsv_path: str | Path) -> tuple[SuiteConfig, i
     p = Path(tsv_path)
     if p.suffix != ".tsv":
         raise ConfigError(f"make-bench writes a .tsv file, got {p}")
-    record = replace(suite, tsv=p.name, synthetic=True, dataset_type=_dataset_type(suite.spec.forms[0], suite.circular))
+    record = replace(suite, tsv=p.name, synthetic=True, dataset_type=form_dataset_type(suite.spec.forms[0], suite.circular))
     rows = write_tsv(generate_samples(suite.seed, suite.count, suite.spec), p, circular=suite.circular)
     write_suite(record, p.with_suffix(".toml"))
     return record, rows
@@ -101,7 +102,8 @@ def build_suite_config(suite_path: str | Path | None, flags: dict[str, object]) 
 
     ``flags`` holds flat names as ``make-bench`` parses them: ``seed``, ``count``, ``circular`` for
     the suite and ``kinds``, ``forms``, ``min_side_px``… for its ``[spec]`` (precedence: default <
-    TOML < flag).
+    TOML < flag). A suite holds one question form, so when neither the TOML nor a flag names
+    ``forms`` the suite is MCQ (the generator's default draws every form, which a TSV cannot hold).
     """
     from dataclasses import fields  # noqa: PLC0415
 
@@ -111,5 +113,8 @@ def build_suite_config(suite_path: str | Path | None, flags: dict[str, object]) 
     suite_names = {f.name for f in fields(SuiteConfig)} - {"spec"}
     overrides = {k: v for k, v in flags.items() if k in suite_names}
     overrides.update({f"spec.{k}": v for k, v in flags.items() if k in spec_names})
-    recipe = load_toml(suite_path) if suite_path is not None else None
+    recipe = load_toml(suite_path) if suite_path is not None else {}
+    spec = recipe.get("spec")
+    if "spec.forms" not in overrides and not (isinstance(spec, dict) and "forms" in spec):
+        overrides["spec.forms"] = [Form.MCQ.value]
     return resolve(SuiteConfig, recipe=recipe, overrides=overrides)

@@ -637,5 +637,5 @@ def write_tsv(samples: Iterable[SyntheticSample], path: str | Path, *, circular:
         writer.writerow(columns)
         writer.writerows(rows)
     os.replace(tmp, p)
-    logger.info("wrote %s: %d rows, %d bytes", p, len(rows), p.stat().st_size)
+    logger.debug("wrote %s: %d rows, %d bytes", p, len(rows), p.stat().st_size)  # the caller reports it
     return len(rows)

@@ -4,7 +4,7 @@ Importing this package loads no torch; :func:`load_model` imports what a family 
 """
 
 from mobile_mllm.model.adapter import ModelAdapter, MultimodalModel, PromptFormat
-from mobile_mllm.model.registry import detect_family, known_families, load_model, resolve_model_path
+from mobile_mllm.model.registry import detect_family, known_families, load_model, read_vision_config, resolve_model_path
 
 __all__ = [
     "ModelAdapter",
@@ -13,5 +13,6 @@ __all__ = [
     "detect_family",
     "known_families",
     "load_model",
+    "read_vision_config",
     "resolve_model_path",
 ]

@@ -106,3 +106,10 @@ class ModelAdapter(Protocol):
     def decoder_parts(self, model: MultimodalModel) -> DecoderParts:
         """The parts an export backend rebuilds ``model``'s decoder from (``model/parts.py``), sharing its modules."""
         ...
+
+    def read_vision_config(self, path: Path) -> VisionConfig:
+        """The directory's preprocessing, read from its small files without loading weights.
+
+        ``grid MODEL`` shows it and ``run`` checks the image with it before the (slow) load.
+        """
+        ...

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from mobile_mllm.model.adapter import MultimodalModel
     from mobile_mllm.model.parts import DecoderParts
+    from mobile_mllm.vision.config import VisionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ __all__ = [
     "get_adapter",
     "known_families",
     "load_model",
+    "read_vision_config",
     "resolve_model_path",
 ]
 
@@ -90,9 +92,22 @@ def resolve_model_path(model: str | Path) -> Path:
             raise UnsupportedModelError(f"no built-in model {name!r}; known: {known}")
         return BUILTIN_MODELS[name]()
     path = Path(model)
+    if path.exists() and not path.is_dir():
+        raise ModelLoadError(f"{path} is a file; MODEL is a model directory (or builtin:NAME)")
     if not path.is_dir():
         raise ModelLoadError(f"model directory not found: {path}")
     return path
+
+
+def read_vision_config(model: str | Path) -> VisionConfig:
+    """How a model directory (or ``builtin:NAME``) turns images into tiles, without loading its weights.
+
+    Raises:
+        UnsupportedModelError: unknown family or built-in name (``ModelLoadError`` for a missing
+            directory or a missing or malformed file).
+    """
+    directory = resolve_model_path(model)
+    return get_adapter(detect_family(directory)).read_vision_config(directory)
 
 
 def detect_family(path: Path) -> str:

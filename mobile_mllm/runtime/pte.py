@@ -108,8 +108,9 @@ class PteMethods:
         ContractError: the program lacks a contract method or the required constant method.
     """
 
-    def __init__(self, path: str | Path, *, tile_batch: int) -> None:
+    def __init__(self, path: str | Path, *, tile_batch: int, enable_etdump: bool = False) -> None:
         self.path = Path(path)
+        self.enable_etdump = enable_etdump
         if not self.path.is_file():
             raise ContractError(f"program not found: {self.path}")
         with native_log_to_debug():
@@ -118,7 +119,7 @@ class PteMethods:
 
     def _load_program(self) -> Any:
         try:
-            return load_executorch_kernels().load_program(str(self.path))
+            return load_executorch_kernels().load_program(str(self.path), enable_etdump=self.enable_etdump)
         except RuntimeError as e:
             raise ContractError(
                 f"cannot load program {self.path} ({e}): the file is corrupt, truncated or was written by an "
@@ -141,6 +142,15 @@ class PteMethods:
         self.max_seq_len = int(self.constants[contract.GET_MAX_SEQ_LEN])
         self.max_context_len = int(self.constants.get(contract.GET_MAX_CONTEXT_LEN, self.max_seq_len))
         self.prefill_chunk = self.max_seq_len
+
+    def write_etdump(self, path: str | Path) -> list[Path]:
+        """Write each method's ETDump (one Program per method) to ``<path>.<method>``; the files written."""
+        written = []
+        for name, program in self._method_programs.items():
+            target = Path(f"{path}.{name}")
+            program.write_etdump_result_to_file(str(target), str(target) + ".debug")
+            written.append(target)
+        return written
 
     def _constant(self, name: str) -> Any:
         values = self._program.load_method(name).execute([])
@@ -184,7 +194,7 @@ class PteMethods:
         return self._run(contract.TEXT_DECODER, [embeds.to(torch.float32), pos]).reshape(1, -1).float()
 
 
-def open_program_dir(path: str | Path, runtime: RuntimeConfig | None = None) -> Backend:
+def open_program_dir(path: str | Path, runtime: RuntimeConfig | None = None, *, enable_etdump: bool = False) -> Backend:
     """Open an export directory (``model.pte``, ``tokenizer.json``, ``manifest.json``) as a session backend.
 
     The program's static sizes win over ``runtime`` (a program cannot grow its KV cache); a
@@ -193,6 +203,7 @@ def open_program_dir(path: str | Path, runtime: RuntimeConfig | None = None) -> 
     Args:
         path (str | Path): the directory ``mobile-mllm export`` wrote.
         runtime (RuntimeConfig | None): the sizes the caller asked for. Default None.
+        enable_etdump (bool): record ExecuTorch's per-operator profile (``PteMethods.write_etdump``). Default False.
 
     Raises:
         ContractError: missing files, or a manifest/program that does not follow the contract.
@@ -212,7 +223,8 @@ def open_program_dir(path: str | Path, runtime: RuntimeConfig | None = None) -> 
     tokenizer_file = directory / contract.TOKENIZER_FILE
     if not tokenizer_file.is_file():
         raise ContractError(f"{tokenizer_file} not found; re-export the model")
-    methods = PteMethods(directory / contract.PROGRAM_FILE, tile_batch=int(manifest[contract.M_TILE_BATCH]))
+    methods = PteMethods(directory / contract.PROGRAM_FILE, tile_batch=int(manifest[contract.M_TILE_BATCH]),
+                         enable_etdump=enable_etdump)
     if runtime is not None and (
         runtime.max_context_len > methods.max_context_len or runtime.tile_batch > methods.max_tile_batch
     ):

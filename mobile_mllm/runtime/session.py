@@ -32,6 +32,7 @@ from mobile_mllm.runtime.layout import (
     special_token_ids,
 )
 from mobile_mllm.runtime.methods import Backend, RuntimeConfig
+from mobile_mllm.runtime.preflight import check_question
 from mobile_mllm.runtime.sampling import GenerationConfig, make_generator, sample
 from mobile_mllm.runtime.stats import Stats, now_ms, peak_rss_bytes
 
@@ -259,6 +260,7 @@ class Session:
         A new image starts a new conversation at position 0; the session's state is left as it
         is until the plan has passed every check.
         """
+        check_question(question)
         if image is None:
             if self._started:
                 segs = next_turn(self.prompt, question, encode=self._encode, unfed_answer=self._unfed)
@@ -311,6 +313,13 @@ class Session:
             )
         return plan
 
+    def check(self, question: str, image: Any = None) -> None:
+        """Raise what :meth:`ask` would raise before computing (empty question, image, context), computing nothing.
+
+        Lets a caller refuse a turn before showing it (``mobile-mllm run`` echoes the question).
+        """
+        self._plan(question, image)
+
     def ask(
         self,
         question: str,
@@ -329,6 +338,7 @@ class Session:
                 chosen if the policy's grid needs more). Default None: only the context limits it.
 
         Raises:
+            ConfigError: the question is empty or whitespace only.
             ContextOverflowError: the turn does not fit the KV cache (raised before any compute).
             ImageError: the image cannot be loaded.
         """

@@ -1,9 +1,10 @@
 """Measure a model on a held-out generated benchmark through the eager runtime ``Session``.
 
 Each question is asked exactly as a user would ask it (``Session.ask`` with the image, greedy
-decoding), worded as VLMEvalKit words it, and scored as VLMEvalKit scores it: MCQ by the
-extracted option letter, Y/N by yes/no extraction, short answers by exact match after
-VLMEvalKit's punctuation normalisation. Questions are rebuilt in each worker process from
+decoding) through the toolkit's one predict path (``eval.predict``, the one ``mobile-mllm eval``
+uses), worded as VLMEvalKit words it, and scored by the benchmark scorers (``eval.run.row_score``):
+MCQ by the extracted option letter, Y/N by yes/no extraction, short answers by VQA accuracy (as
+the synthetic suites score them). Images are drawn again in each worker process from
 (seed, kind, number), so only small records cross process boundaries.
 
 :func:`run_reference_bench` measures what issue 4 asks for: per-kind accuracy with the
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mobile_mllm.eval.extract import extract_option, extract_yes_no, process_punctuation
+from mobile_mllm.errors import EvalDataError
+from mobile_mllm.eval.predict import HostSpec, Request, predict_host
+from mobile_mllm.eval.run import row_score
+from mobile_mllm.eval.suite import form_dataset_type
 from mobile_mllm.eval.synthetic import Form, Kind, SyntheticSample, SyntheticSpec, generate_sample
 from mobile_mllm.train.data import question_text
 from mobile_mllm.vision.grid import GridPolicy
@@ -38,8 +42,8 @@ __all__ = [
     "accuracy",
     "evaluate",
     "format_markdown",
-    "is_correct",
     "run_reference_bench",
+    "score_sample",
 ]
 
 
@@ -95,62 +99,42 @@ class EvalRecord:
     num_tiles: int
 
 
-def is_correct(sample: SyntheticSample, prediction: str) -> bool:
-    """VLMEvalKit-style scoring of one prediction (option letter, yes/no, or normalised exact match).
+def score_sample(sample: SyntheticSample, prediction: str) -> float:
+    """One prediction's score (0..1) by the benchmark scorer its form's suite uses (``eval.run.row_score``).
+
+    MCQ: the extracted option letter; yes/no: yes/no extraction; short answer: VQA accuracy
+    against the answer as the suite TSV stores it (ten identical ground truths), so a
+    question scores exactly as the same question in ``eval/synth_*.tsv`` would.
 
     Example:
         >>> s = SyntheticSample(0, None, "Q?", "red", ("blue", "red"), Kind.COLOUR, Form.MCQ, "single")
-        >>> is_correct(s, "B"), is_correct(s, "red"), is_correct(s, "A")
-        (True, True, False)
+        >>> score_sample(s, "B"), score_sample(s, "red"), score_sample(s, "A")
+        (1.0, 1.0, 0.0)
     """
+    row: dict[str, str | None] = {"index": str(sample.id), "question": sample.question, "prediction": prediction}
     if sample.form is Form.MCQ:
-        return extract_option(prediction, dict(zip("ABCD", sample.options))) == sample.answer_letter
-    if sample.form is Form.YN:
-        return extract_yes_no(prediction) == sample.answer
-    return process_punctuation(prediction.strip().lower()).strip() == process_punctuation(sample.answer.lower()).strip()
+        row.update(zip("ABCD", sample.options), answer=sample.answer_letter)
+    elif sample.form is Form.YN:
+        row["answer"] = sample.answer
+    else:
+        row["answer"] = repr([sample.answer] * 10)
+    return row_score(form_dataset_type(sample.form), row)
 
 
 def _sample(item: BenchItem, seed: int, spec: SyntheticSpec) -> SyntheticSample:
     return generate_sample(seed, item.number, dataclasses.replace(spec, kinds=(item.kind,), forms=item.forms))
 
 
-_WORKER: dict[str, Any] = {}
+@dataclass(frozen=True)
+class _DrawnImage:
+    """The image of a benchmark item, drawn again where it is answered (only this recipe crosses processes)."""
 
+    item: BenchItem
+    seed: int
+    spec: SyntheticSpec
 
-def _init_worker(model: str, overrides: Mapping[str, Any], seed: int, spec: SyntheticSpec, threads: int) -> None:
-    import torch
-
-    from mobile_mllm.runtime.sampling import GenerationConfig
-    from mobile_mllm.runtime.session import RuntimeConfig, Session, open_backend
-
-    torch.set_num_threads(threads)
-    backend = open_backend(model, RuntimeConfig())
-    _WORKER["session"] = Session(
-        backend.methods,
-        tokenizer=backend.tokenizer,
-        prompt=backend.prompt,
-        vision=dataclasses.replace(backend.vision, **overrides),
-        eos_ids=backend.eos_ids,
-        generation=GenerationConfig(max_new_tokens=16),
-    )
-    _WORKER["seed"], _WORKER["spec"] = seed, spec
-
-
-def _answer(item: BenchItem) -> EvalRecord:
-    sample = _sample(item, _WORKER["seed"], _WORKER["spec"])
-    answer = _WORKER["session"].ask(question_text(sample), sample.image)
-    prediction = answer.text.strip()
-    return EvalRecord(
-        kind=sample.kind.value,
-        form=sample.form.value,
-        detail=sample.detail,
-        question=sample.question,
-        answer=sample.answer,
-        prediction=prediction,
-        correct=is_correct(sample, prediction),
-        image_tokens=answer.stats.num_image_tokens,
-        num_tiles=answer.stats.num_tiles,
-    )
+    def load(self) -> Any:
+        return _sample(self.item, self.seed, self.spec).image
 
 
 def evaluate(
@@ -162,10 +146,10 @@ def evaluate(
     condition: Condition = CONDITIONS["tiles"],
     workers: int = 1,
 ) -> list[EvalRecord]:
-    """Ask every item through a ``Session`` over ``model`` and score the answers.
+    """Ask every item through ``eval.predict`` (a ``Session`` over ``model``) and score the answers.
 
     Args:
-        model (str): a model directory or ``builtin:NAME``.
+        model (str): a model directory, an exported program directory or ``builtin:NAME``.
         items (Sequence[BenchItem]): the questions.
         seed (int): generator stream of the benchmark (use one training never saw).
         spec (SyntheticSpec): generator settings (kinds and forms are set per item).
@@ -175,15 +159,30 @@ def evaluate(
     Returns:
         list[EvalRecord]: one per item, in order.
     """
-    args = (model, condition.overrides(), seed, spec)
-    if workers <= 1:
-        _init_worker(*args, threads=1)  # one thread: OpenMP spinning on a shared machine costs 10x
-        return [_answer(item) for item in items]
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(*args, 1)) as pool:
-        return pool.map(_answer, items, chunksize=max(1, len(items) // (workers * 4)))
+    samples, requests = [], []
+    for i, item in enumerate(items):
+        sample = _sample(item, seed, spec)
+        samples.append(dataclasses.replace(sample, image=None))  # keep the text, not the pixels
+        requests.append(Request(str(i), question_text(sample), _DrawnImage(item, seed, spec)))
+    host = HostSpec(model=model, vision_overrides=condition.overrides(), max_new_tokens=16)
+    answers = {p.key: p for p in predict_host(requests, host, workers=workers)}
+    records = []
+    for i, sample in enumerate(samples):
+        pred = answers[str(i)]
+        if pred.error is not None:
+            raise EvalDataError(f"benchmark item {items[i]} could not be answered: {pred.error_type}: {pred.error}")
+        records.append(EvalRecord(
+            kind=sample.kind.value,
+            form=sample.form.value,
+            detail=sample.detail,
+            question=sample.question,
+            answer=sample.answer,
+            prediction=pred.text,
+            correct=score_sample(sample, pred.text) == 1.0,
+            image_tokens=int(pred.stats.get("num_image_tokens", 0)),
+            num_tiles=int(pred.stats.get("num_tiles", 0)),
+        ))
+    return records
 
 
 def accuracy(records: Sequence[EvalRecord], key: Callable[[EvalRecord], str]) -> dict[str, float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from dataclasses import dataclass
 
 from mobile_mllm.errors import ConfigError
@@ -37,6 +38,12 @@ class Resample(str, enum.Enum):
     BICUBIC = "bicubic"
     BILINEAR = "bilinear"
     NEAREST = "nearest"
+
+
+MAX_SIDE_LIMIT = 100
+"""Largest accepted ``max_side``: 100 x 100 tiles of 384 px is 38400 px across, ~2M image tokens."""
+MAX_TILES_LIMIT = 10_000
+"""Largest accepted ``max_tiles``: keeps the candidate list (~max_tiles * ln(max_tiles) grids) instant."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +84,14 @@ class VisionConfig:
             raise ConfigError("vision: set max_side or max_tiles (or both); neither bounds the grid")
         if self.tile_size <= 0:
             raise ConfigError(f"vision.tile_size must be positive, got {self.tile_size}")
-        if self.max_side is not None and self.max_side < 1:
-            raise ConfigError(f"vision.max_side must be >= 1, got {self.max_side}")
-        if self.max_tiles is not None and self.max_tiles < 1:
-            raise ConfigError(f"vision.max_tiles must be >= 1, got {self.max_tiles}")
-        if self.alpha < 0:
-            raise ConfigError(f"vision.alpha must be >= 0, got {self.alpha}")
+        for name, most in (("max_side", MAX_SIDE_LIMIT), ("max_tiles", MAX_TILES_LIMIT)):
+            value = getattr(self, name)
+            if value is not None and not 1 <= value <= most:
+                raise ConfigError(
+                    f"vision.{name} must be in 1..{most}, got {value} (more tiles than any model's context holds)"
+                )
+        if not 0 <= self.alpha < math.inf:  # NaN fails too: the relaxed rule compares with alpha * Re
+            raise ConfigError(f"vision.alpha must be a finite number >= 0, got {self.alpha}")
         if self.tokens_per_tile <= 0:
             raise ConfigError(f"vision.tokens_per_tile must be positive, got {self.tokens_per_tile}")
         if self.max_pixels <= 0:

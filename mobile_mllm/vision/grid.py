@@ -151,11 +151,10 @@ def candidate_grids(max_side: int | None, max_tiles: int | None) -> tuple[Grid, 
             raise ConfigError(f"vision.{name} must be >= 1, got {value}")
     side = max_side if max_side is not None else max_tiles
     assert side is not None  # one of the two is set (checked above)
-    return tuple(
+    return tuple(  # n runs only as far as m * n <= max_tiles: O(max_tiles log max_tiles) grids, not side**2
         Grid(m, n)
         for m in range(1, side + 1)
-        for n in range(1, side + 1)
-        if max_tiles is None or m * n <= max_tiles
+        for n in range(1, (side if max_tiles is None else min(side, max_tiles // m)) + 1)
     )
 
 
@@ -203,17 +202,21 @@ def select_relaxed(image_size: Size, candidates: tuple[Grid, ...], tile_size: in
         ('2:1', '1:1')
         >>> str(select_relaxed(Size(1080, 2400), candidate_grids(4, None), 384, 0.1))
         '2:4'
+        >>> str(select_relaxed(Size(1, 5000), c, 384, 0.1))  # Re = 0 on every grid: least waste
+        '1:1'
     """
     best: Grid | None = None
     re_max = 0
     rw_min = math.inf
     for grid in sorted(_require(candidates), key=lambda g: (g.cols, g.rows), reverse=True):
         res = resolution_on(image_size, grid, tile_size)
-        if res.effective - re_max > alpha * re_max or (
-            re_max - res.effective < alpha * re_max and res.wasted < rw_min
-        ):
+        # Re == Re_max == 0 counts as "about as much detail": an image so thin that no grid keeps
+        # a whole pixel across it (1x5000 on 3 tiles) has Re = 0 everywhere, and the paper's strict
+        # comparisons would accept nothing; then the least wasteful grid wins.
+        about_as_much = re_max - res.effective < alpha * re_max or res.effective == re_max == 0
+        if res.effective - re_max > alpha * re_max or (about_as_much and res.wasted < rw_min):
             best, re_max, rw_min = grid, res.effective, res.wasted
-    assert best is not None  # the first candidate always passes (Re > 0 = alpha * 0)
+    assert best is not None  # the first candidate always passes: Re > 0, or Re == 0 with Rw < inf
     return best
 
 

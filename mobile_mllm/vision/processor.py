@@ -200,7 +200,7 @@ def plan_grid(image: str | Path | Size, cfg: VisionConfig, *, token_budget: int 
     """
     if isinstance(image, Size):
         size = image
-    elif Path(image).is_file():
+    elif Path(image).exists():  # a file, or a folder that read_image_size names as one
         from mobile_mllm.vision.io import read_image_size  # noqa: PLC0415  (PIL only for real files)
 
         size = read_image_size(Path(image), cfg)

@@ -107,11 +107,20 @@ def test_eval_score_bad_row_exit_code_and_skip(tmp_path: Path) -> None:
     assert scores["dataset_type"] == "pope" and scores["bad_rows"][0]["index"] == "2"
 
 
-def test_make_bench_errors(tmp_path: Path) -> None:
+def test_make_bench_defaults_work_and_report_once(tmp_path: Path) -> None:
+    # The defaults used to fail ("a suite TSV holds one question form") and "wrote ..." came on stdout and stderr.
     proc = _cli("make-bench", "--count", "3", "-o", str(tmp_path / "x.tsv"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"wrote {tmp_path / 'x.tsv'} (3 rows,") and "dataset type mcq)" in proc.stdout
+    assert "wrote" not in proc.stderr
+    assert 'forms = ["mcq"]' in (tmp_path / "x.toml").read_text()
+
+
+def test_make_bench_errors(tmp_path: Path) -> None:
+    proc = _cli("make-bench", "--count", "3", "--forms", "mcq", "yn", "-o", str(tmp_path / "x.tsv"))
     assert proc.returncode == 2 and "a suite TSV holds one question form" in proc.stderr
-    proc = _cli("make-bench", "--forms", "mcq")
-    assert proc.returncode == 2 and "needs -o FILE.tsv" in proc.stderr
+    proc = _cli("make-bench")
+    assert proc.returncode == 2 and proc.stderr == "mobile-mllm make-bench: error: make-bench needs -o FILE.tsv (or --suite SUITE.toml to regenerate a suite)\n"
     proc = _cli("make-bench", "--forms", "mcq", "--kinds", "colour", "smell", "-o", str(tmp_path / "x.tsv"))
     assert proc.returncode == 2 and "'smell' is not one of" in proc.stderr
 
@@ -119,3 +128,14 @@ def test_make_bench_errors(tmp_path: Path) -> None:
 def test_eval_score_missing_file(tmp_path: Path) -> None:
     proc = _cli("eval-score", str(tmp_path / "none.xlsx"), "-o", str(tmp_path / "o"))
     assert proc.returncode == 10 and "no such file" in proc.stderr
+
+
+def test_eval_score_takes_vlmevalkit_spellings_of_the_type(tmp_path: Path) -> None:
+    pred = tmp_path / "answers.tsv"  # a name that identifies no benchmark: the type must be given
+    pred.write_text("index\tquestion\tanswer\tprediction\n1\tq\tYes\tyes\n2\tq\tNo\tyes\n")
+    proc = _cli("eval-score", str(pred), "-o", str(tmp_path / "o"))
+    assert proc.returncode == 10 and "name 'answers' identifies no known benchmark" in proc.stderr
+    proc = _cli("eval-score", str(pred), "--dataset-type", "Y/N", "-o", str(tmp_path / "o"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads(proc.stdout)
+    assert scores["dataset_type"] == "yn" and scores["headline"]["Overall"] == pytest.approx(50.0)

@@ -22,9 +22,11 @@ def grid_cases(repo_root: Path) -> dict[tuple[int, int, int], dict]:
     return {(r["width"], r["height"], r["max_side"]): r for r in json.loads(path.read_text())}
 
 
-def _grid(*args: str) -> subprocess.CompletedProcess[str]:
+def _grid(*args: str, generic: bool = True) -> subprocess.CompletedProcess[str]:
+    """``grid`` with grid_cases.json's tile geometry (384-px tiles, 196 tokens) over the built-in model's settings."""
+    flags = ["--tile-size", "384", "--tokens-per-tile", "196"] if generic else []
     return subprocess.run(
-        [sys.executable, "-m", "mobile_mllm.cli", "grid", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "mobile_mllm.cli", "grid", *args, *flags], capture_output=True, text=True, timeout=60
     )
 
 
@@ -76,3 +78,21 @@ def test_grid_unreadable_image_file(tmp_path: Path) -> None:
     path.write_text("hello")
     proc = _grid(str(path))
     assert proc.returncode == 3 and "not a readable image file" in proc.stderr
+
+
+def test_grid_shows_what_the_model_does(repo_root: Path, tmp_path: Path) -> None:
+    # The newcomer's case: `grid demo/sample.png` said 1x1 of 384-px tiles while `run` on the same image
+    # used the built-in model's 96-px tiles (3x2, 36 tokens per tile). Default MODEL = the built-in one.
+    sample = str(repo_root / "demo" / "sample.png")
+    out = json.loads(_grid(sample, "--json", generic=False).stdout)
+    assert out["model"] == "builtin:synth-small"
+    assert (out["grid"], out["tiles"], out["image_tokens"], out["canvas"]) == ([3, 2], 7, 7 * 36, [288, 192])
+    # A model directory given as MODEL: its preprocessor_config.json decides (here 64-px tiles, max side 2).
+    from mobile_mllm.model.reference.init_model import init_model
+
+    model = init_model("tiny", tmp_path / "tiny", seed=0).path
+    cfg = json.loads((model / "preprocessor_config.json").read_text())
+    cfg["max_side"] = 2
+    (model / "preprocessor_config.json").write_text(json.dumps(cfg))
+    out = json.loads(_grid(str(model), "1000x500", "--json", generic=False).stdout)
+    assert out["model"] == str(model) and out["grid"] == [2, 1] and out["canvas"] == [2 * cfg["tile_size"], cfg["tile_size"]]

@@ -45,3 +45,23 @@ def test_unknown_command_is_a_usage_error() -> None:
     )
     assert proc.returncode == 2
     assert "invalid choice: 'nosuchcommand'" in proc.stderr
+
+
+def test_every_flag_help_is_a_whole_sentence() -> None:
+    # train-reference --help used to cut --questions-per-image's text at its first source line:
+    # "1 = the drawn question (or the description, (default: 1)". Unbalanced brackets or quotes
+    # after removing argparse's "(default: ...)" mean a help text stops mid-sentence.
+    import argparse
+    import re
+
+    from mobile_mllm.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    cut = []
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            text = re.sub(r"\s*\(default: [^()]*(\([^()]*\)[^()]*)*\)$", "", action.help or "")
+            if text.count("(") != text.count(")") or text.count("``") % 2 or text.count("[") != text.count("]"):
+                cut.append(f"{name} {'/'.join(action.option_strings) or action.dest}: {action.help}")
+    assert not cut, "\n".join(cut)

@@ -82,7 +82,7 @@ def test_run_prompt_over_context_fails_cleanly(model_dir: Path) -> None:
 
 
 def test_run_missing_image_fails_before_loading(tmp_path: Path) -> None:
-    proc = _cli("run", str(tmp_path), "--image", str(tmp_path / "nope.png"), "--prompt", "q", timeout=60)
+    proc = _cli("run", "--image", str(tmp_path / "nope.png"), "--prompt", "q", timeout=60)  # the built-in model
     assert proc.returncode == ImageError.exit_code
     assert f"image file not found: {tmp_path / 'nope.png'}" in proc.stderr
 

@@ -58,6 +58,24 @@ def test_field_docs_read_from_source() -> None:
     assert field_docs(Job)["verify"] == "Check the result."
 
 
+@dataclass(frozen=True)
+class Wrapped:
+    per_image: int = 1
+    """Examples per drawn image: 1 = the drawn question (or the description,
+    see ``describe``); more = the other forms too.
+
+    A second paragraph is for readers of the source only."""
+
+
+def test_field_docs_keep_a_wrapped_first_paragraph_whole() -> None:
+    # train-reference --help used to stop at "(or the description," (the first source line).
+    expected = "Examples per drawn image: 1 = the drawn question (or the description, see ``describe``); more = the other forms too."
+    assert field_docs(Wrapped)["per_image"] == expected
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, Wrapped)
+    assert parser._option_string_actions["--per-image"].help == f"{expected} (default: 1)"
+
+
 def test_from_dict_coerces_nested_values_and_enums() -> None:
     job = from_dict(Job, {"limit": "64", "mean": [0, 1, 2], "out": "x", "quant": {"mode": "exact", "skip": ["a"]}})
     assert job.limit == 64 and job.mean == (0.0, 1.0, 2.0) and job.out == Path("x")

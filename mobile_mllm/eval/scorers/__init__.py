@@ -3,8 +3,9 @@
 Each dataset type maps to a :class:`ScorerSpec`: the scoring function, the columns it needs, and a
 per-row check. :func:`infer_dataset_type` picks the type from a benchmark or prediction file name
 with the substring rules VLMEvalKit applies to dataset names (``MMBench`` and ``circular`` mean
-circular MCQ, ``MME`` means MME, ``DocVQA``/``InfoVQA`` mean ANLS, …); files it cannot place are
-MCQ when they have option columns ``A`` and ``B`` (VLMEvalKit's custom-MCQ rule), else unknown.
+circular MCQ, ``MME`` means MME, ``DocVQA``/``InfoVQA`` mean ANLS, …); a name that identifies no
+benchmark is unknown, even when the file has option columns ``A`` and ``B`` (VLMEvalKit's
+custom-MCQ guess would score a Y/N or VQA file with options as MCQ): the user names the type.
 """
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ class DatasetType(str, enum.Enum):
     CHARTQA = "chartqa"
     OCRVQA = "ocrvqa"
     OCRBENCH = "ocrbench"
+
+    @classmethod
+    def _missing_(cls, value: object) -> DatasetType | None:
+        """Any case, ``_`` for ``-`` and VLMEvalKit's spellings: ``MCQ``, ``Y/N``, ``MCQ_CIRCULAR``, ``HallusionBench``."""
+        if not isinstance(value, str):
+            return None
+        key = value.strip().lower().replace("_", "-").replace("/", "")
+        return next((member for member in cls if member.value == key), None)
 
 
 def _no_check(row: Row) -> str | None:
@@ -121,26 +130,25 @@ _NAME_RULES: tuple[tuple[tuple[str, ...], bool, DatasetType], ...] = (
 )
 
 
-def infer_dataset_type(name: str, columns: Sequence[str] = ()) -> DatasetType | None:
+def infer_dataset_type(name: str) -> DatasetType | None:
     """The dataset type VLMEvalKit would use for a dataset (or prediction file) name.
 
     Args:
         name (str): file stem such as ``MyModel_MMBench_DEV_EN_V11`` or ``HallusionBench``.
-        columns (Sequence[str]): the file's columns, for the custom-MCQ fallback. Default ().
 
     Returns:
-        The type, or None when neither the name nor the columns decide it.
+        The type, or None when the name identifies no benchmark (``preds``, ``my_quiz``).
 
     Example:
         >>> infer_dataset_type("Qwen2-VL_MMBench_DEV_EN_V11").value
         'mcq-circular'
         >>> infer_dataset_type("InfoVQA_VAL").value
         'docvqa'
+        >>> infer_dataset_type("preds") is None
+        True
     """
     for needles, lowercase, dtype in _NAME_RULES:
         haystack = name.lower() if lowercase else name
         if any(n in haystack for n in needles):
             return dtype
-    if "A" in columns and "B" in columns:
-        return DatasetType.MCQ
     return None

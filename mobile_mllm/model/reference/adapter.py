@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import torch
 
     from mobile_mllm.model.parts import DecoderParts
+    from mobile_mllm.vision.config import VisionConfig
 
 __all__ = ["ReferenceAdapter"]
 
@@ -44,6 +45,12 @@ class ReferenceAdapter:
         from mobile_mllm.model.hf_decoder import hf_decoder_parts
 
         return hf_decoder_parts(model.text_decoder, model.token_embedding)
+
+    def read_vision_config(self, path: Path) -> VisionConfig:
+        """The directory's VisionConfig without loading weights (see :func:`~mobile_mllm.model.reference.files.read_vision_config`)."""
+        from mobile_mllm.model.reference.files import read_vision_config
+
+        return read_vision_config(Path(path))
 
     def prompt_format(self) -> PromptFormat:
         """The family's chat template and image-token layout."""

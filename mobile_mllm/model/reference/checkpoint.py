@@ -11,7 +11,8 @@ A model directory holds::
 :class:`~mobile_mllm.model.adapter.MultimodalModel`; :func:`save_reference` writes one from
 built modules; :func:`write_random_reference` writes random weights for a config without
 building the model (one tensor in memory at a time, so the 3B preset needs ~1 GB beyond the
-6 GB file). Every failure names the file, key or value at fault.
+6 GB file). Every failure names the file, key or value at fault. The config readers live in
+``files.py`` (no torch) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -26,12 +27,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from mobile_mllm.config import from_dict, to_dict
-from mobile_mllm.errors import ConfigError, ModelLoadError
+from mobile_mllm.config import to_dict
+from mobile_mllm.errors import ModelLoadError
 from mobile_mllm.model.adapter import FAMILY_KEY, MultimodalModel
 from mobile_mllm.model.reference.builders import ReferenceModules, build_reference
 from mobile_mllm.model.reference.config import CONFIG_FILE, FAMILY, MODEL_TYPE, ReferenceConfig, default_vision_config
 from mobile_mllm.model.reference.convert_weights import COMPONENTS, split_key
+from mobile_mllm.model.reference.files import (
+    PREPROCESSOR_FILE,
+    TOKENIZER_FILE,
+    WEIGHTS_FILE,
+    read_reference_config,
+    read_vision_config,
+)
 from mobile_mllm.model.reference.prompt import REFERENCE_PROMPT, SPECIAL_TOKENS
 from mobile_mllm.model.safetensors_stream import TensorSpec, write_safetensors
 from mobile_mllm.vision.config import VisionConfig
@@ -45,67 +53,17 @@ __all__ = [
     "WEIGHTS_FILE",
     "load_reference",
     "read_reference_config",
+    "read_vision_config",
     "save_reference",
     "write_random_reference",
 ]
 
-WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_FILE = "tokenizer.json"
-PREPROCESSOR_FILE = "preprocessor_config.json"
-_META_KEYS = (FAMILY_KEY, "model_type", "torch_dtype", "dtype", "architectures", "transformers_version")
-"""config.json keys that describe the file, not the architecture (HF tools add the last three)."""
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 INIT_STD = 0.02
 """Standard deviation of random Linear/Embedding/Conv weights (transformers' initializer_range)."""
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelLoadError(f"{path.parent}: missing {path.name} (a reference model directory needs "
-                             f"{CONFIG_FILE}, {WEIGHTS_FILE}, {TOKENIZER_FILE}, {PREPROCESSOR_FILE})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
-
-
-def read_reference_config(path: Path) -> ReferenceConfig:
-    """Read ``config.json`` of a model directory into a :class:`ReferenceConfig`.
-
-    Raises:
-        ModelLoadError: missing or malformed file, wrong family, unknown keys or bad values
-            (the message lists each one).
-    """
-    data = _read_json(Path(path) / CONFIG_FILE)
-    family = data.get(FAMILY_KEY)
-    if family != FAMILY:
-        raise ModelLoadError(f"{Path(path) / CONFIG_FILE}: {FAMILY_KEY} is {family!r}, expected {FAMILY!r}")
-    body = {k: v for k, v in data.items() if k not in _META_KEYS}
-    try:
-        return from_dict(ReferenceConfig, body, source=str(Path(path) / CONFIG_FILE))
-    except ConfigError as e:
-        raise ModelLoadError(str(e)) from e
-
-
-def _read_vision_config(path: Path, cfg: ReferenceConfig) -> VisionConfig:
-    file = path / PREPROCESSOR_FILE
-    try:
-        vision = from_dict(VisionConfig, _read_json(file), source=str(file))
-    except ConfigError as e:
-        raise ModelLoadError(str(e)) from e
-    if vision.tile_size != cfg.tower.image_size or vision.tokens_per_tile != cfg.tokens_per_tile:
-        raise ModelLoadError(
-            f"{file}: tile_size {vision.tile_size} / tokens_per_tile {vision.tokens_per_tile} do not match the "
-            f"architecture in {CONFIG_FILE} (tower.image_size {cfg.tower.image_size}, "
-            f"{cfg.tokens_per_tile} tokens per tile after the downsampler)"
-        )
-    return vision
 
 
 def _read_tokenizer(path: Path, cfg: ReferenceConfig) -> tuple[Any, dict[str, int]]:
@@ -213,7 +171,7 @@ def load_reference(path: Path, *, dtype: torch.dtype = torch.float32, max_contex
             f"max_context_len {max_context_len} must be in 1..{cfg.decoder.max_position_embeddings} "
             f"(decoder.max_position_embeddings in {path / CONFIG_FILE})"
         )
-    vision = _read_vision_config(path, cfg)
+    vision = read_vision_config(path, cfg)
     tokenizer, special_ids = _read_tokenizer(path, cfg)
     mods = build_reference(cfg, max_context_len=max_context_len, dtype=dtype)
     _load_weights(path / WEIGHTS_FILE, mods, dtype)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mobile_mllm.config import from_dict
 from mobile_mllm.errors import EvalDataError
 from mobile_mllm.eval.score import ScoreConfig, score_predictions
 from mobile_mllm.eval.scorers import DatasetType, infer_dataset_type
@@ -42,9 +43,25 @@ def test_infer_dataset_type_from_name(name: str, expected: DatasetType | None) -
     assert infer_dataset_type(name) == expected
 
 
-def test_unknown_name_with_option_columns_is_mcq() -> None:
-    assert infer_dataset_type("my_quiz", ["index", "A", "B"]) is DatasetType.MCQ
-    assert infer_dataset_type("my_quiz", ["index", "question"]) is None
+@pytest.mark.parametrize("name", ["preds", "my_quiz", "results_v2", "phone"])
+def test_names_that_identify_no_benchmark_infer_nothing(name: str) -> None:
+    assert infer_dataset_type(name) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("MCQ", DatasetType.MCQ), ("Y/N", DatasetType.YN), ("y/n", DatasetType.YN), ("MCQ_CIRCULAR", DatasetType.MCQ_CIRCULAR),
+     ("HallusionBench", DatasetType.HALLUSIONBENCH), ("TextVQA", DatasetType.TEXTVQA), (" pope ", DatasetType.POPE)],
+)
+def test_dataset_types_are_case_insensitive_and_take_vlmevalkit_spellings(text: str, expected: DatasetType) -> None:
+    assert DatasetType(text) is expected
+    assert ScoreConfig(dataset_type=text).dataset_type == text  # the dataclass stores what it was given ...
+    assert from_dict(ScoreConfig, {"dataset_type": text}).dataset_type is expected  # ... config files coerce it
+
+
+def test_unknown_dataset_type_spelling_is_refused() -> None:
+    with pytest.raises(ValueError):
+        DatasetType("VQA")  # VLMEvalKit's generic VQA names no one scorer (TextVQA? DocVQA?)
 
 
 BENCH = [
@@ -58,7 +75,7 @@ BENCH = [
 def test_predictions_with_only_index_and_prediction_are_filled_from_data(tmp_path: Path) -> None:
     data = write(tmp_path / "quiz.tsv", BENCH)
     pred = write(tmp_path / "phone.tsv", [["index", "prediction"], ["1", "A"], ["2", "cat"], ["3", "dog"]])
-    report = score_predictions(pred, ScoreConfig(data=data))
+    report = score_predictions(pred, ScoreConfig(data=data, dataset_type=DatasetType.MCQ))
     assert report.dataset_type == "mcq" and report.dataset_name == "quiz"
     assert report.tables[0].as_records() == [{"split": "none", "Overall": pytest.approx(2 / 3), "x": 0.5, "y": 1.0}]
 
@@ -66,7 +83,7 @@ def test_predictions_with_only_index_and_prediction_are_filled_from_data(tmp_pat
 def test_benchmark_answer_overrides_the_prediction_files_answer(tmp_path: Path) -> None:
     data = write(tmp_path / "quiz.tsv", BENCH)
     pred = write(tmp_path / "p.tsv", [["index", "answer", "prediction"], ["1", "B", "A"]])
-    assert score_predictions(pred, ScoreConfig(data=data)).headline == {"Overall": 100.0}
+    assert score_predictions(pred, ScoreConfig(data=data, dataset_type=DatasetType.MCQ)).headline == {"Overall": 100.0}
 
 
 def test_missing_prediction_cell_scores_as_nan_text(tmp_path: Path) -> None:
@@ -85,6 +102,13 @@ def test_suite_toml_beside_the_data_decides_the_type(tmp_path: Path) -> None:
 def test_undecidable_type_lists_the_choices(tmp_path: Path) -> None:
     pred = write(tmp_path / "mystery.tsv", [["index", "answer", "prediction"], ["1", "x", "x"]])
     with pytest.raises(EvalDataError, match=r"pass --dataset-type \(one of: mcq, mcq-circular, yn"):
+        score_predictions(pred)
+
+
+def test_option_columns_alone_do_not_decide_mcq(tmp_path: Path) -> None:
+    # The newcomer's preds.tsv was scored as MCQ "inferred from the name preds".
+    pred = write(tmp_path / "preds.tsv", [BENCH[0] + ["prediction"], BENCH[1] + ["A"]])
+    with pytest.raises(EvalDataError, match=r"name 'preds' identifies no known benchmark \(it has option columns A/B: --dataset-type mcq\?\)"):
         score_predictions(pred)
 
 
@@ -120,8 +144,8 @@ def test_prediction_index_not_in_benchmark(tmp_path: Path) -> None:
     data = write(tmp_path / "quiz.tsv", BENCH)
     pred = write(tmp_path / "p.tsv", [["index", "prediction"], ["1", "A"], ["42", "B"]])
     with pytest.raises(EvalDataError, match=r"p\.tsv:3 \(index 42\): index not found in the benchmark"):
-        score_predictions(pred, ScoreConfig(data=data))
-    report = score_predictions(pred, ScoreConfig(data=data, skip_bad_rows=True))
+        score_predictions(pred, ScoreConfig(data=data, dataset_type=DatasetType.MCQ))
+    report = score_predictions(pred, ScoreConfig(data=data, dataset_type=DatasetType.MCQ, skip_bad_rows=True))
     assert report.headline == {"Overall": 100.0} and len(report.bad_rows) == 1
 
 

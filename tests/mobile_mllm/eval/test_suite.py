@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from mobile_mllm.config import load_toml
 from mobile_mllm.errors import ConfigError
 from mobile_mllm.eval.data import load_benchmark
 from mobile_mllm.eval.suite import SuiteConfig, build_suite_config, load_suite, make_bench
 from mobile_mllm.eval.synthetic import Form, SyntheticSpec
 
 EVAL_DIR = Path(__file__).resolve().parents[3] / "eval"
-SUITES = sorted(EVAL_DIR.glob("*.toml"))
+LISTS = sorted(p for p in EVAL_DIR.glob("*.toml") if "benchmarks" in load_toml(p))
+"""Suite lists (``benchmarks = [...]``, e.g. quick.toml) name suites; they are not suites themselves."""
+SUITES = sorted(p for p in EVAL_DIR.glob("*.toml") if p not in LISTS)
 
 
 def test_there_are_suites() -> None:
@@ -38,6 +41,14 @@ def test_synthetic_suite_regenerates_byte_identical(toml: Path, tmp_path: Path) 
     out = tmp_path / suite.tsv
     make_bench(suite, out)
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(toml.with_name(suite.tsv).read_bytes()).digest()
+
+
+@pytest.mark.parametrize("toml", LISTS, ids=[p.stem for p in LISTS])
+def test_suite_list_names_existing_suites(toml: Path) -> None:
+    from mobile_mllm.eval.run import resolve_benchmarks
+
+    refs = resolve_benchmarks(toml)
+    assert len(refs) >= 2 and all(r.tsv.is_file() and r.tsv.parent == EVAL_DIR for r in refs)
 
 
 def test_suite_rules() -> None:

@@ -49,3 +49,28 @@ def test_unknown_builtin_says_so(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match=r"model directory not found: .*nope"):
         resolve_model_path(tmp_path / "nope")
     assert resolve_model_path(tmp_path) == tmp_path
+
+
+@pytest.mark.parametrize("family", known_families())
+def test_every_family_reads_its_vision_config_without_loading(family: str) -> None:
+    # grid MODEL and run's checks before loading call this on every family's adapter.
+    assert callable(getattr(get_adapter(family), "read_vision_config", None))
+
+
+def test_read_vision_config_is_the_preprocessor_file_checked_against_the_architecture(tmp_path: Path) -> None:
+    from mobile_mllm.config import from_dict
+    from mobile_mllm.model.registry import BUILTIN_MODELS, read_vision_config
+    from mobile_mllm.vision.processor import VisionConfig
+
+    builtin = BUILTIN_MODELS["synth-small"]()
+    expected = from_dict(VisionConfig, json.loads((builtin / "preprocessor_config.json").read_text()))
+    assert read_vision_config("builtin:synth-small") == expected and expected.tile_size == 96
+    # a copy whose preprocessing contradicts the tower (tile 64 vs image_size 96) is refused, naming both
+    for name in ("config.json", "preprocessor_config.json"):
+        (tmp_path / name).write_text((builtin / name).read_text())
+    cfg = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({**cfg, "tile_size": 64}))
+    with pytest.raises(ModelLoadError, match=r"tile_size 64 / tokens_per_tile 36 do not match .*\(tower\.image_size 96"):
+        read_vision_config(tmp_path)
+    with pytest.raises(ModelLoadError, match=r"is a file; MODEL is a model directory"):
+        read_vision_config(tmp_path / "config.json")

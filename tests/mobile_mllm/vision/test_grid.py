@@ -171,8 +171,30 @@ def test_bad_sizes_and_bounds_raise() -> None:
         select_grid(Size(0, 5), VisionConfig())
     with pytest.raises(ConfigError, match="neither bounds the grid"):
         candidate_grids(None, None)
-    with pytest.raises(ConfigError, match="max_tiles must be >= 1, got 0"):
+    with pytest.raises(ConfigError, match=r"max_tiles must be in 1\.\.10000, got 0"):
         VisionConfig(max_tiles=0)
+    with pytest.raises(ConfigError, match=r"max_side must be in 1\.\.100, got 1000 \(more tiles than"):
+        VisionConfig(max_side=1000)
+    for alpha in (float("nan"), float("inf"), -0.5):
+        with pytest.raises(ConfigError, match="alpha must be a finite number >= 0"):
+            VisionConfig(alpha=alpha)
+
+
+@pytest.mark.parametrize("policy", list(GridPolicy))
+@pytest.mark.parametrize("size", [Size(1, 5000), Size(5000, 1), Size(2, 5000), Size(1, 20000)])
+def test_thin_images_get_a_grid(policy: GridPolicy, size: Size) -> None:
+    # The newcomer's 1x5000 strip: Re = 0 on every 3x3 candidate; relaxed used to accept none.
+    choice = select_grid(size, VisionConfig(policy=policy))
+    assert 1 <= choice.grid.cols <= 3 and 1 <= choice.grid.rows <= 3
+
+
+def test_relaxed_with_zero_effective_resolution_everywhere_takes_the_least_waste() -> None:
+    # 1x5000 on S=384, max side 3: int(1 * min(384m/1, 384n/5000)) = 0 for every grid, so Re = 0
+    # and every grid ties on detail; 1:1 wastes the least (384*384 - 0). Hand-computed.
+    assert all(resolution_on(Size(1, 5000), g, 384).effective == 0 for g in candidate_grids(3, None))
+    assert select_relaxed(Size(1, 5000), candidate_grids(3, None), 384, 0.1) == Grid(1, 1)
+    # Once a taller grid keeps a pixel across (1x14 holds 5376 px > 5000), it wins on detail.
+    assert select_relaxed(Size(1, 5000), candidate_grids(14, None), 384, 0.1) == Grid(1, 14)
 
 
 def test_grid_module_imports_no_pil_or_torch() -> None:
