@@ -259,8 +259,9 @@ def _run_push(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mobile_mllm.device.discover import describe, open_device
-    from mobile_mllm.device.push import push_program
+    from mobile_mllm.device.push import program_files, push_program
 
+    program_files(Path(args.out))  # a wrong folder fails before any device is contacted
     with open_device(args.serial) as device, _progress("push") as on_progress:
         result = push_program(device, Path(args.out), remote_dir=args.remote_dir,
                               abi=describe(device, device.serial).abi, on_progress=on_progress)
@@ -291,6 +292,7 @@ def _run_profile(args: argparse.Namespace) -> int:
     from mobile_mllm.device.profile import ProfileConfig, format_table, profile_programs
 
     cfg = resolve(ProfileConfig, overrides=args)
+    _check_output(args.output, folder=True)
     with _progress("push") as on_progress:
         facts, programs, written = profile_programs(
             args.serial, [Path(o) for o in args.outs], Path(args.image) if args.image else None, args.prompt, cfg,
@@ -317,7 +319,10 @@ def _run_loopback_device(args: argparse.Namespace) -> int:
     from mobile_mllm.config import resolve
     from mobile_mllm.device.loopback import LoopbackConfig, LoopbackDevice
 
-    device = LoopbackDevice(resolve(LoopbackConfig, overrides=args)).start()
+    config = resolve(LoopbackConfig, overrides=args)
+    if config.root is not None:
+        _check_output(config.root, folder=True)
+    device = LoopbackDevice(config).start()
     print(f"loopback device {device.config.serial} on {device.address} (/data/local/tmp = {device.root}); "
           f"try: mobile-mllm devices (MOBILE_MLLM_ADB_DEVICES={device.address}) or adb connect {device.address}", flush=True)
     try:
@@ -416,6 +421,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     from mobile_mllm.eval.run import SUMMARY_FILE, EvalConfig, EvalProgress, run_eval
 
     config = resolve(EvalConfig, overrides=args)
+    _check_output(args.output_dir, folder=True)
     log_config("eval", config)
     bars: dict[str, Any] = {}
     show = sys.stderr.isatty() and not args.quiet
@@ -470,6 +476,7 @@ def _run_eval_compare(args: argparse.Namespace) -> int:
     labels = args.label or [None] * len(args.results)
     if len(labels) != len(args.results):
         raise ConfigError(f"{len(labels)} --label value(s) for {len(args.results)} results directories; give one per directory")
+    _check_output(args.output_dir, folder=True)
     comparisons = compare_runs([load_results(r, label) for r, label in zip(args.results, labels)])
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

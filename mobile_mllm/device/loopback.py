@@ -40,7 +40,7 @@ from pathlib import Path
 
 from mobile_mllm.device.adb import byte_sum
 from mobile_mllm.device.adb_server import recv_exact
-from mobile_mllm.errors import DeviceError
+from mobile_mllm.errors import ConfigError, DeviceError
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,12 @@ class LoopbackConfig:
     """Accept a public key the client offers (as if the user tapped "Allow" on the phone)."""
     capacity_bytes: int | None = None
     """Size of the "disk" under root (None: the host's real free space)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"loopback port must be in 0..65535, got {self.port}")
+        if self.capacity_bytes is not None and self.capacity_bytes < 0:
+            raise ConfigError(f"capacity_bytes must be >= 0, got {self.capacity_bytes}")
 
 
 def decode_android_pubkey(text: str) -> tuple[int, int]:

@@ -222,9 +222,11 @@ def profile_programs(
 ) -> tuple[dict[str, Any], list[ProgramProfile], list[Path]]:
     """Push each program if needed, profile it, write the report; (device facts, profiles, files written)."""
     from mobile_mllm.device.discover import describe, open_device
-    from mobile_mllm.device.push import push_program
+    from mobile_mllm.device.push import program_files, push_program
 
     check_image(image)
+    for out in outs:  # a wrong folder fails before any device is contacted
+        program_files(out)
     with open_device(serial) as device:
         facts = describe(device, device.serial).to_dict()
         programs = []

@@ -20,7 +20,7 @@ from typing import Any
 
 from mobile_mllm import contract
 from mobile_mllm.device.discover import WORK_DIR, parse_df_available
-from mobile_mllm.errors import DeviceError, TransferError
+from mobile_mllm.errors import ContractError, DeviceError, TransferError
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +58,12 @@ def program_files(out: Path, abi: str = "") -> list[Path]:
     """The files of an export folder a device needs: program, manifest, tokenizer, and ``runner-<abi>`` if present.
 
     Raises:
-        TransferError: ``out`` is not an export folder.
+        ContractError: ``out`` is not an export folder (checked before any device is contacted).
     """
     names = [contract.PROGRAM_FILE, contract.MANIFEST_FILE, contract.TOKENIZER_FILE]
     missing = [n for n in names if not (out / n).is_file()]
     if missing:
-        raise TransferError(f"{out} is not an exported program folder (missing {', '.join(missing)}); "
+        raise ContractError(f"{out} is not an exported program folder (missing {', '.join(missing)}); "
                             "make one with mobile-mllm export")
     runner = out / f"runner-{abi}"
     return [out / n for n in names] + ([runner] if abi and runner.is_file() else [])

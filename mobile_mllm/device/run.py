@@ -234,9 +234,10 @@ def answer_on_device(
 ) -> RunResult:
     """``mobile-mllm run --serial``: push the program if needed, then answer on the device, streaming the text."""
     from mobile_mllm.device.discover import describe, open_device
-    from mobile_mllm.device.push import push_program
+    from mobile_mllm.device.push import program_files, push_program
 
     check_image(image)
+    program_files(out)  # a wrong folder fails before any device is contacted
     with open_device(serial) as device:
         abi = describe(device, device.serial).abi
         pushed = push_program(device, out, remote_dir=remote_dir, abi=abi, on_progress=on_progress)

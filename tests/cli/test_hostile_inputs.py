@@ -166,6 +166,29 @@ CASES: list[Case] = [
     Case("export-unwritable", ("export", "{tiny}", "-o", "{under_file}"), "OutputError", "is a file, not a folder"),
     # train-reference: the output
     Case("train-reference-unwritable", ("train-reference", "--steps", "1", "-o", "{under_file}"), "OutputError", "is a file, not a folder"),
+    # devices, push, profile, loopback-device: the program folder, the image, the output, the port (no phone needed)
+    Case("devices-none", ("devices", "--json"), "success", "[]"),
+    Case("push-not-a-program", ("push", "{not_a_model}", "--serial", "127.0.0.1:1"), "ContractError", "is not an exported program folder"),
+    Case("profile-missing-image", ("profile", "{not_a_model}", "--serial", "127.0.0.1:1", "--image", "{missing}", "--prompt", "q",
+                                   "-o", "{fresh}"), "ImageError", "image file not found", ("fresh",)),
+    Case("profile-not-a-program", ("profile", "{not_a_model}", "--serial", "127.0.0.1:1", "--prompt", "q", "-o", "{fresh}"),
+         "ContractError", "is not an exported program folder"),
+    Case("profile-unwritable", ("profile", "{not_a_model}", "--prompt", "q", "-o", "{under_file}"), "OutputError", "is a file, not a folder"),
+    Case("loopback-device-root-is-a-file", ("loopback-device", "--root", "{a_file}", "--port", "0"), "OutputError", "it exists and is a file"),
+    Case("loopback-device-bad-port", ("loopback-device", "--port", "70000"), "ConfigError", "port must be in 0..65535"),
+    # demo: the model, the port
+    Case("demo-missing-model", ("demo", "{missing}"), "ModelLoadError", "model directory not found", after_logs=True),
+    Case("demo-bad-port", ("demo", "--port", "99999"), "ConfigError", "port must be in 0..65535"),
+    Case("demo-pte-backend-on-a-checkpoint", ("demo", "{tiny}", "--backend", "pte"), "ConfigError", "needs an exported program folder",
+         after_logs=True),
+    # eval, eval-compare: the data, the results, the output
+    Case("eval-missing-data", ("eval", "{tiny}", "--data", "{missing_tsv}", "-o", "{fresh}"), "EvalDataError", "no such file", ("fresh",),
+         after_logs=True),
+    Case("eval-unwritable", ("eval", "{tiny}", "--data", "{missing_tsv}", "-o", "{under_file}"), "OutputError", "is a file, not a folder"),
+    Case("eval-compare-not-results", ("eval-compare", "{not_a_model}", "{not_a_model}", "-o", "{fresh}"), "EvalDataError",
+         "summary.json not found", ("fresh",)),
+    Case("eval-compare-unwritable", ("eval-compare", "{not_a_model}", "{not_a_model}", "-o", "{under_file}"), "OutputError",
+         "is a file, not a folder"),
 ]
 """The matrix. Another subcommand's bad inputs are one row each."""
 
