@@ -11,7 +11,7 @@ import pytest
 
 from mobile_mllm.device.adb import AdbDevice
 from mobile_mllm.device.push import push_file, push_program
-from mobile_mllm.errors import TransferError
+from mobile_mllm.errors import ContractError, TransferError
 
 
 def _fake_export(folder: Path, program_bytes: int) -> Path:
@@ -90,5 +90,5 @@ def test_disk_filling_up_mid_push_is_reported_and_leaves_nothing(make_loopback, 
 
 
 def test_not_an_export_folder(loopback, tmp_path: Path) -> None:
-    with AdbDevice(loopback.address) as dev, pytest.raises(TransferError, match="missing model.pte"):
+    with AdbDevice(loopback.address) as dev, pytest.raises(ContractError, match="missing model.pte"):
         push_program(dev, tmp_path)
