@@ -55,7 +55,7 @@ def read_vision_config(model: str | Path) -> VisionConfig:
         from mobile_mllm.export.manifest import read_manifest  # noqa: PLC0415
 
         manifest = read_manifest(Path(text))
-        return from_dict(VisionConfig, manifest["vision"], source=str(Path(text) / contract.MANIFEST_FILE))
+        return from_dict(VisionConfig, manifest[contract.M_VISION], source=str(Path(text) / contract.MANIFEST_FILE))
     return read_model_vision(text)
 
 
