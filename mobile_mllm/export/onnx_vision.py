@@ -109,7 +109,8 @@ def write_vision_onnx(module: nn.Module, path: Path, *, tile_size: int, cfg: Tar
         fp32 = export_vision_onnx(module, Path(tmp) / "fp32.onnx", tile_size=tile_size,
                                   tile_batch=cfg.tile_batch)
         quantize_vision_onnx(fp32, path, OnnxQuantization(cfg.onnx_quantization))
-    logger.info("%s: %s, %.2f MB", contract.VISION_ONNX_FILE, cfg.onnx_quantization, os.path.getsize(path) / 1e6)
+    logger.info("%s: %s, %.2f MB", contract.VISION_ONNX_FILE, OnnxQuantization(cfg.onnx_quantization).value,
+                os.path.getsize(path) / 1e6)
 
 
 def vision_files(
