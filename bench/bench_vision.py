@@ -16,6 +16,7 @@ Modes:
     onnx     model dir -> fp32 .onnx and its dynamic-int8 copy: the peer "as a user would make it"
     ours-onnx model dir -> vision.onnx exactly as ``mobile-mllm export --vision-engine onnxruntime`` writes it
     time     one .pte, .onnx or ``eager:MODEL_DIR`` (PyTorch fp32) -> ms per tile at batch 1 and 4
+    preprocess-share one image's preprocessing vs encoding its tiles (what pipelining could hide)
     profile  one .pte -> ETDump per XNNPACK kernel / portable op over ``--repeats`` batch-1 calls, with shares
     compare  everything under ``--models-dir`` (+ ``--eager MODEL_DIR``) one after the other in ONE run, with ratios
 
@@ -202,6 +203,41 @@ def time_one(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def preprocess_share(args: argparse.Namespace) -> dict[str, Any]:
+    """What pipelining could hide: one image's preprocessing (decode, resize, cut, normalise) vs encoding its tiles.
+
+    The session preprocesses the whole image, then encodes tiles in batches; overlapping the two on
+    another thread can save at most the preprocessing time, and on 2 cores that thread competes
+    with the encoder's own two threads. Times ``vision.preprocess`` of a ``--width`` x ``--height``
+    image with the model's ``VisionConfig``, then the given program over its tiles in batches of 4.
+    """
+    import numpy as np
+    import torch
+
+    from mobile_mllm.vision import preprocess
+
+    set_threads(args.threads)
+    model = _load(args.model_dir)
+    image = np.random.default_rng(0).integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
+    pre_ms = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        tiles = preprocess(image, model.vision).tiles
+        pre_ms.append((time.perf_counter() - start) * 1000)
+    from mobile_mllm.runtime.onnx_vision import OnnxVisionEncoder
+
+    encoder = OnnxVisionEncoder(args.path, max_tile_batch=max(BATCHES), threads=args.threads)
+    encoder(tiles[:1])  # warm-up
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, tiles.shape[0], max(BATCHES)):
+            encoder(tiles[i : i + max(BATCHES)])
+    encode_ms = (time.perf_counter() - start) * 1000
+    pre = statistics.median(pre_ms)
+    return {"tiles": int(tiles.shape[0]), "preprocess_ms": round(pre, 1), "encode_ms": round(encode_ms, 1),
+            "preprocess_share": round(pre / (pre + encode_ms), 4), "loadavg": loadavg()}
+
+
 def profile(args: argparse.Namespace) -> dict[str, Any]:
     """Where one tile's time goes: ETDump events of ``--repeats`` batch-1 calls after a warm-up, and each one's share.
 
@@ -296,6 +332,11 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--out", required=True)
     t = sub.add_parser("time")
     t.add_argument("path")
+    w = sub.add_parser("preprocess-share")
+    w.add_argument("path", help="a vision .onnx (e.g. written by ours-onnx)")
+    w.add_argument("--model-dir", default=DEFAULT_MODEL)
+    w.add_argument("--width", type=int, default=1152)
+    w.add_argument("--height", type=int, default=1152)
     p = sub.add_parser("profile")
     p.add_argument("path")
     p.add_argument("--json-out", required=True, help="per-event JSON (the raw .etdump is written beside it)")
@@ -304,7 +345,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rounds", type=int, default=3)
     c.add_argument("--eager", default=None, help="also time this model directory's float PyTorch vision_encoder")
     c.add_argument("--json-out", default=str(REPO / "bench" / "results" / "bench_vision_compare.json"))
-    for q in (t, p, c):
+    for q in (t, p, c, w):
         q.add_argument("--threads", type=int, default=2)
         q.add_argument("--repeats", type=int, default=5)
         q.add_argument("--tile-size", type=int, default=384)
@@ -313,7 +354,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = _parser().parse_args()
-    run = {"export": export_pte, "onnx": export_onnx, "ours-onnx": export_ours_onnx, "time": time_one, "profile": profile, "compare": compare}[args.mode]
+    run = {"export": export_pte, "onnx": export_onnx, "ours-onnx": export_ours_onnx, "preprocess-share": preprocess_share, "time": time_one, "profile": profile, "compare": compare}[args.mode]
     result = run(args)
     if args.mode != "compare":
         print(json.dumps(result))
