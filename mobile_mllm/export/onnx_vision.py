@@ -97,8 +97,18 @@ def quantize_vision_onnx(src: str | Path, dst: str | Path, quantization: OnnxQua
         return Path(dst)
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+    root = logging.getLogger()
+    root.addFilter(_drop_preprocessing_advice)  # ORT's quantizer logs it on the root logger every time
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+    finally:
+        root.removeFilter(_drop_preprocessing_advice)
     return Path(dst)
+
+
+def _drop_preprocessing_advice(record: logging.LogRecord) -> bool:
+    """Filter out ORT's advice to pre-process first: measured, it does not make this graph faster (bench/RESULTS.md)."""
+    return "pre-processing before quantization" not in record.getMessage()
 
 
 def write_vision_onnx(module: nn.Module, path: Path, *, tile_size: int, cfg: TargetConfig) -> None:

@@ -68,3 +68,16 @@ def test_dynamic_int8_is_close_to_the_tower_and_smaller(tiny, fp32_onnx: Path, t
     err = relative_error(OnnxVisionEncoder(int8, max_tile_batch=4)(tiles), expected)
     assert 1e-4 < err < 5e-2  # quantized (not a copy of the fp32 graph), and still the same function
     assert int8.stat().st_size < 0.5 * fp32_onnx.stat().st_size
+
+
+def test_recipe_key_and_flag_choose_the_engine_flag_wins(tmp_path: Path) -> None:
+    from mobile_mllm.config import resolve
+    from mobile_mllm.export.config import ExportJob
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[target]\nvision_engine = "onnxruntime"\n')
+    assert resolve(ExportJob, recipe=recipe).target.vision_engine is VisionEngine.ONNXRUNTIME
+    job = resolve(ExportJob, recipe=recipe, overrides={"target.vision_engine": "executorch"})
+    assert job.target.vision_engine is VisionEngine.EXECUTORCH
+    with pytest.raises(ConfigError, match="vision_engine"):
+        resolve(ExportJob, recipe={"target": {"vision_engine": "tflite"}})
