@@ -13,10 +13,12 @@ milliseconds per tile at batch 1 and at batch 4.
 Modes:
 
     export   model dir -> vision-only .pte (``--recipe fp32|w8|w4``; ``w4``'s vision is 8da8w too)
-    onnx     model dir -> fp32 .onnx and its dynamic-int8 copy (run with the .venv-ort python)
-    time     one .pte or .onnx -> ms per tile at batch 1 and 4
+    onnx     model dir -> fp32 .onnx and its dynamic-int8 copy: the peer "as a user would make it"
+    ours-onnx model dir -> vision.onnx exactly as ``mobile-mllm export --vision-engine onnxruntime`` writes it
+    time     one .pte, .onnx or ``eager:MODEL_DIR`` (PyTorch fp32) -> ms per tile at batch 1 and 4
+    preprocess-share one image's preprocessing vs encoding its tiles (what pipelining could hide)
     profile  one .pte -> ETDump per XNNPACK kernel / portable op over ``--repeats`` batch-1 calls, with shares
-    compare  everything under ``--models-dir`` one after the other in ONE run, with ratios
+    compare  everything under ``--models-dir`` (+ ``--eager MODEL_DIR``) one after the other in ONE run, with ratios
 
 Example (mid preset: 384 px tiles, patch 16, width 512, 8 layers; 144 tokens per tile):
 
@@ -45,6 +47,7 @@ from measure import loadavg, run_json, set_threads  # noqa: E402  (bench/ is the
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "/tmp/bench_models/mid/model"
 BATCHES = (1, 4)
+EAGER_NAME = "eager_fp32"  # compare's label of the PyTorch row
 
 
 def _load(model_dir: str) -> Any:
@@ -119,6 +122,23 @@ def export_onnx(args: argparse.Namespace) -> dict[str, Any]:
     return {"onnx": str(out), "int8": str(int8), "sizes": {p.name: p.stat().st_size for p in written}}
 
 
+def export_ours_onnx(args: argparse.Namespace) -> dict[str, Any]:
+    """``vision.onnx`` through the library (``export.onnx_vision.vision_files``, what the exporter's cpu backend calls)."""
+    from mobile_mllm import contract
+    from mobile_mllm.export.backends.xnnpack import matmul_attention
+    from mobile_mllm.export.config import TargetConfig, VisionEngine
+    from mobile_mllm.export.onnx_vision import vision_files
+
+    start = time.perf_counter()
+    model = _load(args.model_dir)
+    cfg = TargetConfig(tile_batch=max(BATCHES), vision_engine=VisionEngine.ONNXRUNTIME,
+                       onnx_quantization=args.quantization)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    vision_files(model, cfg, prepare=matmul_attention)[contract.VISION_ONNX_FILE](out)
+    return {"onnx": str(out), "size_bytes": out.stat().st_size, "seconds": round(time.perf_counter() - start, 1)}
+
+
 def _fused_int8(onnx_path: Path, heads: int, width: int) -> Path:
     """The peer at its best: ORT's transformer optimizer (LayerNorm/GELU fusions), then dynamic int8 -> ``<stem>.fused.int8.onnx``."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -142,7 +162,16 @@ def time_one(args: argparse.Namespace) -> dict[str, Any]:
     size = args.tile_size
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {"path": path, "threads": threads, "loadavg_start": loadavg()}
-    if path.endswith(".onnx"):
+    if path.startswith("eager:"):  # the float PyTorch module, as the model loads (SDPA attention)
+        import torch
+
+        set_threads(threads)
+        module = _load(path.removeprefix("eager:")).vision_encoder.eval()
+
+        def run(x: Any) -> None:
+            with torch.inference_mode():
+                module(torch.from_numpy(x))
+    elif path.endswith(".onnx"):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -172,6 +201,41 @@ def time_one(args: argparse.Namespace) -> dict[str, Any]:
         out[f"ms_per_tile_b{batch}"] = round(statistics.median(times), 2)
     out["loadavg_end"] = loadavg()
     return out
+
+
+def preprocess_share(args: argparse.Namespace) -> dict[str, Any]:
+    """What pipelining could hide: one image's preprocessing (decode, resize, cut, normalise) vs encoding its tiles.
+
+    The session preprocesses the whole image, then encodes tiles in batches; overlapping the two on
+    another thread can save at most the preprocessing time, and on 2 cores that thread competes
+    with the encoder's own two threads. Times ``vision.preprocess`` of a ``--width`` x ``--height``
+    image with the model's ``VisionConfig``, then the given program over its tiles in batches of 4.
+    """
+    import numpy as np
+    import torch
+
+    from mobile_mllm.vision import preprocess
+
+    set_threads(args.threads)
+    model = _load(args.model_dir)
+    image = np.random.default_rng(0).integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
+    pre_ms = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        tiles = preprocess(image, model.vision).tiles
+        pre_ms.append((time.perf_counter() - start) * 1000)
+    from mobile_mllm.runtime.onnx_vision import OnnxVisionEncoder
+
+    encoder = OnnxVisionEncoder(args.path, max_tile_batch=max(BATCHES), threads=args.threads)
+    encoder(tiles[:1])  # warm-up
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, tiles.shape[0], max(BATCHES)):
+            encoder(tiles[i : i + max(BATCHES)])
+    encode_ms = (time.perf_counter() - start) * 1000
+    pre = statistics.median(pre_ms)
+    return {"tiles": int(tiles.shape[0]), "preprocess_ms": round(pre, 1), "encode_ms": round(encode_ms, 1),
+            "preprocess_share": round(pre / (pre + encode_ms), 4), "loadavg": loadavg()}
 
 
 def profile(args: argparse.Namespace) -> dict[str, Any]:
@@ -210,6 +274,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
 def compare(args: argparse.Namespace) -> dict[str, Any]:
     """Every ``*.pte``/``*.onnx`` in ``--models-dir``, interleaved over ``--rounds``, each in a fresh process."""
     models = sorted(Path(args.models_dir).glob("*.pte")) + sorted(Path(args.models_dir).glob("*.onnx"))
+    models += [Path(EAGER_NAME)] if args.eager else []
     if not models:
         raise SystemExit(f"no .pte/.onnx files in {args.models_dir}: run the export and onnx modes first")
     rounds: list[dict[str, Any]] = []
@@ -217,7 +282,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         row = {}
         for path in models:
             print(f"round {r + 1}: {path.name} ...", file=sys.stderr, flush=True)
-            row[path.name] = run_json(__file__, ["time", str(path), "--threads", str(args.threads),
+            what = f"eager:{args.eager}" if path.name == EAGER_NAME else str(path)
+            row[path.name] = run_json(__file__, ["time", what, "--threads", str(args.threads),
                                                  "--repeats", str(args.repeats), "--tile-size", str(args.tile_size)])
         rounds.append(row)
     result = {"threads": args.threads, "rounds": rounds, "machine": os.uname().nodename}
@@ -237,7 +303,7 @@ def _table(rounds: list[dict[str, Any]], models: list[Path]) -> str:
     if best_peer:
         peer = best_peer[0]
         for n in names:
-            if n.endswith(".pte"):
+            if n != peer:
                 ratios = [statistics.median(r[peer][f"ms_per_tile_b{b}"] / r[n][f"ms_per_tile_b{b}"] for r in rounds)
                           for b in BATCHES]
                 lines.append(f"\n{n}: speed vs {peer} (peer ms / ours ms, median over rounds): "
@@ -252,6 +318,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--recipe", default="w8", help="precision preset (default w8; the vision tower is 8da8w in w4 and w8)")
     e.add_argument("--partitioners", choices=("backend", "single"), default="backend",
                    help="the backend's partitioners (default) or one XnnpackPartitioner (experiment)")
+    y = sub.add_parser("ours-onnx")
+    y.add_argument("--quantization", choices=("dynamic", "fp32"), default="dynamic")
+    y.add_argument("--model-dir", default=DEFAULT_MODEL)
+    y.add_argument("--out", required=True)
     o = sub.add_parser("onnx")
     o.add_argument("--fuse", action="store_true",
                    help="also write <stem>.fused.int8.onnx: ORT's transformer optimizer before quantizing")
@@ -262,14 +332,20 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--out", required=True)
     t = sub.add_parser("time")
     t.add_argument("path")
+    w = sub.add_parser("preprocess-share")
+    w.add_argument("path", help="a vision .onnx (e.g. written by ours-onnx)")
+    w.add_argument("--model-dir", default=DEFAULT_MODEL)
+    w.add_argument("--width", type=int, default=1152)
+    w.add_argument("--height", type=int, default=1152)
     p = sub.add_parser("profile")
     p.add_argument("path")
     p.add_argument("--json-out", required=True, help="per-event JSON (the raw .etdump is written beside it)")
     c = sub.add_parser("compare")
     c.add_argument("--models-dir", required=True)
     c.add_argument("--rounds", type=int, default=3)
+    c.add_argument("--eager", default=None, help="also time this model directory's float PyTorch vision_encoder")
     c.add_argument("--json-out", default=str(REPO / "bench" / "results" / "bench_vision_compare.json"))
-    for q in (t, p, c):
+    for q in (t, p, c, w):
         q.add_argument("--threads", type=int, default=2)
         q.add_argument("--repeats", type=int, default=5)
         q.add_argument("--tile-size", type=int, default=384)
@@ -278,7 +354,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = _parser().parse_args()
-    run = {"export": export_pte, "onnx": export_onnx, "time": time_one, "profile": profile, "compare": compare}[args.mode]
+    run = {"export": export_pte, "onnx": export_onnx, "ours-onnx": export_ours_onnx, "preprocess-share": preprocess_share, "time": time_one, "profile": profile, "compare": compare}[args.mode]
     result = run(args)
     if args.mode != "compare":
         print(json.dumps(result))

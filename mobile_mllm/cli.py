@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mobile_mllm import __version__
+from mobile_mllm import __version__, contract
 from mobile_mllm.errors import MobileMLLMError
 
 logger = logging.getLogger("mobile_mllm.cli")
@@ -621,6 +621,11 @@ def _run_export(args: argparse.Namespace) -> int:
         if "num_agreeing_prefix_vs_quantized" in g:
             print(f"{'greedy vs quantized':>22}: {g['num_agreeing_prefix_vs_quantized']}/{g['num_tokens']} first tokens agree"
                   + _divergence_note(g.get("first_divergence_vs_quantized")))
+        o = v.get(contract.VISION_ONNX_FILE)
+        if o is not None:
+            print(f"{contract.VISION_ONNX_FILE:>22}: rel err vs float median {o['median_rel_err_vs_float']:.2e} "
+                  f"({o['tolerance']:.1e}; the .pte's vision {o['pte_median_rel_err_vs_float']:.2e}); greedy "
+                  f"{o['greedy']['num_agreeing_prefix_vs_pte_vision']}/{g['num_tokens']} as with the .pte's vision")
     else:
         print(f"{'verification':>22}: skipped (--no-verify)")
     print(f"{'export time':>22}: {report['export_time_s']:.1f} s")

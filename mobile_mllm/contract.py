@@ -41,6 +41,14 @@ PROGRAM_FILE = "model.pte"
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
 EXPORT_REPORT_FILE = "export_report.json"
+VISION_ONNX_FILE = "vision.onnx"  # the image encoder as an ONNX Runtime program, when the manifest's vision_engine says so
+
+# vision.onnx: the same function as the vision_encoder method, under these input/output names.
+ONNX_VISION_INPUT = "tiles"  # float32 [B, 3, S, S], B dynamic (1..tile_batch)
+ONNX_VISION_OUTPUT = "embeddings"  # float32 [B, N, D]
+# Engines that can encode images (values of the manifest's vision_engine).
+ENGINE_EXECUTORCH = "executorch"  # model.pte's vision_encoder method
+ENGINE_ONNXRUNTIME = "onnxruntime"  # vision.onnx beside model.pte
 
 # manifest.json: bump MANIFEST_VERSION on any incompatible change; readers refuse newer majors.
 # The JSON Schema (manifest.schema.json, checked by manifest_schema.py) spells the same keys and
@@ -67,11 +75,19 @@ M_HIDDEN_SIZE = "hidden_size"
 M_PRECISION = "precision"  # module -> precision name, and per-layer detail in export_report.json
 M_PROGRAM = "program"  # file name, size, sha256, methods, constant methods
 M_EXPORT = "export"  # the resolved ExportJob
+M_VISION_ENGINE = "vision_engine"  # ENGINE_EXECUTORCH or ENGINE_ONNXRUNTIME: which program encodes images (absent: executorch)
+M_VISION_PROGRAM = "vision_program"  # with onnxruntime: file (== VISION_ONNX_FILE), quantization, input and output names
 MANIFEST_KEYS: tuple[str, ...] = (
     M_FORMAT, M_VERSION, M_MODEL, M_VISION, M_PROMPT, M_SPECIAL_TOKENS, M_EOS_IDS, M_BOS_ID, M_MAX_SEQ_LEN,
     M_MAX_CONTEXT_LEN, M_PREFILL_CHUNK, M_TILE_BATCH, M_TOKENS_PER_TILE, M_HIDDEN_SIZE, M_PRECISION, M_PROGRAM,
 )
 """The keys every manifest has (``export`` is optional: older or hand-made manifests may lack it)."""
+OPTIONAL_MANIFEST_KEYS: tuple[str, ...] = (M_EXPORT, M_VISION_ENGINE, M_VISION_PROGRAM)
+"""Keys a manifest may have besides ``MANIFEST_KEYS`` (a reader takes absent ``vision_engine`` as executorch)."""
+M_VISION_PROGRAM_FILE = "file"  # == VISION_ONNX_FILE
+M_VISION_PROGRAM_QUANTIZATION = "quantization"  # how its weights were quantized (OnnxQuantization's value)
+M_VISION_PROGRAM_INPUT = "input"  # == ONNX_VISION_INPUT
+M_VISION_PROGRAM_OUTPUT = "output"  # == ONNX_VISION_OUTPUT
 # nested keys
 M_MODEL_FAMILY = "family"
 M_MODEL_VARIANT = "variant"

@@ -6,7 +6,7 @@ executorch (``decoder.py`` and the backends' SDKs are imported when an export ru
 """
 
 from mobile_mllm.export.backend import ExportBackend, MethodInputs
-from mobile_mllm.export.config import ExportJob, Target, TargetConfig
+from mobile_mllm.export.config import ExportJob, OnnxQuantization, Target, TargetConfig, VisionEngine
 from mobile_mllm.export.manifest import build_manifest, read_manifest
 from mobile_mllm.export.program import STAGES, ExportArtifacts, ExportResult, export_program
 
@@ -17,8 +17,10 @@ __all__ = [
     "ExportJob",
     "ExportResult",
     "MethodInputs",
+    "OnnxQuantization",
     "Target",
     "TargetConfig",
+    "VisionEngine",
     "build_manifest",
     "export_program",
     "read_manifest",

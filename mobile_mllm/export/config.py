@@ -9,10 +9,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from mobile_mllm import contract
 from mobile_mllm.errors import ConfigError
 from mobile_mllm.quant.recipe import QuantConfig
 
-__all__ = ["ExportJob", "Target", "TargetConfig"]
+__all__ = ["ExportJob", "OnnxQuantization", "Target", "TargetConfig", "VisionEngine"]
 
 
 class Target(str, enum.Enum):
@@ -20,6 +21,20 @@ class Target(str, enum.Enum):
 
     CPU = "cpu"
     MEDIATEK = "mediatek"
+
+
+class VisionEngine(str, enum.Enum):
+    """Which runtime encodes images (values spelled in ``contract.py``)."""
+
+    EXECUTORCH = contract.ENGINE_EXECUTORCH
+    ONNXRUNTIME = contract.ENGINE_ONNXRUNTIME
+
+
+class OnnxQuantization(str, enum.Enum):
+    """How ``vision.onnx``'s weights are quantized (``export/onnx_vision.py``)."""
+
+    DYNAMIC = "dynamic"
+    FP32 = "fp32"
 
 
 @dataclass(frozen=True)
@@ -42,6 +57,10 @@ class TargetConfig:
     """Largest number of local tiles m*n per image, thumbnail not counted (None: the model's); alone, it lifts the side bound, as in `grid`."""
     max_side: int | None = None
     """Largest number of tiles across or down per image (None: the model's, unless max_tiles alone is given)."""
+    vision_engine: VisionEngine = VisionEngine.EXECUTORCH
+    """Which program encodes images: model.pte's vision_encoder, or vision.onnx beside it run by ONNX Runtime (cpu target only)."""
+    onnx_quantization: OnnxQuantization = OnnxQuantization.DYNAMIC
+    """vision.onnx's weights: dynamic (int8 weights, int8 activations quantized per call) or fp32."""
 
     def __post_init__(self) -> None:
         for name in ("max_context_len", "prefill_chunk", "tile_batch"):
@@ -56,6 +75,11 @@ class TargetConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"target.{name} must be >= 1, got {value}")
+        if self.vision_engine == VisionEngine.ONNXRUNTIME and self.target != Target.CPU:
+            raise ConfigError(
+                f"target.vision_engine onnxruntime runs on the phone's CPU, but target.target is {Target(self.target).value}; "
+                "use --vision-engine executorch with this target"
+            )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,8 @@ class ExportArtifacts:
     quantized: dict[str, nn.Module]
     """Method name -> the quantized eager module that was exported."""
     job: ExportJob
+    extra_files: dict[str, Path] = field(default_factory=dict)
+    """The backend's extra files (final name -> temporary path), e.g. ``vision.onnx``."""
 
 
 @dataclass(frozen=True)
@@ -296,7 +298,7 @@ def export_program(
         if job.verify and verifier is not None:
             artifacts = ExportArtifacts(
                 directory=out, program_file=tmp[contract.PROGRAM_FILE], manifest=manifest, model=model,
-                quantized=modules, job=job,
+                quantized=modules, job=job, extra_files={name: tmp[name] for name in extra},
             )
             with _Stage("verify", "all", on_progress, timings):
                 full_report["verification"] = verifier(artifacts)

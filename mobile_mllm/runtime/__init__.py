@@ -9,6 +9,7 @@ run. Importing this package loads no torch (the backends import it when they run
 from mobile_mllm.runtime.eager import EagerMethods
 from mobile_mllm.runtime.layout import Segment, TileRef, TokenRun, count_positions, first_turn, image_block, next_turn
 from mobile_mllm.runtime.methods import Backend, ModelMethods, RuntimeConfig
+from mobile_mllm.runtime.onnx_vision import OnnxVisionEncoder, OnnxVisionMethods, with_vision_engine
 from mobile_mllm.runtime.sampling import GenerationConfig, logits_to_probs, sample
 from mobile_mllm.runtime.session import Answer, Session, open_backend
 from mobile_mllm.runtime.stats import Stats, derive_rates
@@ -19,6 +20,8 @@ __all__ = [
     "EagerMethods",
     "GenerationConfig",
     "ModelMethods",
+    "OnnxVisionEncoder",
+    "OnnxVisionMethods",
     "RuntimeConfig",
     "Segment",
     "Session",
@@ -33,4 +36,5 @@ __all__ = [
     "next_turn",
     "open_backend",
     "sample",
+    "with_vision_engine",
 ]

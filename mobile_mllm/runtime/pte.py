@@ -214,6 +214,7 @@ def open_program_dir(path: str | Path, runtime: RuntimeConfig | None = None, *, 
     from mobile_mllm.export.manifest import read_manifest
     from mobile_mllm.model.adapter import PromptFormat
     from mobile_mllm.runtime.methods import Backend
+    from mobile_mllm.runtime.onnx_vision import with_vision_engine
     from mobile_mllm.runtime.stats import now_ms
     from mobile_mllm.vision.config import VisionConfig
 
@@ -240,7 +241,7 @@ def open_program_dir(path: str | Path, runtime: RuntimeConfig | None = None, *, 
     end = now_ms()
     logger.info("loaded %s in %.0f ms", directory / contract.PROGRAM_FILE, end - start)
     return Backend(
-        methods=methods,
+        methods=with_vision_engine(methods, directory, manifest),
         tokenizer=Tokenizer.from_file(str(tokenizer_file)),
         prompt=from_dict(PromptFormat, manifest[contract.M_PROMPT], source=str(directory / contract.MANIFEST_FILE)),
         vision=from_dict(VisionConfig, manifest[contract.M_VISION], source=str(directory / contract.MANIFEST_FILE)),

@@ -83,7 +83,7 @@ def test_schema_keys_are_the_contracts() -> None:
     assert schema["properties"]["version"]["const"] == contract.MANIFEST_VERSION
     assert schema["properties"]["format"]["const"] == contract.MANIFEST_FORMAT
     assert sorted(schema["required"]) == sorted(contract.MANIFEST_KEYS)
-    assert sorted(schema["properties"]) == sorted((*contract.MANIFEST_KEYS, contract.M_EXPORT))
+    assert sorted(schema["properties"]) == sorted((*contract.MANIFEST_KEYS, *contract.OPTIONAL_MANIFEST_KEYS))
     constants = schema["properties"]["program"]["properties"]["constant_methods"]
     assert sorted(constants["properties"]) == sorted(contract.CONSTANT_METHODS)
     assert constants["required"] == list(contract.REQUIRED_CONSTANT_METHODS)

@@ -25,6 +25,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mobile_mllm import contract
+from mobile_mllm.export import onnx_vision
 from mobile_mllm.export.backend import ExportBackend, MethodInputs, contract_constants, max_seq_len
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ __all__ = [
     "constant_methods",
     "decompose_tanh_gelu",
     "edge_passes",
+    "extra_files",
     "matmul_attention",
     "method_inputs",
     "partitioners",
@@ -263,6 +265,12 @@ def _finish(gm: fx.GraphModule, changed: bool) -> Any:
     return PassResult(gm, changed)
 
 
+def extra_files(model: MultimodalModel, modules: dict[str, nn.Module], cfg: TargetConfig) -> dict[str, Any]:
+    """``vision.onnx`` beside the program when ``cfg.vision_engine`` is onnxruntime (``export/onnx_vision.py``)."""
+    del modules  # made from a fresh copy of the float tower: these are quantized in place by now
+    return onnx_vision.vision_files(model, cfg, prepare=matmul_attention)
+
+
 BACKEND = ExportBackend(
     name="cpu",
     prepare=prepare,
@@ -271,5 +279,7 @@ BACKEND = ExportBackend(
     constant_methods=constant_methods,
     edge_passes=edge_passes,
     check=check,
+    manifest_additions=onnx_vision.manifest_additions,
+    extra_files=extra_files,
 )
-"""The ``cpu`` target: XNNPACK with torchao quantization and dynamic shapes."""
+"""The ``cpu`` target: XNNPACK with torchao quantization and dynamic shapes (and ``vision.onnx`` on request)."""
