@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Build the native runner: build.sh ABI OUT_DIR, ABI x86_64 | arm64 | android-arm64.
+# Only x86_64 is implemented (and built/run here); the other two say why not and exit 2.
+set -euo pipefail
+if [ $# -ne 2 ]; then
+  echo "usage: $0 x86_64|arm64|android-arm64 OUT_DIR" >&2
+  exit 2
+fi
+ABI=$1
+OUT=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for cand in "$REPO/.venv/bin/python" /work/main/.venv/bin/python python3; do
+    if command -v "$cand" >/dev/null 2>&1; then PY=$cand; break; fi
+  done
+fi
+case "$ABI" in
+  x86_64)
+    if [ "$(uname -m)" != x86_64 ]; then
+      echo "build.sh: x86_64 build needs an x86-64 host (this is $(uname -m))" >&2; exit 2
+    fi
+    ;;
+  arm64)
+    echo "build.sh: arm64 is not implemented yet: it needs g++-aarch64-linux-gnu and the manylinux aarch64" \
+         "executorch wheel's lib/ and include/ (see shared/design/device.md); nothing was built" >&2
+    exit 2
+    ;;
+  android-arm64)
+    if [ -z "${ANDROID_NDK:-}" ] || [ ! -d "${ANDROID_NDK}" ]; then
+      echo "build.sh: android-arm64 needs the Android NDK (set ANDROID_NDK); it is not installed here," \
+           "so nothing was built" >&2
+    else
+      echo "build.sh: android-arm64 with the NDK at $ANDROID_NDK is not implemented yet (needs ExecuTorch" \
+           "libraries built for Android arm64-v8a); nothing was built" >&2
+    fi
+    exit 2
+    ;;
+  *)
+    echo "build.sh: unknown ABI '$ABI' (x86_64 | arm64 | android-arm64)" >&2; exit 2 ;;
+esac
+for tool in cmake g++; do
+  command -v $tool >/dev/null 2>&1 || { echo "build.sh: $tool not found" >&2; exit 2; }
+done
+SITE=${EXECUTORCH_SITE:-$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')}
+ET="$SITE/executorch"
+TI="$SITE/torch/include"
+[ -d "$ET/lib" ] && [ -d "$ET/include" ] || { echo "build.sh: no executorch lib/include under $SITE" >&2; exit 2; }
+[ -d "$TI/c10" ] || { echo "build.sh: no torch headers at $TI" >&2; exit 2; }
+GEN=()
+command -v ninja >/dev/null 2>&1 && GEN=(-G Ninja)
+mkdir -p "$OUT"
+cmake -S "$HERE" -B "$OUT" "${GEN[@]}" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release \
+  -DEXECUTORCH_ROOT="$ET" -DTORCH_INCLUDE="$TI"
+cmake --build "$OUT" -j "${JOBS:-2}"
+echo "built $OUT/mobile_mllm_runner"
