@@ -353,6 +353,7 @@ class Session:
             ImageError: the image cannot be loaded.
         """
         start = now_ms()
+        question = self.prompt.style_question(question)
         plan = self._plan(question, image)  # every check, before any compute
         if image is not None:
             self.reset()
