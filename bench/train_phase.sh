@@ -8,7 +8,7 @@
 #
 # Environment: RATE (steps/s; skips calibration), PYTHON (default python3), DEVICE (default cuda), NPROC (training processes,
 # one per GPU, started by torchrun: data-parallel, --batch-size is the global batch; default 1), WORKERS (DataLoader workers
-# per process, default: cores / NPROC - 1), OUT (default out/phases), EVAL_PER_KIND (40), EVAL_TEXT (60).
+# per process, default: cores / NPROC - 1), OUT (default out/phases), EVAL_PER_KIND (40), EVAL_TEXT (60), EVAL_SEED (1000).
 set -euo pipefail
 name=$1 init=$2 budget=$3
 shift 3
@@ -49,6 +49,6 @@ train --steps "$steps" --time-limit-s "$((budget + 30))" --log-every 100 -o "out
 #    4 files, logs.tar.gz (phase.txt, train_log.jsonl, train_config.json), then bench.json and bench.md.
 cp -r "out/$name/model" "$out/$name/"
 tar -czf "$out/$name/logs.tar.gz" -C "$out/$name" phase.txt -C "$PWD/out/$name" train_log.jsonl train_config.json
-$py bench/eval_reference.py "out/$name/model" --workers "$(( $(nproc) - 1 ))" --per-kind "${EVAL_PER_KIND:-40}" \
+$py bench/eval_reference.py "out/$name/model" --seed "${EVAL_SEED:-1000}" --workers "$(( $(nproc) - 1 ))" --per-kind "${EVAL_PER_KIND:-40}" \
     --text-count "${EVAL_TEXT:-60}" --json-out "$out/$name/bench.json" --md-out "$out/$name/bench.md"
 rm -f "$out/$name/phase.txt"  # it is in logs.tar.gz

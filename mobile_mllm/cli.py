@@ -116,7 +116,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", required=True, help="the question")
     p.add_argument(
         "--short-answer", action="store_true",
-        help="append VLMEvalKit's short-answer instruction to each question (how the built-in model was trained)",
+        help="append VLMEvalKit's short-answer instruction to each question (benchmark wording; the built-in model "
+             "answers plain questions without it: a model's own prompt style is in its config, question_template)",
     )
     p.add_argument("--follow-up", action="append", default=[], help="another question about the same image (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object (answers and stats) instead of text")

@@ -61,6 +61,20 @@ class PromptFormat:
     """Token prepended to the whole prompt (empty: none)."""
     eos: tuple[str, ...] = ("<|end|>", "<|endoftext|>")
     """Tokens that stop generation."""
+    question_template: str = "{question}"
+    """How a user's question is worded before it enters the user turn (``{question}`` is the
+    user's text): the model's prompt style, e.g. an answer-format instruction it was trained
+    with. Applied by ``Session.ask``, so every entry point (run, demo, eval) asks the way the
+    model expects without a flag. Default: the question as typed."""
+
+    def style_question(self, question: str) -> str:
+        """The user's ``question`` in this model's prompt style (:attr:`question_template`).
+
+        Example:
+            >>> PromptFormat(question_template="{question} Answer briefly.").style_question("What colour?")
+            'What colour? Answer briefly.'
+        """
+        return self.question_template.replace("{question}", question)
 
 
 @dataclass

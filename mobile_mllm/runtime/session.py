@@ -261,6 +261,7 @@ class Session:
         is until the plan has passed every check.
         """
         check_question(question)
+        question = self.prompt.style_question(question)  # the model's prompt style, after the emptiness check
         if image is None:
             if self._started:
                 segs = next_turn(self.prompt, question, encode=self._encode, unfed_answer=self._unfed)

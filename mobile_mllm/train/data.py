@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 from mobile_mllm.errors import ConfigError
 from mobile_mllm.eval.prompts import build_mcq_prompt, build_vqa_prompt, build_yn_prompt
 from mobile_mllm.eval.synthetic import Form, SyntheticSample, SyntheticSpec, generate_sample_forms, reask_forms
-from mobile_mllm.runtime.layout import Segment, TileRef, TokenRun, first_turn, image_block, special_token_ids
+from mobile_mllm.train.chat import DESCRIBE_PROMPTS, describe_sentence, plain_turns
+from mobile_mllm.runtime.layout import Segment, TileRef, TokenRun, first_turn, image_block, next_turn, special_token_ids
 from mobile_mllm.vision.grid import GridPolicy
 
 if TYPE_CHECKING:
@@ -57,9 +58,11 @@ __all__ = [
     "Batch",
     "SyntheticTrainSet",
     "TrainExample",
+    "build_dialogue",
     "build_example",
     "collate",
     "collate_groups",
+    "chat_dialogue",
     "collate_with",
     "DESCRIBE_QUESTION",
     "crop_to_content",
@@ -224,15 +227,51 @@ def build_example(
         TrainExample: prompt positions as the runtime prefills them, then the answer tokens
         and the first stop token of ``prompt.eos``, which are the only labelled positions.
     """
+    return build_dialogue(sample.image, [(question_text(sample), target_text(sample))], tokenizer=tokenizer,
+                          prompt=prompt, vision=vision, pad_id=pad_id, tiles=tiles)
+
+
+def build_dialogue(
+    image: Any,
+    turns: Sequence[tuple[str, str]],
+    *,
+    tokenizer: Any,
+    prompt: PromptFormat,
+    vision: VisionConfig,
+    pad_id: int,
+    tiles: Any = None,
+) -> TrainExample:
+    """One conversation about ``image`` in one sequence, laid out as ``Session`` lays out its turns.
+
+    The first turn is ``runtime.layout.first_turn`` (with the image); each later one is
+    ``next_turn`` after the previous answer, exactly what ``Session.ask`` prefills for a follow-up:
+    the stop token the model emitted is not fed back, ``turn_end`` (which starts with that stop
+    token) is. So every answer and the stop token after it are labelled, and a follow-up is
+    trained at the positions and with the context it gets at run time. Questions are worded in the
+    model's prompt style (``prompt.style_question``), as ``Session`` words them.
+
+    Args:
+        image: the PIL image all turns are about.
+        turns (Sequence[tuple[str, str]]): (question, answer) pairs, in order.
+        tokenizer, prompt, vision, pad_id, tiles: as :func:`build_example`.
+
+    Raises:
+        ConfigError: no turns, or ``prompt.turn_end`` does not start with the stop token
+            ``prompt.eos[0]`` (then a follow-up's layout would not continue a finished answer).
+    """
     import torch
 
     from mobile_mllm.vision.processor import preprocess
+
+    if not turns:
+        raise ConfigError("a dialogue needs at least one (question, answer) turn")
 
     def encode(text: str) -> list[int]:
         return tokenizer.encode(text, add_special_tokens=False).ids
 
     token_ids = special_token_ids(tokenizer, prompt)
-    tiles = preprocess(sample.image, vision) if tiles is None else tiles
+    stop = token_ids[prompt.eos[0]]
+    tiles = preprocess(image, vision) if tiles is None else tiles
     block = image_block(
         prompt,
         grid=tiles.grid,
@@ -240,13 +279,34 @@ def build_example(
         tokens_per_tile=vision.tokens_per_tile,
         token_ids=token_ids,
     )
-    segments = first_turn(prompt, question_text(sample), encode=encode, token_ids=token_ids, image=block)
-    ids, mask, order = _flatten(segments, pad_id)
-    answer = encode(target_text(sample)) + [token_ids[prompt.eos[0]]]
-    labels = [IGNORE_INDEX] * len(ids) + answer
-    n_prompt = len(ids)
-    ids += answer
-    mask += [False] * len(answer)
+    ids: list[int] = []
+    mask: list[bool] = []
+    labels: list[int] = []
+    order: list[int] = []
+    for i, (question, answer) in enumerate(turns):
+        question = prompt.style_question(question)
+        if i == 0:
+            segments = first_turn(prompt, question, encode=encode, token_ids=token_ids, image=block)
+        else:
+            segments = next_turn(prompt, question, encode=encode)
+        more, more_mask, more_order = _flatten(segments, pad_id)
+        if i:
+            if not more or more[0] != stop:
+                raise ConfigError(f"turn_end {prompt.turn_end!r} must start with the stop token {prompt.eos[0]!r}")
+            labels += [stop] + [IGNORE_INDEX] * (len(more) - 1)  # the previous answer's stop token
+        else:
+            labels += [IGNORE_INDEX] * len(more)
+        ids += more
+        mask += more_mask
+        order += more_order
+        answer_ids = encode(answer)
+        ids += answer_ids
+        mask += [False] * len(answer_ids)
+        labels += answer_ids
+    n_prompt = len(ids) - len(answer_ids)
+    ids.append(stop)
+    mask.append(False)
+    labels.append(stop)
     return TrainExample(
         ids=torch.tensor(ids, dtype=torch.long),
         image_mask=torch.tensor(mask, dtype=torch.bool),
@@ -320,6 +380,20 @@ def collate_groups(groups: Sequence[Sequence[TrainExample]], pad_id: int = 0) ->
     return Batch(ids, mask, labels, attention, tiles, torch.cat(index))
 
 
+def chat_dialogue(sample: SyntheticSample, forms: Sequence[SyntheticSample], rng: random.Random,
+                  max_turns: int) -> list[tuple[str, str]]:
+    """One conversation about ``sample``'s image as a chat user would have it (all answers true).
+
+    1 to ``max_turns`` turns drawn without repetition from: plainly worded questions
+    (``chat.plain_turns``), a request for a description (``chat.describe_sentence``), and two of
+    the benchmark's forms of the same fact (``forms``, worded as trained), so each kind is
+    learnt as a first turn and as a follow-up.
+    """
+    pool = plain_turns(sample, rng) + [(rng.choice(DESCRIBE_PROMPTS), describe_sentence(sample))]
+    pool += [(question_text(f), target_text(f)) for f in rng.sample(list(forms), min(2, len(forms)))]
+    return rng.sample(pool, min(len(pool), rng.randint(1, max_turns)))
+
+
 class SyntheticTrainSet:
     """Map-style dataset: index ``i`` is sample ``i`` of the generator's stream for ``seed``, tokenised.
 
@@ -335,6 +409,10 @@ class SyntheticTrainSet:
         content_crop (float): probability of training on :func:`crop_to_content` of the image.
         describe (float): probability of asking :data:`DESCRIBE_QUESTION` instead (:func:`describe_sample`).
         max_side (int | None): cap on the grid side (a curriculum's first phase), None: the model's.
+        chat_dialogues (int): extra rows per image, each one conversation of 1 to ``chat_turns``
+            turns (:func:`chat_dialogue`): plain questions, a description, benchmark forms, as
+            first turns and as follow-ups.
+        chat_turns (int): most turns of one conversation.
         hard_reasks (bool): re-asked questions (beyond the forms) take their wrong options and false
             claims from what the image suggests (``eval.synthetic.generate_sample_forms``).
         questions_per_image (int): examples per drawn image (see the module docstring); 1: the
@@ -359,6 +437,8 @@ class SyntheticTrainSet:
         max_side: int | None = None,
         questions_per_image: int = 1,
         hard_reasks: bool = False,
+        chat_dialogues: int = 0,
+        chat_turns: int = 4,
     ) -> None:
         available = 1 + len(spec.forms)  # the drawn question, the description, the other forms
         if questions_per_image < 1 or (questions_per_image > available and not reask_forms(spec)):
@@ -371,6 +451,7 @@ class SyntheticTrainSet:
         self.vision, self.grid_jitter, self.pad_id, self.length = vision, grid_jitter, pad_id, length
         self.content_crop, self.describe, self.max_side = content_crop, describe, max_side
         self.questions_per_image, self.hard_reasks = questions_per_image, hard_reasks
+        self.chat_dialogues, self.chat_turns = chat_dialogues, chat_turns
 
     def __len__(self) -> int:
         return self.length
@@ -397,6 +478,11 @@ class SyntheticTrainSet:
                           pad_id=self.pad_id, tiles=tiles)
             for s in asked
         ]
+        chat_rng = random.Random(f"mobile-mllm-train-chat/{self.seed}/{index}")  # the old streams stay as they were
+        for _ in range(self.chat_dialogues):
+            examples.append(build_dialogue(image, chat_dialogue(sample, forms[1:], chat_rng, self.chat_turns),
+                                           tokenizer=self.tokenizer, prompt=self.prompt, vision=vision,
+                                           pad_id=self.pad_id, tiles=tiles))
         # one tensor for the group: a DataLoader worker then sends the tiles once, not Q times
         return tuple(dataclasses.replace(e, tiles=examples[0].tiles) for e in examples)
 

@@ -94,6 +94,8 @@ class LossWeighting(str, enum.Enum):
     values) outweighs a one-token option letter or yes/no many times over. ``example``: every
     example counts the same (its tokens averaged first), which gives the short MCQ and yes/no
     answers their share once descriptions have done their job of teaching the model to see.
+    An example is one answer (a labelled run: answer tokens and stop token): a conversation row
+    (``chat_dialogues``) counts each of its answers once, like rows of one answer each.
     """
 
     TOKEN = "token"
@@ -161,6 +163,11 @@ class TrainConfig:
     """Learning rate of the vision encoder (tower + bridge) as a multiple of lr."""
     loss_weighting: LossWeighting = LossWeighting.TOKEN
     """Mean of the loss over answer tokens (``token``) or over examples (``example``; see LossWeighting)."""
+    chat_dialogues: int = 0
+    """Extra rows per drawn image, each a conversation (plain questions, a description, follow-ups;
+    ``train.data.chat_dialogue``); 0: none, the data of earlier phases unchanged."""
+    chat_turns: int = 4
+    """Most turns of one conversation row."""
     hard_reasks: bool = False
     """Re-asked questions take hard negatives: wrong answers the image suggests (others' colours, opposite relation).
 
@@ -241,16 +248,31 @@ def answer_loss(model: MultimodalModel, batch: Batch, weighting: LossWeighting =
     if weighting is LossWeighting.TOKEN:
         return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
     per_token = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="none")
-    tokens_per_row = keep.sum(dim=1)
-    row_of_token = keep.nonzero()[:, 0]
-    answered = (tokens_per_row > 0).sum().clamp(min=1)
-    return (per_token / tokens_per_row[row_of_token]).sum() / answered
+    answer_of_token = _answer_runs(keep)
+    tokens_per_answer = torch.bincount(answer_of_token)
+    answers = max(1, len(tokens_per_answer))
+    return (per_token / tokens_per_answer[answer_of_token]).sum() / answers
+
+
+def _answer_starts(keep: torch.Tensor) -> torch.Tensor:
+    """``[B, T]`` bool: where an answer starts, an answer being a run of consecutive labelled
+    positions of one row (``keep``; a conversation row holds one run per turn)."""
+    starts = keep.clone()
+    starts[:, 1:] &= ~keep[:, :-1]
+    return starts
+
+
+def _answer_runs(keep: torch.Tensor) -> torch.Tensor:
+    """For each True of ``keep`` (row-major), the number of its answer (:func:`_answer_starts`)."""
+    import torch
+
+    return (torch.cumsum(_answer_starts(keep).flatten().long(), 0) - 1)[keep.flatten()]
 
 
 def loss_count(batch: Batch, weighting: LossWeighting = LossWeighting.TOKEN) -> int:
-    """What :func:`answer_loss` of ``batch`` is a mean over: its answer tokens, or its answered examples."""
+    """What :func:`answer_loss` of ``batch`` is a mean over: its answer tokens, or its answers."""
     keep = batch.labels[:, 1:] != -100
-    return int(keep.sum()) if weighting is LossWeighting.TOKEN else int((keep.sum(dim=1) > 0).sum())
+    return int(keep.sum()) if weighting is LossWeighting.TOKEN else int(_answer_starts(keep).sum())
 
 
 def _trainable(model: MultimodalModel) -> list[torch.nn.Module]:
@@ -385,6 +407,8 @@ def _loader(cfg: TrainConfig, model: MultimodalModel, start_step: int, world: Wo
         max_side=cfg.max_side or None,
         questions_per_image=cfg.questions_per_image,
         hard_reasks=cfg.hard_reasks,
+        chat_dialogues=cfg.chat_dialogues,
+        chat_turns=cfg.chat_turns,
         pad_id=pad_id,
         length=cfg.steps * cfg.batch_size,
     )

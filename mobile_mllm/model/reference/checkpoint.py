@@ -17,6 +17,7 @@ building the model (one tensor in memory at a time, so the 3B preset needs ~1 GB
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -202,7 +203,7 @@ def _assemble(
         text_decoder=mods.text_decoder,
         tokenizer=tokenizer,
         vision=vision,
-        prompt=REFERENCE_PROMPT,
+        prompt=dataclasses.replace(REFERENCE_PROMPT, question_template=cfg.question_template),
         max_context_len=max_context_len,
         eos_ids=tuple(special_ids[t] for t in REFERENCE_PROMPT.eos),
         bos_id=special_ids[REFERENCE_PROMPT.bos] if REFERENCE_PROMPT.bos else None,

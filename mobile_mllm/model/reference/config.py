@@ -133,6 +133,9 @@ class ReferenceConfig:
     """Hidden width of the 2-layer GELU projector (its output is decoder.hidden_size)."""
     decoder: DecoderConfig
     """The language model."""
+    question_template: str = "{question}"
+    """The model's prompt style (``PromptFormat.question_template``): how ``Session`` words a
+    user's question for it. Absent from older config.json files: the question as typed."""
 
     @property
     def tokens_per_tile(self) -> int:

@@ -1,0 +1,154 @@
+"""Chat-style training turns from a synthetic sample's ground truth: plain questions and a short description.
+
+The benchmark forms (``eval.prompts``) ask with an answer-format instruction; a user of the chat
+types "What color is the circle?" or "Describe the image." and asks follow-ups about the same
+image. Everything here is derived from what the generator drew (``SyntheticSample.description``,
+``kind``, ``detail``), so every answer is true of the image:
+
+- :func:`plain_turns`: questions without the instruction, in varied wording (``colour``/``color``),
+  each with its short answer.
+- :func:`describe_sentence`: a short true sentence naming every object's colour and shape (grouped
+  and counted), the text it shows, or the bars of a chart.
+- :func:`described_objects`: the (colour, shape) pairs a sentence names, for scoring descriptions.
+
+Deliberately not here: tokenisation and layout (``data.build_dialogue``), scoring (``evaluate``).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from mobile_mllm.eval.synthetic import COLOURS, SHAPES, Kind, SyntheticSample
+
+__all__ = [
+    "DESCRIBE_PROMPTS",
+    "OBJECT_KINDS",
+    "described_objects",
+    "describe_sentence",
+    "plain_question",
+    "plain_turns",
+    "sample_objects",
+]
+
+DESCRIBE_PROMPTS: tuple[str, ...] = ("Describe the image.", "Describe this image.", "What is in the image?",
+                                     "What do you see in the image?")
+"""How users ask for a description (the first is the benchmark's)."""
+
+OBJECT_KINDS = frozenset({Kind.COLOUR, Kind.SHAPE, Kind.COUNT, Kind.POSITION, Kind.EXISTS})
+"""Kinds whose image is coloured shapes (``description`` lists ``colour shape`` items)."""
+
+_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_INSTRUCTIONS = (" Please answer yes or no.", " Answer yes or no.", " Answer left, right, above or below.")
+_OBJECT_RE = re.compile(rf"\b({'|'.join(COLOURS)}) ({'|'.join(SHAPES)})s?\b")
+
+
+def sample_objects(sample: SyntheticSample) -> list[tuple[str, str]]:
+    """The (colour, shape) of every drawn object, in the description's order (left to right, or
+    top to bottom for a vertical position question); empty for text and chart images."""
+    if sample.kind not in OBJECT_KINDS:
+        return []
+    return [tuple(item.split(" ", 1)) for item in sample.description.split(", ")]  # type: ignore[misc]
+
+
+def described_objects(text: str) -> set[tuple[str, str]]:
+    """The (colour, shape) pairs a sentence names ("two red circles" names ("red", "circle")).
+
+    Example:
+        >>> sorted(described_objects("The image shows two red circles and a blue star."))
+        [('blue', 'star'), ('red', 'circle')]
+    """
+    return {(m.group(1), m.group(2)) for m in _OBJECT_RE.finditer(text.lower())}
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _join(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def describe_sentence(sample: SyntheticSample) -> str:
+    """A short true sentence about the sample's image (the answer to "Describe the image.").
+
+    Example:
+        >>> from mobile_mllm.eval.synthetic import Form
+        >>> s = SyntheticSample(0, None, "Q", "A", (), Kind.COUNT, Form.VQA, "few", "red circle, orange star, red circle")
+        >>> describe_sentence(s)
+        'The image shows two red circles and an orange star.'
+    """
+    if sample.kind is Kind.TEXT:
+        what = "number" if sample.description.isdigit() else "word"
+        return f'The image shows the {what} "{sample.description}".'
+    if sample.kind is Kind.CHART:
+        labels = [item.rsplit(" ", 1)[0] for item in sample.description.split(", ")]
+        return f"The image shows a bar chart of {_join(labels)}."
+    counts = Counter(f"{c} {s}" for c, s in sample_objects(sample))
+    parts = [f"{_article(name)} {name}" if n == 1 else f"{_NUMBER_WORDS[n] if n < len(_NUMBER_WORDS) else n} {name}s"
+             for name, n in counts.items()]
+    return f"The image shows {_join(parts)}."
+
+
+def plain_question(sample: SyntheticSample) -> str:
+    """The sample's own question as a user would type it: no answer-format instruction."""
+    question = sample.question
+    for suffix in _INSTRUCTIONS:
+        question = question.removesuffix(suffix)
+    return question
+
+
+def _spell(text: str, rng: random.Random) -> str:
+    return text.replace("colour", "color") if rng.random() < 0.5 else text
+
+
+def plain_turns(sample: SyntheticSample, rng: random.Random) -> list[tuple[str, str]]:
+    """Plainly worded questions about the sample's image with their (true) short answers.
+
+    Returns:
+        list[tuple[str, str]]: (question, answer) pairs; the sample's own question in plain
+        words first (unless it is multiple choice), then questions drawn from the ground truth.
+    """
+    turns: list[tuple[str, str]] = []
+    if not sample.options:
+        turns.append((_spell(plain_question(sample), rng), sample.answer.capitalize()
+                      if sample.answer in ("yes", "no") else sample.answer))
+    if sample.kind is Kind.TEXT:
+        what = "number" if sample.description.isdigit() else "word"
+        asked = rng.choice(("What is written in the image?", "What does the text say?", f"What {what} is shown?",
+                            f"Which {what} is in the image?"))
+        return [*turns, (asked, sample.description)]
+    objects = sample_objects(sample)
+    if not objects:
+        return turns
+    shapes = Counter(s for _, s in objects)
+    colours = Counter(c for c, _ in objects)
+    if len(objects) == 1:
+        colour, shape = objects[0]
+        turns += [(rng.choice(("What shape is in the image?", "What shape is this?", "What shape do you see?")), shape),
+                  (_spell(rng.choice(("What colour is the shape?", "What colour is it?")), rng), colour)]
+    unique_shapes = [s for s, n in shapes.items() if n == 1 or len({c for c, t in objects if t == s}) == 1]
+    if unique_shapes:
+        shape = rng.choice(unique_shapes)
+        colour = next(c for c, s in objects if s == shape)
+        turns.append((_spell(f"What colour is the {shape}?", rng), colour))
+    unique_colours = [c for c, n in colours.items() if len({s for t, s in objects if t == c}) == 1]
+    if unique_colours:
+        colour = rng.choice(unique_colours)
+        shape = next(s for c, s in objects if c == colour)
+        turns.append((rng.choice((f"What shape is the {colour} object?", f"What shape is {colour}?",
+                                  f"Which shape is {colour}?")), shape))
+    turns.append((rng.choice(("How many shapes are there?", "How many objects are in the image?",
+                              "How many shapes are in the image?")), str(len(objects))))
+    shape = rng.choice(SHAPES)
+    turns.append((rng.choice((f"Is there a {shape} in the image?", f"Is there a {shape}?")),
+                  "Yes" if shape in shapes else "No"))
+    if sample.kind is Kind.POSITION:
+        first, second = ("left", "right") if sample.detail == "horizontal" else ("top", "bottom")
+        side = rng.randrange(2)
+        where = f"on the {(first, second)[side]}" if first == "left" else f"at the {(first, second)[side]}"
+        turns.append((f"What shape is {where}?", objects[side][1]))
+    rng.shuffle(turns)
+    return turns

@@ -1,0 +1,135 @@
+"""Held-out chat benchmark: plainly asked questions, follow-up turns and descriptions, scored against the generator.
+
+The benchmark of ``evaluate`` asks each question as the first turn of a fresh conversation, in
+VLMEvalKit's wording. A chat user asks differently, so for each held-out image this asks two
+conversations through the eager ``Session`` (greedy, exactly as ``mobile-mllm run`` does):
+
+- A: a plain question (``chat.plain_turns``, first turn) -> the benchmark's question about the
+  same image as a follow-up -> another plain question as a follow-up;
+- B: "Describe the image." (first turn) -> A's first plain question again, now as a follow-up.
+
+Reported per setting: ``plain`` (first turns), ``plain_follow_up``, ``form_follow_up`` (compare
+with the first-turn numbers of ``evaluate``), and for descriptions ``describe_true`` (it names at
+least one thing and everything it names is in the image: (colour, shape) pairs, the shown text,
+the chart's bars) and ``describe_complete`` (it names every distinct object, the text, every bar).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from mobile_mllm.eval.extract import process_punctuation
+from mobile_mllm.eval.synthetic import Kind, SyntheticSample, SyntheticSpec, generate_samples
+from mobile_mllm.train.chat import DESCRIBE_PROMPTS, described_objects, plain_turns, sample_objects
+from mobile_mllm.train.data import question_text
+from mobile_mllm.train.evaluate import score_sample
+
+__all__ = ["ChatRecord", "chat_accuracy", "describe_scores", "evaluate_chat", "format_chat_markdown", "plain_correct"]
+
+SETTINGS = ("plain", "plain_follow_up", "form_follow_up", "describe_true", "describe_complete")
+"""What :func:`chat_accuracy` reports, in order."""
+
+
+@dataclass(frozen=True)
+class ChatRecord:
+    """One scored answer of the chat benchmark."""
+
+    kind: str
+    setting: str
+    question: str
+    answer: str
+    prediction: str
+    correct: bool
+
+
+def plain_correct(answer: str, prediction: str) -> bool:
+    """Normalised exact match, case-insensitive (a plain "Yes" and "yes" are the same answer)."""
+    def norm(text: str) -> str:
+        return process_punctuation(text.strip().lower()).strip()
+
+    return norm(prediction) == norm(answer)
+
+
+def describe_scores(sample: SyntheticSample, text: str) -> tuple[bool, bool]:
+    """(true, complete) of a description of ``sample``'s image (see the module docstring).
+
+    Example:
+        >>> from mobile_mllm.eval.synthetic import Form
+        >>> s = SyntheticSample(0, None, "Q", "A", (), Kind.COLOUR, Form.VQA, "x", "red circle, blue star")
+        >>> describe_scores(s, "The image shows a red circle."), describe_scores(s, "A red star.")
+        ((True, False), (False, False))
+    """
+    lowered = text.lower()
+    if sample.kind is Kind.TEXT:
+        found = sample.description.lower() in lowered
+        return found, found
+    if sample.kind is Kind.CHART:
+        labels = {item.rsplit(" ", 1)[0] for item in sample.description.split(", ")}
+        named = set(re.findall(r"[a-z]+", lowered.split("bar chart of", 1)[-1])) - {"and"}
+        return bool(named) and named <= labels, labels <= named
+    truth = set(sample_objects(sample))
+    named = described_objects(text)
+    return bool(named) and named <= truth, named == truth
+
+
+def evaluate_chat(
+    model: str, *, seed: int, count: int, on_progress: Callable[[int, int], None] | None = None
+) -> list[ChatRecord]:
+    """Ask ``count`` held-out images (generator stream ``seed``) the two conversations of the module docstring."""
+    from mobile_mllm.runtime.sampling import GenerationConfig
+    from mobile_mllm.runtime.session import Session
+
+    session = Session.from_dir(model, generation=GenerationConfig(max_new_tokens=32))
+    records: list[ChatRecord] = []
+
+    def ask(sample: SyntheticSample, setting: str, question: str, answer: str, first: bool,
+            score: Callable[[str], bool]) -> str:
+        prediction = session.ask(question, sample.image if first else None).text.strip()
+        records.append(ChatRecord(sample.kind.value, setting, question, answer, prediction, score(prediction)))
+        return prediction
+
+    for done, sample in enumerate(generate_samples(seed, count, SyntheticSpec()), 1):
+        turns = plain_turns(sample, random.Random(f"mobile-mllm-chat-bench/{seed}/{sample.id}"))
+        if turns:  # a multiple-choice chart question has no plain wording: only conversation B's description
+            (q1, a1), (q2, a2) = turns[0], turns[-1]
+            ask(sample, "plain", q1, a1, True, lambda p, a=a1: plain_correct(a, p))
+            ask(sample, "form_follow_up", question_text(sample), sample.answer, False,
+                lambda p, s=sample: score_sample(s, p) == 1.0)
+            ask(sample, "plain_follow_up", q2, a2, False, lambda p, a=a2: plain_correct(a, p))
+        description = ask(sample, "describe_true", DESCRIBE_PROMPTS[0], "", True,
+                          lambda p, s=sample: describe_scores(s, p)[0])
+        records.append(ChatRecord(sample.kind.value, "describe_complete", DESCRIBE_PROMPTS[0], "", description,
+                                  describe_scores(sample, description)[1]))
+        if turns:
+            ask(sample, "plain_follow_up", q1, a1, False, lambda p, a=a1: plain_correct(a, p))
+        if on_progress:
+            on_progress(done, count)
+    return records
+
+
+def chat_accuracy(records: Sequence[ChatRecord]) -> dict[str, dict[str, float]]:
+    """setting -> kind (and ``all``) -> percent correct."""
+    cells: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        cells[r.setting][r.kind].append(r.correct)
+        cells[r.setting]["all"].append(r.correct)
+    return {s: {k: 100.0 * sum(v) / len(v) for k, v in kinds.items()} for s, kinds in cells.items()}
+
+
+def format_chat_markdown(records: Sequence[ChatRecord]) -> str:
+    """The chat benchmark as a markdown table (settings x kinds, percent; n per cell in brackets)."""
+    acc = chat_accuracy(records)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for r in records:
+        counts[(r.setting, r.kind)] += 1
+    kinds = [k.value for k in Kind if any(r.kind == k.value for r in records)]
+    lines = ["| chat setting | " + " | ".join(kinds) + " | all |", "|---" * (len(kinds) + 2) + "|"]
+    for s in SETTINGS:
+        if s in acc:
+            cells = [f"{acc[s][k]:.1f} ({counts[(s, k)]})" if k in acc[s] else "-" for k in kinds]
+            lines.append(f"| {s} | " + " | ".join(cells) + f" | {acc[s]['all']:.1f} |")
+    return "\n".join(lines) + "\n"
