@@ -95,12 +95,11 @@ def test_run_rejects_bad_generation_flag(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_run_without_a_model_uses_the_builtin_default_and_reads_the_sample(repo_root: Path) -> None:
-    # The README quick start: no MODEL argument -> builtin:synth-small; --short-answer adds the
-    # VLMEvalKit instruction it was trained with. The sample shows a purple star, a red hexagon and a black diamond.
-    proc = _cli("run", "--image", str(repo_root / "demo" / "sample.png"),
-                "--prompt", "What colour is the star?", "--short-answer", "--json")
+    # The README quick start: no MODEL argument -> builtin:synth-small, asked plainly (its prompt style is the
+    # question as typed, so no flag is needed). The sample shows a purple star, a red hexagon and a black diamond.
+    proc = _cli("run", "--image", str(repo_root / "demo" / "sample.png"), "--prompt", "What colour is the star?", "--json")
     assert proc.returncode == 0, proc.stderr
     turn = json.loads(proc.stdout)["turns"][0]
     assert json.loads(proc.stdout)["model"] == "builtin:synth-small"
-    assert turn["prompt"].endswith("\nAnswer the question using a single word or phrase.")
+    assert turn["prompt"] == "What colour is the star?"
     assert turn["answer"].strip() == "purple"
