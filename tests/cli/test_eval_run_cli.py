@@ -59,7 +59,9 @@ def test_killed_and_interrupted_runs_resume_to_the_uninterrupted_score(tiny_dir:
     assert 1 <= after_kill < 24, "the run must be killed mid-way for this test to mean anything"
     with tsv.open("ab") as fh:  # and as if it died inside write(): half a record
         fh.write(b"9999\tIs there")
-    second = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # SIGINT as from a terminal, even when pytest runs as a background job that inherited it ignored
+    second = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     after_interrupt = _stop_after(second, tsv, after_kill + 2, signal.SIGINT)  # Ctrl-C
     assert second.returncode == 130, second.stderr.read()
     assert "interrupted" in second.stderr.read()

@@ -252,6 +252,9 @@ def test_ctrl_c_mid_export_leaves_no_program(inputs: dict[str, str], tmp_path: P
     proc = subprocess.Popen(
         [sys.executable, "-m", "mobile_mllm.cli", "export", inputs["tiny"], "-o", str(out), "--no-verify"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A background job of a non-interactive shell (how CI may start pytest) inherits SIGINT ignored,
+        # and Python then never raises KeyboardInterrupt: give the command Ctrl-C as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     seen = []
