@@ -1,0 +1,243 @@
+package org.mobilemllm.core
+
+import java.io.File
+import org.junit.Assert.assertArrayEquals
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertTrue
+import org.junit.Assert.fail
+import org.junit.Test
+
+/**
+ * The pure-Kotlin core against vectors the Python toolkit wrote (tests/android_app/test_kotlin_core.py):
+ * grid choices of shared/testdata/grid_cases.json, tile plans and tile pixels (Pillow's resize),
+ * normalised floats, tokenizer ids and text, prompt layouts, manifest checks, stats records.
+ * The folder comes from the system property `mobile_mllm.vectors`, the grid table from
+ * `mobile_mllm.grid_cases`.
+ */
+@Suppress("UNCHECKED_CAST")
+class VectorsTest {
+    private val dir = File(System.getProperty("mobile_mllm.vectors") ?: error("set -Dmobile_mllm.vectors=DIR"))
+
+    private fun load(name: String): Any? = Json.parse(File(dir, name).readText(Charsets.UTF_8))
+
+    private fun ints(v: Any?): List<Int> = (v as List<Any?>).map { (it as Long).toInt() }
+
+    /** Structural JSON equality: same keys in the same order, numbers equal as doubles. */
+    private fun assertSameJson(where: String, expected: Any?, actual: Any?) {
+        when (expected) {
+            is Map<*, *> -> {
+                val a = actual as? Map<*, *> ?: fail("$where: expected an object, got $actual") as Nothing
+                assertEquals("$where: keys", expected.keys.toList(), a.keys.toList())
+                for (k in expected.keys) assertSameJson("$where.$k", expected[k], a[k])
+            }
+            is List<*> -> {
+                val a = (actual as? List<*>) ?: fail("$where: expected an array, got $actual") as Nothing
+                assertEquals("$where: length", expected.size, a.size)
+                for (i in expected.indices) assertSameJson("$where[$i]", expected[i], a[i])
+            }
+            is Number -> {
+                assertTrue("$where: expected $expected, got $actual", actual is Number)
+                assertEquals(where, expected.toDouble(), (actual as Number).toDouble(), 0.0)
+            }
+            else -> assertEquals(where, expected, actual)
+        }
+    }
+
+    @Test
+    fun gridCasesOfSharedTestdata() {
+        val cases = Json.parse(File(System.getProperty("mobile_mllm.grid_cases")).readText()) as List<Any?>
+        assertTrue(cases.size >= 100)
+        for (c0 in cases) {
+            val c = c0 as Map<String, Any?>
+            val size = Size((c["width"] as Long).toInt(), (c["height"] as Long).toInt())
+            val side = (c["max_side"] as Long).toInt()
+            val base = (c["base"] as Long).toInt()
+            val bySide = GridRules.candidateGrids(side, null)
+            val byTiles = GridRules.candidateGrids(null, side * side)
+            val got = mapOf(
+                "relaxed" to GridRules.selectRelaxed(size, bySide, base, 0.1),
+                "llava_next" to GridRules.selectLlavaNext(size, bySide, base),
+                "internvl" to GridRules.selectInternvl(size, byTiles, base)
+            )
+            for ((policy, grid) in got) {
+                assertEquals("$policy $size max_side $side", ints(c[policy]), listOf(grid.cols, grid.rows))
+            }
+        }
+    }
+
+    @Test
+    fun tilePlansAndPixelsEqualPython() {
+        val cases = load("tiles.json") as List<Any?>
+        var pixelCases = 0
+        for (c0 in cases) {
+            val c = c0 as Map<String, Any?>
+            val name = c["name"] as String
+            val cfg = VisionConfig.fromJson(c["vision"] as Map<String, Any?>)
+            val wh = ints(c["size"])
+            val size = Size(wh[0], wh[1])
+            val budget = (c["token_budget"] as Long?)?.toInt()
+            if (c["error"] != null) {
+                try {
+                    Tiling.planTiles(size, cfg, budget)
+                    fail("$name: expected ${c["error"]}")
+                } catch (e: MobileMllmException) {
+                    assertEquals(name, c["error"], e.errorType)
+                }
+                continue
+            }
+            val plan = Tiling.planTiles(size, cfg, budget)
+            assertSameJson("$name.summary", c["summary"], plan.summary())
+            val boxes = (c["boxes"] as List<Any?>).map { ints(it) }
+            assertEquals("$name.boxes", boxes, plan.boxes.map { listOf(it.left, it.top, it.right, it.bottom) })
+            val source = c["source"] as String? ?: continue
+            pixelCases++
+            val img = RgbImage(size.width, size.height, File(dir, source).readBytes())
+            val tiles = Pixels.renderTiles(img, plan, cfg)
+            val expected = File(dir, c["tiles"] as String).readBytes()
+            val s = cfg.tileSize * cfg.tileSize * 3
+            assertEquals("$name: tile count", expected.size / s, tiles.size)
+            for ((i, t) in tiles.withIndex()) {
+                val want = expected.copyOfRange(i * s, (i + 1) * s)
+                if (!want.contentEquals(t.rgb)) {
+                    var first = 0
+                    while (want[first] == t.rgb[first]) first++
+                    fail("$name: tile $i differs first at byte $first (pixel ${first / 3 % cfg.tileSize},${first / 3 / cfg.tileSize}): " +
+                        "python ${want[first].toInt() and 0xFF}, kotlin ${t.rgb[first].toInt() and 0xFF}")
+                }
+            }
+            val f32 = c["normalized"] as String?
+            if (f32 != null) {
+                val buf = java.nio.ByteBuffer.wrap(File(dir, f32).readBytes()).order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer()
+                val want = FloatArray(buf.remaining())
+                buf.get(want)
+                assertArrayEquals("$name: normalized", want, Pixels.normalize(tiles, cfg.mean, cfg.std), 0.0f)
+            }
+        }
+        assertTrue("no pixel cases ran", pixelCases > 0)
+    }
+
+    @Test
+    fun compositingEqualsPillowAlphaComposite() {
+        val c = load("composite.json") as Map<String, Any?>
+        val argb = (c["argb"] as List<Any?>).map { (it as Long).toInt() }.toIntArray()
+        val img = RgbImage.fromArgb(argb.size, 1, argb, ints(c["background"]))
+        assertEquals(ints(c["rgb"]), img.rgb.map { it.toInt() and 0xFF })
+    }
+
+    @Test
+    fun tokenizerEqualsHuggingFaceTokenizers() {
+        val c = load("tokenizer.json") as Map<String, Any?>
+        val tok = Tokenizer.fromJson(File(c["tokenizer"] as String).readText(Charsets.UTF_8))
+        for (e0 in c["encode"] as List<Any?>) {
+            val e = e0 as Map<String, Any?>
+            assertEquals("encode ${e["text"]}", ints(e["ids"]), tok.encode(e["text"] as String).toList())
+        }
+        for (d0 in c["decode"] as List<Any?>) {
+            val d = d0 as Map<String, Any?>
+            assertEquals("decode ${d["ids"]}", d["text"], tok.decode(ints(d["ids"]).toIntArray(), d["skip"] as Boolean))
+        }
+    }
+
+    private fun segmentsJson(segs: List<Segment>): List<Any?> = segs.map {
+        if (it is TokenRun) linkedMapOf("ids" to it.ids) else linkedMapOf("tile" to (it as TileRef).tile, "num_tokens" to it.numTokens)
+    }
+
+    @Test
+    fun promptLayoutsEqualPython() {
+        val c = load("prompts.json") as Map<String, Any?>
+        val tok = Tokenizer.fromJson(File(c["tokenizer"] as String).readText(Charsets.UTF_8))
+        for ((i, p0) in (c["cases"] as List<Any?>).withIndex()) {
+            val p = p0 as Map<String, Any?>
+            val fmt = PromptFormat.fromJson(p["prompt"] as Map<String, Any?>)
+            val ids = Layout.specialTokenIds(tok, fmt)
+            val question = fmt.styleQuestion(p["question"] as String)
+            assertEquals("case $i styled", p["styled"], question)
+            val encode = { s: String -> tok.encode(s) }
+            val segs = if (p["next_turn"] == true) {
+                Layout.nextTurn(fmt, question, encode, ints(p["unfed"]))
+            } else {
+                val im = p["image"] as Map<String, Any?>?
+                val block = if (im == null) null else {
+                    val g = ints(im["grid"])
+                    Layout.imageBlock(fmt, Grid(g[0], g[1]), (im["thumbnail_index"] as Long?)?.toInt(), (im["tokens_per_tile"] as Long).toInt(), ids)
+                }
+                Layout.firstTurn(fmt, question, encode, ids, block)
+            }
+            assertSameJson("case $i", p["segments"], segmentsJson(segs))
+            assertEquals("case $i positions", (p["positions"] as Long).toInt(), Layout.countPositions(segs))
+        }
+    }
+
+    @Test
+    fun manifestsAreCheckedLikeThePythonSchema() {
+        val c = load("manifests.json") as Map<String, Any?>
+        val schemaText = File(c["schema"] as String).readText(Charsets.UTF_8)
+        val schema = Json.parse(schemaText) as Map<String, Any?>
+        for (m0 in c["cases"] as List<Any?>) {
+            val m = m0 as Map<String, Any?>
+            val name = m["name"] as String
+            val text = m["text"] as String
+            val data = Manifest.upgrade(Json.parse(text) as Map<String, Any?>)
+            val paths = ManifestSchema.errors(data, schema).map { it.substring(0, it.indexOf(':')) }
+            assertEquals("$name: error paths", m["error_paths"], paths)
+            if (paths.isEmpty()) {
+                val man = Manifest.parse(text, schemaText)
+                val got = linkedMapOf<String, Any?>(
+                    "policy" to man.vision.policy.value, "tile_size" to man.vision.tileSize,
+                    "tokens_per_tile" to man.tokensPerTile, "eos_ids" to man.eosIds, "bos_id" to man.bosId,
+                    "max_seq_len" to man.maxSeqLen, "max_context_len" to man.maxContextLen,
+                    "prefill_chunk" to man.prefillChunk, "tile_batch" to man.tileBatch, "hidden_size" to man.hiddenSize,
+                    "user_template" to man.prompt.userTemplate, "special_tokens" to man.specialTokens
+                )
+                assertSameJson("$name: fields", m["fields"], got)
+            } else {
+                try {
+                    Manifest.parse(text, schemaText)
+                    fail("$name: parse accepted a manifest with errors $paths")
+                } catch (e: ContractException) {
+                    for (path in paths) assertTrue("$name: message names $path: ${e.message}", e.message!!.contains(path))
+                }
+            }
+        }
+    }
+
+    @Test
+    fun statsRecordsAndRowsEqualPython() {
+        for ((i, s0) in (load("stats.json") as List<Any?>).withIndex()) {
+            val s = s0 as Map<String, Any?>
+            val r = s["raw"] as Map<String, Any?>
+            fun d(k: String): Double = ((r[k] ?: 0L) as Number).toDouble()
+            fun n(k: String): Int = ((r[k] ?: 0L) as Number).toInt()
+            val g = r["grid"] as List<Any?>?
+            val stats = Stats(
+                d("model_load_start_ms"), d("model_load_end_ms"), d("inference_start_ms"), d("image_encode_start_ms"),
+                d("image_encode_end_ms"), ((r["vision_batch_ms"] ?: emptyList<Any?>()) as List<Any?>).map { (it as Number).toDouble() },
+                ints(r["vision_batch_sizes"] ?: emptyList<Any?>()), d("prompt_eval_end_ms"), d("first_token_ms"), d("inference_end_ms"),
+                n("num_prompt_tokens"), n("num_image_tokens"), n("num_tiles"), n("num_generated_tokens"), n("num_cached_tokens"),
+                if (g == null) null else Grid((g[0] as Long).toInt(), (g[1] as Long).toInt()),
+                r["reduced_by_budget"] == true, ((r["peak_rss_bytes"] ?: 0L) as Number).toLong()
+            )
+            val record = stats.record((s["run"] as Long).toInt(), s["text"] as String, s["stop_reason"] as String)
+            assertSameJson("stats $i", s["record"], Json.parse(Json.write(record)))
+            val rows = Stats.rows(record).map { listOf(it.first, it.second) }
+            assertEquals("stats $i rows", s["rows"], rows)
+        }
+    }
+
+    @Test
+    fun jsonRoundTripsStrings() {
+        val text = "{\"a\":\"x\\n\\\"y\\u00e9\\ud83d\\ude00\",\"b\":[1,-2.5,1e-05,true,null],\"c\":{}}"
+        val v = Json.parse(text) as Map<String, Any?>
+        assertEquals("x\n\"y\u00e9\ud83d\ude00", v["a"])
+        assertEquals(listOf(1L, -2.5, 1e-05, true, null), v["b"])
+        assertEquals(v, Json.parse(Json.write(v)))
+        for (bad in listOf("{", "[1,]", "{\"a\" 1}", "01x", "\"\\x\"", "[1] 2")) {
+            try {
+                Json.parse(bad)
+                fail("accepted $bad")
+            } catch (e: ContractException) {
+                assertTrue(e.message!!.contains("offset"))
+            }
+        }
+    }
+}

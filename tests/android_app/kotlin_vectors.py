@@ -1,0 +1,240 @@
+"""Vectors the Python toolkit writes for the Android app's pure-Kotlin core (android_app/app/core).
+
+Each file holds inputs and what mobile_mllm computes from them (tiles through Pillow, ids through
+Hugging Face tokenizers, layouts through runtime.layout, schema errors through manifest_schema,
+records through runtime.stats), so the JVM tests compare the Kotlin port with the real thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mobile_mllm.config import to_dict
+from mobile_mllm.errors import MobileMLLMError
+from mobile_mllm.export.manifest import upgrade_manifest
+from mobile_mllm.manifest_schema import SCHEMA_FILE, manifest_errors
+from mobile_mllm.model.adapter import PromptFormat
+from mobile_mllm.model.reference.prompt import REFERENCE_PROMPT
+from mobile_mllm.model.reference.tokenizer import BUNDLED_TOKENIZER
+from mobile_mllm.runtime.layout import TileRef, first_turn, image_block, next_turn, count_positions, special_token_ids
+from mobile_mllm.runtime.stats import Stats
+from mobile_mllm.runtime.stats_text import stats_rows
+from mobile_mllm.vision.config import GridPolicy, Resample, ThumbnailPosition, VisionConfig
+from mobile_mllm.vision.grid import Grid, Size
+from mobile_mllm.vision.normalize import normalize
+from mobile_mllm.vision.processor import plan_tiles, preprocess
+from mobile_mllm.vision.tiling import render_tiles
+
+ASSETS = Path(__file__).parent / "assets"
+V1_MANIFEST = ASSETS / "manifest_v1_tiny_fp32.json"
+
+# (name, VisionConfig, image sizes with pixels); small tiles keep the files small, one 384 case is real size
+PIXEL_CONFIGS: tuple[tuple[str, VisionConfig, tuple[tuple[int, int], ...]], ...] = (
+    ("relaxed_bicubic", VisionConfig(tile_size=32, max_side=3, tokens_per_tile=4), ((100, 60), (37, 91), (300, 20), (20, 20))),
+    ("llava_bilinear_first", VisionConfig(policy=GridPolicy.LLAVA_NEXT, tile_size=24, max_side=2, thumbnail=ThumbnailPosition.FIRST,
+                                          resample=Resample.BILINEAR, tokens_per_tile=4), ((50, 70), (200, 130))),
+    ("internvl_nearest", VisionConfig(policy=GridPolicy.INTERNVL, tile_size=28, max_side=None, max_tiles=6, thumbnail_for_single=True,
+                                      resample=Resample.NEAREST, tokens_per_tile=4), ((90, 40), (33, 33), (41, 200))),
+    ("relaxed_nothumb_imagenet", VisionConfig(tile_size=40, max_side=2, thumbnail=ThumbnailPosition.NONE, pad_color=(10, 200, 30),
+                                              mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), tokens_per_tile=4), ((61, 47), (15, 140))),
+    ("relaxed_384", VisionConfig(tile_size=384, max_side=2), ((500, 300),)),
+)
+# size-only plans, with token budgets: (name, cfg, size, budget)
+PLAN_CASES: tuple[tuple[str, VisionConfig, tuple[int, int], int | None], ...] = (
+    ("phone_max4", VisionConfig(max_side=4), (1080, 2400), None),
+    ("phone_budget", VisionConfig(max_side=4), (1080, 2400), 1000),
+    ("internvl_budget", VisionConfig(policy=GridPolicy.INTERNVL, max_side=None, max_tiles=9), (380, 76), 800),
+    ("llava_budget", VisionConfig(policy=GridPolicy.LLAVA_NEXT, max_side=3), (394, 390), 600),
+    ("overflow", VisionConfig(max_side=3), (800, 600), 10),
+    ("thin", VisionConfig(max_side=3), (1, 5000), None),
+)
+TEXTS = (
+    "", "What colour is the star?", "<|user|>\nWhat colour is the star?<|end|>\n<|assistant|>\n",
+    "  multiple   spaces\t\ttabs\n\n  end ", "café naïve 東京 😀 ü", "I'm sure he'll say they've done it's",
+    "123 4567.89 -0.5e10", "<img><tile></img><thumb>", "x<|end|><|endoftext|>y", "Hello\r\nworld!!! ??? ...",
+)
+
+
+def _image(width: int, height: int, seed: int) -> np.ndarray:
+    """Noise over a gradient: noise checks every filter tap, the gradient a smooth region."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (height, width, 3))
+    ramp = (np.arange(width)[None, :, None] * 255 // max(1, width - 1)) + np.zeros((height, 1, 3), dtype=np.int64)
+    return ((noise + ramp) // 2).astype(np.uint8)
+
+
+def _plan_entry(name: str, cfg: VisionConfig, size: tuple[int, int], budget: int | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "vision": to_dict(cfg), "size": list(size), "token_budget": budget}
+    try:
+        plan = plan_tiles(Size(*size), cfg, token_budget=budget)
+    except MobileMLLMError as e:
+        return {**entry, "error": type(e).__name__}
+    return {**entry, "summary": plan.summary(), "boxes": [[b.left, b.top, b.right, b.bottom] for b in plan.boxes]}
+
+
+def write_tiles(out: Path) -> int:
+    cases = [_plan_entry(*c) for c in PLAN_CASES]
+    seed = 0
+    for name, cfg, sizes in PIXEL_CONFIGS:
+        for w, h in sizes:
+            seed += 1
+            arr = _image(w, h, seed)
+            entry = _plan_entry(f"{name}_{w}x{h}", cfg, (w, h), None)
+            plan = plan_tiles(Size(w, h), cfg)
+            tiles, _ = render_tiles(Image.fromarray(arr), plan.grid, cfg, with_thumbnail=plan.thumbnail_index is not None)
+            pixels = np.stack([np.asarray(t, dtype=np.uint8) for t in tiles])
+            floats = normalize(pixels, cfg.mean, cfg.std)
+            assert np.array_equal(floats, preprocess(arr, cfg).tiles.numpy())  # the vectors are the real pipeline's
+            stem = entry["name"]
+            (out / f"{stem}.rgb").write_bytes(arr.tobytes())
+            (out / f"{stem}.tiles").write_bytes(pixels.tobytes())
+            (out / f"{stem}.f32").write_bytes(floats.astype("<f4").tobytes())
+            cases.append({**entry, "source": f"{stem}.rgb", "tiles": f"{stem}.tiles", "normalized": f"{stem}.f32"})
+    (out / "tiles.json").write_text(json.dumps(cases, indent=1))
+    return len(cases)
+
+
+def write_composite(out: Path) -> None:
+    rng = np.random.default_rng(7)
+    rgba = rng.integers(0, 256, (1, 64, 4)).astype(np.uint8)
+    rgba[0, :8, 3] = [0, 1, 2, 127, 128, 254, 255, 64]
+    background = (30, 144, 250)
+    canvas = Image.new("RGBA", (64, 1), (*background, 255))
+    rgb = np.asarray(Image.alpha_composite(canvas, Image.fromarray(rgba, "RGBA")).convert("RGB"))
+    argb = [int(a) << 24 | int(r) << 16 | int(g) << 8 | int(b) for r, g, b, a in rgba[0]]
+    argb = [v - (1 << 32) if v >= 1 << 31 else v for v in argb]  # Java ints are signed
+    (out / "composite.json").write_text(json.dumps({"argb": argb, "background": list(background),
+                                                    "rgb": rgb.reshape(-1).tolist()}))
+
+
+def write_tokenizer(out: Path) -> None:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(BUNDLED_TOKENIZER))
+    encode = [{"text": t, "ids": tok.encode(t, add_special_tokens=False).ids} for t in TEXTS]
+    decode = []
+    for e in encode:
+        for skip in (True, False):
+            decode.append({"ids": e["ids"], "skip": skip, "text": tok.decode(e["ids"], skip_special_tokens=skip)})
+    emoji = tok.encode("😀", add_special_tokens=False).ids
+    decode.append({"ids": emoji[:1], "skip": True, "text": tok.decode(emoji[:1], skip_special_tokens=True)})
+    (out / "tokenizer.json").write_text(json.dumps({"tokenizer": str(BUNDLED_TOKENIZER), "encode": encode,
+                                                    "decode": decode}, ensure_ascii=False))
+
+
+def write_prompts(out: Path) -> None:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(BUNDLED_TOKENIZER))
+
+    def encode(s: str) -> list[int]:
+        return tok.encode(s, add_special_tokens=False).ids
+
+    rich = dataclasses.replace(REFERENCE_PROMPT, bos="<|endoftext|>", system="You are a helpful assistant.\n",
+                               row_sep="<|pad|>", question_template="{question} Answer briefly.")
+    plain = REFERENCE_PROMPT
+    # (format, question, grid, thumbnail_index, tokens_per_tile) ; grid None = text only
+    turns = (
+        (plain, "What colour is the star?", (2, 2), 4, 16),
+        (plain, "What colour is the star?", (3, 1), 0, 5),
+        (rich, "Look: <image> what is it?", (2, 3), 6, 3),
+        (rich, "Describe it.", (1, 1), None, 7),
+        (plain, "Hello there", None, None, 0),
+        (rich, "Count {the} stars", None, None, 0),
+    )
+    cases = []
+    for fmt, question, grid, thumb, tpt in turns:
+        styled = fmt.style_question(question)
+        ids = special_token_ids(tok, fmt)
+        block = None if grid is None else image_block(fmt, grid=Grid(*grid), thumbnail_index=thumb, tokens_per_tile=tpt, token_ids=ids)
+        segs = first_turn(fmt, styled, encode=encode, token_ids=ids, image=block)
+        cases.append({"prompt": to_dict(fmt), "question": question, "styled": styled, "next_turn": False,
+                      "image": None if grid is None else {"grid": list(grid), "thumbnail_index": thumb, "tokens_per_tile": tpt},
+                      "segments": _segments(segs), "positions": count_positions(segs)})
+    for unfed in ([], [42]):
+        segs = next_turn(rich, rich.style_question("And the circle?"), encode=encode, unfed_answer=unfed)
+        cases.append({"prompt": to_dict(rich), "question": "And the circle?", "styled": rich.style_question("And the circle?"),
+                      "next_turn": True, "unfed": unfed, "segments": _segments(segs), "positions": count_positions(segs)})
+    (out / "prompts.json").write_text(json.dumps({"tokenizer": str(BUNDLED_TOKENIZER), "cases": cases}, ensure_ascii=False))
+
+
+def _segments(segs: list[Any]) -> list[dict[str, Any]]:
+    return [{"tile": s.tile, "num_tokens": s.num_tokens} if isinstance(s, TileRef) else {"ids": list(s.ids)} for s in segs]
+
+
+def write_manifests(out: Path) -> None:
+    v1_text = V1_MANIFEST.read_text()
+    base = upgrade_manifest(json.loads(v1_text))
+
+    def broken(name: str, change: Any) -> tuple[str, dict[str, Any]]:
+        data = json.loads(json.dumps(base))
+        change(data)
+        return name, data
+
+    variants = [
+        broken("no_policy", lambda d: d["vision"].pop("policy")),
+        broken("bad_policy", lambda d: d["vision"].update(policy="spiral")),
+        broken("tile_size_string", lambda d: d["vision"].update(tile_size="64")),
+        broken("unknown_key", lambda d: d.update(bogus=1)),
+        broken("no_eos", lambda d: d.update(eos_ids=[])),
+        broken("bad_sha", lambda d: d["program"].update(sha256="xyz")),
+        broken("prompt_without_eos", lambda d: d["prompt"].pop("eos")),
+        broken("negative_bos", lambda d: d.update(bos_id=-1)),
+        broken("two_means", lambda d: d["vision"].update(mean=[0.5, 0.5])),
+        broken("version_3", lambda d: d.update(version=3)),
+        broken("bool_for_int", lambda d: d.update(tile_batch=True)),
+        broken("pad_over_255", lambda d: d["vision"].update(pad_color=[0, 256, 0])),
+    ]
+    cases = [{"name": "v1_exported", "text": v1_text}, {"name": "v2", "text": json.dumps(base)}]
+    cases += [{"name": n, "text": json.dumps(d)} for n, d in variants]
+    for c in cases:
+        data = upgrade_manifest(json.loads(c["text"]))
+        c["error_paths"] = [e.split(":")[0] for e in manifest_errors(data)]
+        if not c["error_paths"]:
+            c["fields"] = {
+                "policy": data["vision"]["policy"], "tile_size": data["vision"]["tile_size"],
+                "tokens_per_tile": data["tokens_per_tile"], "eos_ids": data["eos_ids"], "bos_id": data["bos_id"],
+                "max_seq_len": data["max_seq_len"], "max_context_len": data["max_context_len"],
+                "prefill_chunk": data["prefill_chunk"], "tile_batch": data["tile_batch"],
+                "hidden_size": data["hidden_size"], "user_template": data["prompt"]["user_template"],
+                "special_tokens": data["special_tokens"],
+            }
+    (out / "manifests.json").write_text(json.dumps({"schema": str(SCHEMA_FILE), "cases": cases}))
+
+
+def write_stats(out: Path) -> None:
+    samples = [
+        (Stats(model_load_start_ms=1000.0, model_load_end_ms=2500.5, inference_start_ms=3000.0, image_encode_start_ms=3010.25,
+               image_encode_end_ms=3090.75, vision_batch_ms=(40.5, 40.0), vision_batch_sizes=(4, 3), prompt_eval_end_ms=3400.0,
+               first_token_ms=3401.0, inference_end_ms=3900.0, num_prompt_tokens=150, num_image_tokens=112, num_tiles=7,
+               num_generated_tokens=21, grid=(3, 2), reduced_by_budget=True, peak_rss_bytes=734_003_200), 0, "purple", "eos"),
+        (Stats(inference_start_ms=1.7e12, prompt_eval_end_ms=1.7e12 + 12.345, first_token_ms=1.7e12 + 12.5,
+               inference_end_ms=1.7e12 + 99.9, num_prompt_tokens=9, num_generated_tokens=128, num_cached_tokens=160,
+               peak_rss_bytes=1), 3, "a \"quoted\"\nanswer é", "max_new_tokens"),
+        (Stats(), 1, "", "context_full"),
+    ]
+    cases = []
+    for stats, run, text, reason in samples:
+        raw = {k: (list(v) if isinstance(v, tuple) else v) for k, v in stats.__dict__.items() if k != "extra"}
+        record = {**stats.to_dict(), "prompt_tokens": stats.num_prompt_tokens, "generated_tokens": stats.num_generated_tokens,
+                  "SCALING_FACTOR_UNITS_PER_SECOND": 1000, "run": run, "text": text, "stop_reason": reason}
+        cases.append({"raw": raw, "run": run, "text": text, "stop_reason": reason, "record": record,
+                      "rows": [list(r) for r in stats_rows(record)]})
+    (out / "stats.json").write_text(json.dumps(cases, ensure_ascii=False))
+
+
+def write_all(out: Path) -> None:
+    """Every vector file into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_tiles(out)
+    write_composite(out)
+    write_tokenizer(out)
+    write_prompts(out)
+    write_manifests(out)
+    write_stats(out)
