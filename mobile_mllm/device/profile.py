@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mobile_mllm import contract
+from mobile_mllm.device.app import Via, run_app_benchmark
 from mobile_mllm.device.run import RunnerConfig, check_image, find_runner, push_input, run_on_device, runner_argv
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class ProfileConfig(RunnerConfig):
     """Measured runs."""
     warmup: int = 1
     """Runs before the measured ones."""
+    via: Via = Via.RUNNER
+    """What runs the program: runner (the runner binary of RUNNER.md) or app (the Android app's BenchmarkActivity)."""
 
 FIGURES: tuple[tuple[str, str, float], ...] = (
     # (record key, label, scale to the unit in the label)
@@ -93,11 +96,13 @@ def profile_program(
     import posixpath
 
     image_remote = push_input(device, image, remote_dir) if image is not None else None
-    runner = find_runner(device, remote_dir, abi)
     etdump_remote = posixpath.join(remote_dir, "profile.etdump") if etdump else None
-    argv = runner_argv(runner, remote_dir, image_remote, prompt, cfg, etdump_remote)
     logger.info("profiling %s on %s: %d warmup + %d runs", out.name, device.serial, cfg.warmup, cfg.runs)
-    result = run_on_device(device, remote_dir, argv, timeout_s=cfg.timeout_s, on_text=on_text)
+    if _via(cfg) is Via.APP:
+        result = run_app_benchmark(device, remote_dir, image_remote, prompt, cfg)
+    else:
+        argv = runner_argv(find_runner(device, remote_dir, abi), remote_dir, image_remote, prompt, cfg, etdump_remote)
+        result = run_on_device(device, remote_dir, argv, timeout_s=cfg.timeout_s, on_text=on_text)
     etdump_summary = _etdump_summary(device, etdump_remote) if etdump_remote else None
     files = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()
              and p.name in (contract.PROGRAM_FILE, contract.MANIFEST_FILE, contract.TOKENIZER_FILE)}
@@ -106,6 +111,11 @@ def profile_program(
         summary=summarize(result.records), peak_memory_bytes=result.peak_memory_bytes,
         memory_samples=len(result.memory_samples), runner=result.runner, etdump=etdump_summary,
     )
+
+
+def _via(cfg: RunnerConfig) -> Via:
+    """What runs the program (a plain RunnerConfig has no choice: the runner)."""
+    return Via(getattr(cfg, "via", Via.RUNNER))
 
 
 def _etdump_summary(device: Any, remote: str) -> dict[str, Any]:
@@ -225,6 +235,10 @@ def profile_programs(
     from mobile_mllm.device.push import program_files, push_program
 
     check_image(image)
+    if etdump and _via(cfg) is Via.APP:
+        from mobile_mllm.errors import ConfigError
+
+        raise ConfigError("--etdump needs --via runner: the app does not write ETDumps")
     for out in outs:  # a wrong folder fails before any device is contacted
         program_files(out)
     with open_device(serial) as device:
