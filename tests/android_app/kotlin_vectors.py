@@ -238,3 +238,9 @@ def write_all(out: Path) -> None:
     write_prompts(out)
     write_manifests(out)
     write_stats(out)
+
+
+if __name__ == "__main__":  # python tests/android_app/kotlin_vectors.py DIR (for ./gradlew :core:test -Pvectors=DIR)
+    import sys
+
+    write_all(Path(sys.argv[1]))
