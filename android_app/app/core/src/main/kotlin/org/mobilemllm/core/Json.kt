@@ -10,6 +10,10 @@ package org.mobilemllm.core
  * json.dumps(separators=(",", ":")).
  */
 object Json {
+    /** Characters written as a backslash and a letter, and the letters read back (plus `\/`). */
+    private val ESCAPES = linkedMapOf('"' to '"', '\\' to '\\', '\n' to 'n', '\r' to 'r', '\t' to 't', '\b' to 'b', '\u000C' to 'f')
+    private val UNESCAPES = ESCAPES.entries.associate { (k, v) -> v to k } + ('/' to '/')
+
     /** Parses [text]; throws [ContractException] naming the offset of the first error. */
     fun parse(text: String): Any? {
         val p = Parser(text)
@@ -77,15 +81,11 @@ object Json {
     private fun quote(sb: StringBuilder, s: String) {
         sb.append('"')
         for (c in s) {
-            when (c) {
-                '"' -> sb.append("\\\"")
-                '\\' -> sb.append("\\\\")
-                '\n' -> sb.append("\\n")
-                '\r' -> sb.append("\\r")
-                '\t' -> sb.append("\\t")
-                '\b' -> sb.append("\\b")
-                '\u000C' -> sb.append("\\f")
-                else -> if (c < ' ') sb.append(String.format("\\u%04x", c - '\u0000')) else sb.append(c)
+            val e = ESCAPES[c]
+            when {
+                e != null -> sb.append('\\').append(e)
+                c < ' ' -> sb.append(String.format("\\u%04x", c - '\u0000'))
+                else -> sb.append(c)
             }
         }
         sb.append('"')
@@ -119,16 +119,31 @@ object Json {
             return v
         }
 
-        fun obj(): Map<String, Any?> {
-            val out = LinkedHashMap<String, Any?>()
+        /** The items of an object or array (after its opening bracket) up to [close]. */
+        private inline fun items(close: Char, what: String, item: () -> Unit) {
             pos++
             skipWs()
-            if (pos < s.length && s[pos] == '}') {
+            if (pos < s.length && s[pos] == close) {
                 pos++
-                return out
+                return
             }
             while (true) {
                 skipWs()
+                item()
+                skipWs()
+                if (pos >= s.length) fail("unexpected end in $what")
+                if (s[pos] == close) {
+                    pos++
+                    return
+                }
+                if (s[pos] != ',') fail("expected ',' or '$close'")
+                pos++
+            }
+        }
+
+        fun obj(): Map<String, Any?> {
+            val out = LinkedHashMap<String, Any?>()
+            items('}', "object") {
                 if (pos >= s.length || s[pos] != '"') fail("expected a key")
                 val k = str()
                 skipWs()
@@ -136,43 +151,14 @@ object Json {
                 pos++
                 skipWs()
                 out[k] = value()
-                skipWs()
-                if (pos >= s.length) fail("unexpected end in object")
-                if (s[pos] == ',') {
-                    pos++
-                    continue
-                }
-                if (s[pos] == '}') {
-                    pos++
-                    return out
-                }
-                fail("expected ',' or '}'")
             }
+            return out
         }
 
         fun arr(): List<Any?> {
             val out = ArrayList<Any?>()
-            pos++
-            skipWs()
-            if (pos < s.length && s[pos] == ']') {
-                pos++
-                return out
-            }
-            while (true) {
-                skipWs()
-                out.add(value())
-                skipWs()
-                if (pos >= s.length) fail("unexpected end in array")
-                if (s[pos] == ',') {
-                    pos++
-                    continue
-                }
-                if (s[pos] == ']') {
-                    pos++
-                    return out
-                }
-                fail("expected ',' or ']'")
-            }
+            items(']', "array") { out.add(value()) }
+            return out
         }
 
         fun str(): String {
@@ -185,22 +171,14 @@ object Json {
                     c == '"' -> return sb.toString()
                     c == '\\' -> {
                         if (pos >= s.length) fail("unterminated escape")
-                        when (val e = s[pos++]) {
-                            '"' -> sb.append('"')
-                            '\\' -> sb.append('\\')
-                            '/' -> sb.append('/')
-                            'b' -> sb.append('\b')
-                            'f' -> sb.append('\u000C')
-                            'n' -> sb.append('\n')
-                            'r' -> sb.append('\r')
-                            't' -> sb.append('\t')
-                            'u' -> {
-                                if (pos + 4 > s.length) fail("short \\u escape")
-                                val code = s.substring(pos, pos + 4).toIntOrNull(16) ?: fail("bad \\u escape")
-                                sb.append(Character.toChars(code))
-                                pos += 4
-                            }
-                            else -> fail("bad escape \\$e")
+                        val e = s[pos++]
+                        if (e == 'u') {
+                            if (pos + 4 > s.length) fail("short \\u escape")
+                            val code = s.substring(pos, pos + 4).toIntOrNull(16) ?: fail("bad \\u escape")
+                            sb.append(Character.toChars(code))
+                            pos += 4
+                        } else {
+                            sb.append(UNESCAPES[e] ?: fail("bad escape \\$e"))
                         }
                     }
                     c < ' ' -> fail("control character in string")
