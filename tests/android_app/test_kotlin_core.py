@@ -10,6 +10,7 @@ No Android SDK is involved: this is the part of the app that can be checked here
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from mobile_mllm import contract
+from mobile_mllm.device.app import read_result
+from mobile_mllm.errors import RunnerError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kotlin_vectors import write_all  # noqa: E402
@@ -64,6 +67,8 @@ def _compiled(cache: Path) -> Path:
     if jar.is_file():
         return jar
     cache.mkdir(parents=True, exist_ok=True)
+    for old in cache.glob("core-tests-*.jar"):  # other sources' builds are never used again
+        old.unlink()
     tmp = jar.with_suffix(".partial.jar")
     proc = subprocess.run(
         ["kotlinc", "-nowarn", "-cp", str(JARS / "junit4.jar"), str(CORE / "src/main/kotlin"), str(CORE / "src/test/kotlin"),
@@ -93,4 +98,12 @@ def test_kotlin_core_matches_python_on_the_jvm(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     ran = re.search(r"OK \((\d+) tests\)", proc.stdout)
-    assert ran and int(ran.group(1)) >= 11, proc.stdout[-2000:]
+    assert ran and int(ran.group(1)) >= 12, proc.stdout[-2000:]
+
+    # what BenchmarkActivity writes is what `profile --via app` reads
+    records = read_result((vectors / "from_kotlin" / "ok.json").read_text(), "jvm")
+    expected = json.loads((vectors / "stats.json").read_text())
+    assert [(r["run"], r["text"], r["stop_reason"]) for r in records] == [(i, s["text"], s["stop_reason"]) for i, s in enumerate(expected)]
+    assert [(r["num_prompt_tokens"], r["prompt_tokens"], r["total_ms"]) for r in records] == [(10 + i, 10 + i, 100.0) for i in range(len(records))]
+    with pytest.raises(RunnerError, match=r"exit code 3 \(the image cannot be loaded\): ImageError: .*photo.heic"):
+        read_result((vectors / "from_kotlin" / "image_error.json").read_text(), "jvm")

@@ -5,7 +5,7 @@ import android.os.Bundle
 import android.util.Log
 import java.io.File
 import org.mobilemllm.core.GenerationConfig
-import org.mobilemllm.core.Json
+import org.mobilemllm.core.BenchmarkResult
 import org.mobilemllm.core.MobileMllmException
 
 /**
@@ -28,19 +28,15 @@ class BenchmarkActivity : Activity() {
         val extras = intent.extras ?: Bundle()
         val resultName = extras.getString("result") ?: "benchmark_result.json"
         Thread({
-            val doc = linkedMapOf<String, Any?>("format" to "mobile-mllm-app-benchmark", "version" to 1)
-            try {
-                doc["records"] = run(extras)
-                doc["error"] = null
+            val text = try {
+                BenchmarkResult.success(run(extras))
             } catch (e: MobileMllmException) {
-                doc["records"] = emptyList<Any?>()
-                doc["error"] = linkedMapOf("error" to e.message, "error_type" to e.errorType, "exit_code" to e.exitCode)
-            } catch (e: Exception) { // the runtime failed (ExecutorchRuntimeException, out of memory ...)
+                BenchmarkResult.failure(e)
+            } catch (e: Exception) { // the runtime failed (ExecutorchRuntimeException, out of memory ...): exit code 1
                 Log.e(TAG, "benchmark failed", e)
-                doc["records"] = emptyList<Any?>()
-                doc["error"] = linkedMapOf("error" to e.toString(), "error_type" to e.javaClass.simpleName, "exit_code" to 1)
+                BenchmarkResult.failure(e.toString(), e.javaClass.simpleName, 1)
             }
-            writeAtomically(File(filesDir, resultName), Json.write(doc))
+            writeAtomically(File(filesDir, resultName), text)
             runOnUiThread { finish() }
         }, "benchmark").start()
     }

@@ -224,6 +224,19 @@ class VectorsTest {
         }
     }
 
+    /** Result files as BenchmarkActivity writes them, for the Python reader (device/app.read_result) to check. */
+    @Test
+    fun benchmarkResultFilesForThePythonReader() {
+        val out = File(dir, "from_kotlin").apply { mkdirs() }
+        val records = (load("stats.json") as List<Any?>).mapIndexed { i, s0 ->
+            val s = s0 as Map<String, Any?>
+            Stats(numPromptTokens = 10 + i, numGeneratedTokens = 3, inferenceStartMs = 1000.0, inferenceEndMs = 1100.0)
+                .record(i, s["text"] as String, s["stop_reason"] as String)
+        }
+        File(out, "ok.json").writeText(BenchmarkResult.success(records))
+        File(out, "image_error.json").writeText(BenchmarkResult.failure(ImageException("not a readable image file: /x/photo.heic")))
+    }
+
     @Test
     fun jsonRoundTripsStrings() {
         val text = "{\"a\":\"x\\n\\\"y\\u00e9\\ud83d\\ude00\",\"b\":[1,-2.5,1e-05,true,null],\"c\":{}}"
