@@ -124,3 +124,11 @@ def test_cli_profile_via_app_reports_what_the_runner_path_reports(loopback, adb_
     (call,) = am_calls(root)
     assert call[call.index("--ei") :].count("--ei") == 4  # runs, warmup, max_new_tokens, threads
     assert docs["app"]["peak_memory_bytes"] > 0
+
+
+def test_etdump_with_the_app_is_refused_before_any_device_is_contacted(tmp_path: Path) -> None:
+    from mobile_mllm.device.profile import profile_programs
+    from mobile_mllm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--etdump needs --via runner"):
+        profile_programs("127.0.0.1:1", [tmp_path], None, "q", ProfileConfig(via="app"), tmp_path / "r", etdump=True)
