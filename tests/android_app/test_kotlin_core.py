@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,7 @@ from mobile_mllm import contract
 from mobile_mllm.device.app import read_result
 from mobile_mllm.errors import RunnerError
 
-sys.path.insert(0, str(Path(__file__).parent))
-from kotlin_vectors import write_all  # noqa: E402
+from kotlin_vectors import write_all
 
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "android_app" / "app" / "core"

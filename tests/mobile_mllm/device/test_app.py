@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_app import am_calls, install_fake_app  # noqa: E402
+from fake_app import am_calls, install_fake_app
 
 from mobile_mllm.device.adb import AdbDevice
 from mobile_mllm.device.app import BENCHMARK_ACTIVITY, RESULT_FORMAT, benchmark_command, run_app_benchmark
