@@ -229,6 +229,40 @@ def write_stats(out: Path) -> None:
     (out / "stats.json").write_text(json.dumps(cases, ensure_ascii=False))
 
 
+def write_session_plans(out: Path) -> None:
+    """Session._plan on the exported tiny manifest: the grid shrinks until the answer has room, or the turn is refused."""
+    from types import SimpleNamespace
+
+    from tokenizers import Tokenizer
+
+    from mobile_mllm.config import from_dict
+    from mobile_mllm.runtime.sampling import GenerationConfig
+    from mobile_mllm.runtime.session import Session
+
+    manifest = upgrade_manifest(json.loads(V1_MANIFEST.read_text()))
+    methods = SimpleNamespace(max_context_len=manifest["max_context_len"], prefill_chunk=manifest["prefill_chunk"],
+                              max_tile_batch=manifest["tile_batch"])
+    cases = []
+    # (width, height, max_new_tokens, question, token_budget)
+    for w, h, new, question, budget in ((640, 640, 8, "What colour is the star?", None), (640, 640, 60, "What colour?", None),
+                                        (1000, 300, 100, "Describe.", None), (1000, 300, 8, "Describe.", 40),
+                                        (900, 900, 150, "What?", None), (900, 900, 190, "What?", None),
+                                        (50, 2000, 20, "Thin <image> thing?", None), (640, 640, 8, "word " * 200, None),
+                                        (640, 640, 8, "two <image> <image>", None)):
+        session = Session(methods, tokenizer=Tokenizer.from_file(str(BUNDLED_TOKENIZER)),
+                          prompt=from_dict(PromptFormat, manifest["prompt"]), vision=from_dict(VisionConfig, manifest["vision"]),
+                          eos_ids=manifest["eos_ids"], generation=GenerationConfig(max_new_tokens=new))
+        case: dict[str, Any] = {"size": [w, h], "max_new_tokens": new, "question": question, "token_budget": budget}
+        try:
+            plan = session._plan(question, np.zeros((h, w, 3), dtype=np.uint8), budget)
+        except MobileMLLMError as e:
+            cases.append({**case, "error": type(e).__name__})
+            continue
+        cases.append({**case, "grid": [plan.tiles.grid.cols, plan.tiles.grid.rows], "positions": plan.num_positions,
+                      "segments": _segments(plan.segments)})
+    (out / "session_plans.json").write_text(json.dumps(cases))
+
+
 def write_all(out: Path) -> None:
     """Every vector file into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -238,6 +272,7 @@ def write_all(out: Path) -> None:
     write_prompts(out)
     write_manifests(out)
     write_stats(out)
+    write_session_plans(out)
 
 
 if __name__ == "__main__":  # python tests/android_app/kotlin_vectors.py DIR (for ./gradlew :core:test -Pvectors=DIR)

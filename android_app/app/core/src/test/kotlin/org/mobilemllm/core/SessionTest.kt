@@ -119,6 +119,38 @@ class SessionTest {
     }
 
     @Test
+    fun plansEqualPythonSessionPlans() { // the grid shrinks until the answer has room, as Session._plan does
+        val (manifest, tok) = fixtures()
+        val cases = Json.parse(File(dir, "session_plans.json").readText()) as List<Any?>
+        assertTrue(cases.size >= 8)
+        for ((i, c0) in cases.withIndex()) {
+            val c = c0 as Map<String, Any?>
+            val wh = (c["size"] as List<Any?>).map { (it as Long).toInt() }
+            val session = Session(Scripted(listOf(1), manifest.maxContextLen, 600, manifest.tokensPerTile), tok, manifest,
+                GenerationConfig(maxNewTokens = (c["max_new_tokens"] as Long).toInt()))
+            val budget = (c["token_budget"] as Long?)?.toInt()
+            if (c["error"] != null) {
+                try {
+                    session.plan(c["question"] as String, Size(wh[0], wh[1]), budget)
+                    fail("case $i: expected ${c["error"]}")
+                } catch (e: MobileMllmException) {
+                    assertEquals("case $i", c["error"], e.errorType)
+                }
+                continue
+            }
+            val plan = session.plan(c["question"] as String, Size(wh[0], wh[1]), budget)
+            val g = (c["grid"] as List<Any?>).map { (it as Long).toInt() }
+            assertEquals("case $i grid", Grid(g[0], g[1]), plan.tiles!!.grid)
+            assertEquals("case $i positions", (c["positions"] as Long).toInt(), plan.numPositions)
+            val segs = plan.segments.map {
+                if (it is TokenRun) mapOf("ids" to it.ids.map { id -> id.toLong() })
+                else mapOf("tile" to (it as TileRef).tile.toLong(), "num_tokens" to it.numTokens.toLong())
+            }
+            assertEquals("case $i segments", c["segments"], segs)
+        }
+    }
+
+    @Test
     fun refusesWhatDoesNotFitAndEmptyQuestions() {
         val (manifest, tok) = fixtures()
         val session = Session(Scripted(listOf(1), manifest.maxContextLen, 600, manifest.tokensPerTile), tok, manifest)
