@@ -58,6 +58,7 @@ TEXTS = (
     "", "What colour is the star?", "<|user|>\nWhat colour is the star?<|end|>\n<|assistant|>\n",
     "  multiple   spaces\t\ttabs\n\n  end ", "café naïve 東京 😀 ü", "I'm sure he'll say they've done it's",
     "123 4567.89 -0.5e10", "<img><tile></img><thumb>", "x<|end|><|endoftext|>y", "Hello\r\nworld!!! ??? ...",
+    "a\u00a0b\u3000c\u2028d \u0085e\u000bf  \u2003 g", "x\u200bz 3\u00bd \u0661\u0662 \u2166",
 )
 
 

@@ -134,9 +134,15 @@ class Tokenizer private constructor(
 
     companion object {
         private const val SEP = "\u0000" // never inside a byte-level token
+        /**
+         * Unicode White_Space, spelled out: what `\\s` means to the tokenizers library (Oniguruma),
+         * without Pattern.UNICODE_CHARACTER_CLASS, which Android does not support.
+         */
+        private const val WS = "\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000"
+
+        /** GPT-2's pre-tokenizer split (`\\p{L}`, `\\p{N}` are Unicode categories on the JVM and Android alike). */
         private val SPLIT: Pattern = Pattern.compile(
-            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
-            Pattern.UNICODE_CHARACTER_CLASS
+            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^$WS\\p{L}\\p{N}]+|[$WS]+(?![^$WS])|[$WS]+"
         )
         private val BYTE_TO_UNICODE = IntArray(256)
         private val UNICODE_TO_BYTE = HashMap<Int, Int>()
