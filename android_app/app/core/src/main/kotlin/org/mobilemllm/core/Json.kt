@@ -84,7 +84,7 @@ object Json {
             val e = ESCAPES[c]
             when {
                 e != null -> sb.append('\\').append(e)
-                c < ' ' -> sb.append(String.format("\\u%04x", c - '\u0000'))
+                c < ' ' -> sb.append(String.format(java.util.Locale.ROOT, "\\u%04x", c - '\u0000'))
                 else -> sb.append(c)
             }
         }

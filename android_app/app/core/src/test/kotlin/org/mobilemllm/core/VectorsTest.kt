@@ -244,6 +244,7 @@ class VectorsTest {
         assertEquals("x\n\"y\u00e9\ud83d\ude00", v["a"])
         assertEquals(listOf(1L, -2.5, 1e-05, true, null), v["b"])
         assertEquals(v, Json.parse(Json.write(v)))
+        assertEquals("{\"c\":\"\\u0001\\t\"}", Json.write(mapOf("c" to "\u0001\t"))) // as Python's json.dumps
         for (bad in listOf("{", "[1,]", "{\"a\" 1}", "01x", "\"\\x\"", "[1] 2")) {
             try {
                 Json.parse(bad)
