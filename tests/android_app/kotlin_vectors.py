@@ -114,6 +114,24 @@ def write_composite(out: Path) -> None:
                                                     "rgb": rgb.reshape(-1).tolist()}))
 
 
+def write_exif(out: Path) -> None:
+    """load_image of a PNG carrying each EXIF orientation (1..8): the upright pixels the app must produce."""
+    import io
+
+    from mobile_mllm.vision.io import load_image
+
+    arr = _image(5, 3, 99)
+    cases = []
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG", exif=exif.tobytes())
+        upright = np.asarray(load_image(buf.getvalue(), VisionConfig()))
+        cases.append({"orientation": orientation, "size": [upright.shape[1], upright.shape[0]], "rgb": upright.reshape(-1).tolist()})
+    (out / "exif.json").write_text(json.dumps({"size": [5, 3], "rgb": arr.reshape(-1).tolist(), "cases": cases}))
+
+
 def write_tokenizer(out: Path) -> None:
     from tokenizers import Tokenizer
 
@@ -269,6 +287,7 @@ def write_all(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_tiles(out)
     write_composite(out)
+    write_exif(out)
     write_tokenizer(out)
     write_prompts(out)
     write_manifests(out)

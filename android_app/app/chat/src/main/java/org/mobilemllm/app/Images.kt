@@ -3,17 +3,18 @@ package org.mobilemllm.app
 import android.content.ContentResolver
 import android.graphics.Bitmap
 import android.graphics.BitmapFactory
-import android.graphics.Matrix
 import android.media.ExifInterface
 import android.net.Uri
 import java.io.File
 import java.io.InputStream
 import org.mobilemllm.core.ImageException
+import org.mobilemllm.core.Pixels
 import org.mobilemllm.core.RgbImage
 import org.mobilemllm.core.VisionConfig
 
 /**
- * Image files to [RgbImage], as mobile_mllm/vision/io.py: EXIF orientation applied, the pixel
+ * Image files to [RgbImage], as mobile_mllm/vision/io.py: EXIF orientation applied (core's
+ * Pixels.exifTranspose, PIL's rule), the pixel
  * count checked against vision.max_pixels from the header before decoding, transparency
  * composited on vision.background (PIL's arithmetic, in core). Decoding is Android's
  * (BitmapFactory); its JPEG decoder may differ from PIL's libjpeg by a few levels per pixel,
@@ -38,23 +39,12 @@ object Images {
             throw ImageException("image is too large: $name is ${bounds.outWidth}x${bounds.outHeight} = $pixels pixels, over vision.max_pixels=${cfg.maxPixels}")
         }
         val options = BitmapFactory.Options().apply { inPreferredConfig = Bitmap.Config.ARGB_8888 }
-        var bitmap = open().use { BitmapFactory.decodeStream(it, null, options) }
+        val bitmap = open().use { BitmapFactory.decodeStream(it, null, options) }
             ?: throw ImageException("image file is truncated or corrupt: $name")
         val orientation = open().use { ExifInterface(it).getAttributeInt(ExifInterface.TAG_ORIENTATION, ExifInterface.ORIENTATION_NORMAL) }
-        val m = Matrix()
-        when (orientation) {
-            ExifInterface.ORIENTATION_FLIP_HORIZONTAL -> m.setScale(-1f, 1f)
-            ExifInterface.ORIENTATION_ROTATE_180 -> m.setRotate(180f)
-            ExifInterface.ORIENTATION_FLIP_VERTICAL -> m.setScale(1f, -1f)
-            ExifInterface.ORIENTATION_TRANSPOSE -> { m.setRotate(90f); m.postScale(-1f, 1f) }
-            ExifInterface.ORIENTATION_ROTATE_90 -> m.setRotate(90f)
-            ExifInterface.ORIENTATION_TRANSVERSE -> { m.setRotate(-90f); m.postScale(-1f, 1f) }
-            ExifInterface.ORIENTATION_ROTATE_270 -> m.setRotate(-90f)
-        }
-        if (!m.isIdentity) bitmap = Bitmap.createBitmap(bitmap, 0, 0, bitmap.width, bitmap.height, m, false)
         val argb = IntArray(bitmap.width * bitmap.height)
         bitmap.getPixels(argb, 0, bitmap.width, 0, 0, bitmap.width, bitmap.height) // non-premultiplied ARGB
-        return RgbImage.fromArgb(bitmap.width, bitmap.height, argb, cfg.background)
+        return Pixels.exifTranspose(RgbImage.fromArgb(bitmap.width, bitmap.height, argb, cfg.background), orientation)
     }
 
     /** An RgbImage as a Bitmap (for display and the grid overlay). */

@@ -46,6 +46,39 @@ class RgbImage(val width: Int, val height: Int, val rgb: ByteArray) {
 object Pixels {
     private const val PRECISION_BITS = 32 - 8 - 2
 
+    /**
+     * The upright image for an EXIF orientation (1..8), as PIL's ImageOps.exif_transpose (which
+     * vision/io.load_image applies): 2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate 90
+     * clockwise, 7 transverse, 8 rotate 90 counter-clockwise; anything else leaves it as it is.
+     */
+    @JvmStatic
+    fun exifTranspose(img: RgbImage, orientation: Int): RgbImage {
+        if (orientation < 2 || orientation > 8) return img
+        val w = img.width
+        val h = img.height
+        val swap = orientation >= 5
+        val ow = if (swap) h else w
+        val oh = if (swap) w else h
+        val out = ByteArray(img.rgb.size)
+        for (y in 0 until oh) {
+            for (x in 0 until ow) {
+                val sx: Int
+                val sy: Int
+                when (orientation) {
+                    2 -> { sx = w - 1 - x; sy = y }
+                    3 -> { sx = w - 1 - x; sy = h - 1 - y }
+                    4 -> { sx = x; sy = h - 1 - y }
+                    5 -> { sx = y; sy = x }
+                    6 -> { sx = y; sy = h - 1 - x }
+                    7 -> { sx = w - 1 - y; sy = h - 1 - x }
+                    else -> { sx = w - 1 - y; sy = x }
+                }
+                System.arraycopy(img.rgb, (sy * w + sx) * 3, out, (y * ow + x) * 3, 3)
+            }
+        }
+        return RgbImage(ow, oh, out)
+    }
+
     /** PIL's alpha_composite of one pixel over an opaque background (its integer arithmetic). */
     @JvmStatic
     fun compositeOver(src: IntArray, alpha: Int, bg: IntArray, out: IntArray) {

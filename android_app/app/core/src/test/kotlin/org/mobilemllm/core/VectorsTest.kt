@@ -125,6 +125,20 @@ class VectorsTest {
     }
 
     @Test
+    fun exifOrientationEqualsPillowExifTranspose() {
+        val c = load("exif.json") as Map<String, Any?>
+        val wh = ints(c["size"])
+        val img = RgbImage(wh[0], wh[1], ints(c["rgb"]).map { it.toByte() }.toByteArray())
+        for (k0 in c["cases"] as List<Any?>) {
+            val k = k0 as Map<String, Any?>
+            val o = (k["orientation"] as Long).toInt()
+            val up = Pixels.exifTranspose(img, o)
+            assertEquals("orientation $o size", ints(k["size"]), listOf(up.width, up.height))
+            assertEquals("orientation $o pixels", ints(k["rgb"]), up.rgb.map { it.toInt() and 0xFF })
+        }
+    }
+
+    @Test
     fun tokenizerEqualsHuggingFaceTokenizers() {
         val c = load("tokenizer.json") as Map<String, Any?>
         val tok = Tokenizer.fromJson(File(c["tokenizer"] as String).readText(Charsets.UTF_8))
