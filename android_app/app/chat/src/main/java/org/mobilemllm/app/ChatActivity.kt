@@ -41,8 +41,8 @@ class ChatActivity : Activity() {
     private val worker = Executors.newSingleThreadExecutor()
     private var model: LoadedModel? = null
     private var session: Session? = null
-    private var photo: RgbImage? = null
-    private var photoIsNew = false
+    @Volatile private var photo: RgbImage? = null
+    @Volatile private var photoIsNew = false
     private var cameraFile: File? = null
 
     private lateinit var folders: Spinner
