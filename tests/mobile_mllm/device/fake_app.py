@@ -43,7 +43,7 @@ if args[:1] == ["--worker"]:
     if mode == "silent":
         time.sleep(600)
     if mode == "canned":
-        time.sleep(1.0)
+        time.sleep(1.5)  # long enough for the host to sample the stand-in's memory a few times
         doc = open(os.path.join(root, "canned.json")).read()
     else:
         flags = {"program_dir": "--program-dir", "image": "--image", "prompt": "--prompt", "runs": "--runs",

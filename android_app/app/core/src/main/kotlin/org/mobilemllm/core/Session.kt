@@ -267,16 +267,3 @@ class Session(
         return out
     }
 }
-
-/** The process's memory from /proc/self/status (Linux and Android), as runtime/stats.peak_rss_bytes. */
-object ProcStatus {
-    @JvmStatic
-    fun peakRssBytes(): Long {
-        return try {
-            java.io.File("/proc/self/status").readLines().firstOrNull { it.startsWith("VmHWM:") }
-                ?.split(Regex("\\s+"))?.get(1)?.toLong()?.times(1024) ?: 0L
-        } catch (e: java.io.IOException) {
-            0L
-        }
-    }
-}

@@ -94,6 +94,7 @@ class SessionTest {
         assertEquals(positions, answer.stats.numPromptTokens)
         assertEquals(script.size, answer.stats.numGeneratedTokens)
         assertEquals(positions + script.size - 1, session.position)
+        assertTrue("VmHWM of this JVM", answer.stats.peakRssBytes > 1 shl 20)
         val s = answer.stats
         assertTrue(s.inferenceStartMs <= s.imageEncodeStartMs && s.imageEncodeEndMs <= s.promptEvalEndMs &&
             s.promptEvalEndMs <= s.firstTokenMs && s.firstTokenMs <= s.inferenceEndMs)
