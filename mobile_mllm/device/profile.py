@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mobile_mllm import contract
-from mobile_mllm.device.run import RunnerConfig, check_image, find_runner, push_input, run_on_device, runner_argv
+from mobile_mllm.device.run import RunnerConfig, check_image, check_runner_images, find_runner, push_input, run_on_device, runner_argv
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +92,9 @@ def profile_program(
     """Run the (already pushed) program at ``remote_dir`` and summarise its runs."""
     import posixpath
 
-    image_remote = push_input(device, image, remote_dir) if image is not None else None
     runner = find_runner(device, remote_dir, abi)
+    check_runner_images(runner, out, image)
+    image_remote = push_input(device, image, remote_dir) if image is not None else None
     etdump_remote = posixpath.join(remote_dir, "profile.etdump") if etdump else None
     argv = runner_argv(runner, remote_dir, image_remote, prompt, cfg, etdump_remote)
     logger.info("profiling %s on %s: %d warmup + %d runs", out.name, device.serial, cfg.warmup, cfg.runs)
