@@ -61,7 +61,7 @@ class TargetConfig:
     vision_engine: VisionEngine = VisionEngine.EXECUTORCH
     """Which program encodes images: model.pte's vision_encoder, or vision.onnx beside it run by ONNX Runtime (cpu target only)."""
     onnx_quantization: OnnxQuantization = OnnxQuantization.DYNAMIC
-    """vision.onnx's quantization: dynamic (int8 weights, activations quantized per call; measured the faster at equal accuracy), static (int8 QDQ, activation ranges calibrated) or fp32."""
+    """vision.onnx's quantization: dynamic (int8 weights, activations quantized per call; static measured no faster and less accurate), static (int8 QDQ, activation ranges calibrated) or fp32."""
     onnx_calibration: str | None = None
     """Folder of images to calibrate static int8 on (None: the synthetic benchmark's images)."""
     pte_vision_encoder: bool = True
