@@ -15,6 +15,7 @@ Modes:
     export   model dir -> vision-only .pte (``--recipe fp32|w8|w4``; ``w4``'s vision is 8da8w too)
     onnx     model dir -> fp32 .onnx and its dynamic-int8 copy: the peer "as a user would make it"
     ours-onnx model dir -> vision.onnx exactly as ``mobile-mllm export --vision-engine onnxruntime`` writes it
+             (``--quantization dynamic|static|fp32``)
     time     one .pte, .onnx or ``eager:MODEL_DIR`` (PyTorch fp32) -> ms per tile at batch 1 and 4
     preprocess-share one image's preprocessing vs encoding its tiles (what pipelining could hide)
     profile  one .pte -> ETDump per XNNPACK kernel / portable op over ``--repeats`` batch-1 calls, with shares
@@ -132,7 +133,7 @@ def export_ours_onnx(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     model = _load(args.model_dir)
     cfg = TargetConfig(tile_batch=max(BATCHES), vision_engine=VisionEngine.ONNXRUNTIME,
-                       onnx_quantization=args.quantization)
+                       onnx_quantization=args.quantization, onnx_calibration=args.calibration)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     vision_files(model, cfg, prepare=matmul_attention)[contract.VISION_ONNX_FILE](out)
@@ -319,7 +320,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--partitioners", choices=("backend", "single"), default="backend",
                    help="the backend's partitioners (default) or one XnnpackPartitioner (experiment)")
     y = sub.add_parser("ours-onnx")
-    y.add_argument("--quantization", choices=("dynamic", "fp32"), default="dynamic")
+    y.add_argument("--quantization", choices=("dynamic", "static", "fp32"), default="dynamic")
+    y.add_argument("--calibration", default=None, help="folder of images for static (default: the synthetic benchmark's)")
     y.add_argument("--model-dir", default=DEFAULT_MODEL)
     y.add_argument("--out", required=True)
     o = sub.add_parser("onnx")

@@ -624,8 +624,9 @@ def _run_export(args: argparse.Namespace) -> int:
                   + _divergence_note(g.get("first_divergence_vs_quantized")))
         o = v.get(contract.VISION_ONNX_FILE)
         if o is not None:
+            ref = "the eager int8 tower (no .pte vision)" if o.get("reference") == "eager_int8_tower" else "the .pte's vision"
             print(f"{contract.VISION_ONNX_FILE:>22}: rel err vs float median {o['median_rel_err_vs_float']:.2e} "
-                  f"({o['tolerance']:.1e}; the .pte's vision {o['pte_median_rel_err_vs_float']:.2e}); greedy "
+                  f"({o['tolerance']:.1e}; {ref} {o['pte_median_rel_err_vs_float']:.2e}); greedy "
                   f"{o['greedy']['num_agreeing_prefix_vs_pte_vision']}/{g['num_tokens']} as with the .pte's vision")
     else:
         print(f"{'verification':>22}: skipped (--no-verify)")

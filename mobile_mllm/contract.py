@@ -88,6 +88,7 @@ M_VISION_PROGRAM_FILE = "file"  # == VISION_ONNX_FILE
 M_VISION_PROGRAM_QUANTIZATION = "quantization"  # how its weights were quantized (OnnxQuantization's value)
 M_VISION_PROGRAM_INPUT = "input"  # == ONNX_VISION_INPUT
 M_VISION_PROGRAM_OUTPUT = "output"  # == ONNX_VISION_OUTPUT
+M_VISION_PROGRAM_PTE_VISION = "pte_vision_encoder"  # false: model.pte was exported without its own vision_encoder (absent: true)
 # nested keys
 M_MODEL_FAMILY = "family"
 M_MODEL_VARIANT = "variant"

@@ -22,7 +22,7 @@ from typing import Any
 
 from mobile_mllm import contract
 from mobile_mllm.device.app import Via, run_app_benchmark
-from mobile_mllm.device.run import RunnerConfig, check_image, find_runner, push_input, run_on_device, runner_argv
+from mobile_mllm.device.run import RunnerConfig, check_image, check_runner_images, find_runner, push_input, run_on_device, runner_argv
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +95,16 @@ def profile_program(
     """Run the (already pushed) program at ``remote_dir`` and summarise its runs."""
     import posixpath
 
+    runner = None if _via(cfg) is Via.APP else find_runner(device, remote_dir, abi)
+    if runner is not None:
+        check_runner_images(runner, out, image)  # before anything is pushed
     image_remote = push_input(device, image, remote_dir) if image is not None else None
     etdump_remote = posixpath.join(remote_dir, "profile.etdump") if etdump else None
     logger.info("profiling %s on %s: %d warmup + %d runs", out.name, device.serial, cfg.warmup, cfg.runs)
-    if _via(cfg) is Via.APP:
+    if runner is None:
         result = run_app_benchmark(device, remote_dir, image_remote, prompt, cfg)
     else:
-        argv = runner_argv(find_runner(device, remote_dir, abi), remote_dir, image_remote, prompt, cfg, etdump_remote)
+        argv = runner_argv(runner, remote_dir, image_remote, prompt, cfg, etdump_remote)
         result = run_on_device(device, remote_dir, argv, timeout_s=cfg.timeout_s, on_text=on_text)
     etdump_summary = _etdump_summary(device, etdump_remote) if etdump_remote else None
     files = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()

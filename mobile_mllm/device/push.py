@@ -10,6 +10,7 @@ Deliberately not here: the connection (adb.py), running (run.py).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import posixpath
 import shlex
@@ -21,6 +22,7 @@ from typing import Any
 from mobile_mllm import contract
 from mobile_mllm.device.discover import WORK_DIR, parse_df_available
 from mobile_mllm.errors import ContractError, DeviceError, TransferError
+from mobile_mllm.runtime.onnx_vision import vision_program_file
 
 logger = logging.getLogger(__name__)
 
@@ -55,18 +57,30 @@ def default_remote_dir(out: Path) -> str:
 
 
 def program_files(out: Path, abi: str = "") -> list[Path]:
-    """The files of an export folder a device needs: program, manifest, tokenizer, and ``runner-<abi>`` if present.
+    """The files of an export folder a device needs: program, manifest, tokenizer, the manifest's image
+    encoder beside the program (``vision.onnx``, with ``vision_engine`` onnxruntime), and ``runner-<abi>`` if present.
 
     Raises:
         ContractError: ``out`` is not an export folder (checked before any device is contacted).
     """
     names = [contract.PROGRAM_FILE, contract.MANIFEST_FILE, contract.TOKENIZER_FILE]
+    engine_file = vision_program_file(_manifest_or_empty(out))
+    names += [engine_file] if engine_file is not None else []
     missing = [n for n in names if not (out / n).is_file()]
     if missing:
         raise ContractError(f"{out} is not an exported program folder (missing {', '.join(missing)}); "
                             "make one with mobile-mllm export")
     runner = out / f"runner-{abi}"
     return [out / n for n in names] + ([runner] if abi and runner.is_file() else [])
+
+
+def _manifest_or_empty(out: Path) -> dict[str, Any]:
+    """The folder's manifest as plain JSON, or {} when missing or unreadable (the missing-files check names it)."""
+    try:
+        data = json.loads((out / contract.MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def remote_digest(device: Any, remote: str) -> tuple[int, str] | None:

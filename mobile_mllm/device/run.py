@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mobile_mllm import contract
 from mobile_mllm.contract import STATS_LINE_PREFIX
-from mobile_mllm.errors import DeviceError, RunnerError
+from mobile_mllm.errors import ContractError, DeviceError, RunnerError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunnerConfig", "RunResult", "find_runner", "parse_memory", "parse_stats_line", "peak_memory_bytes", "push_input", "answer_on_device", "check_image", "runner_argv", "run_on_device"]
+__all__ = ["RunnerConfig", "RunResult", "check_runner_images", "find_runner", "parse_memory", "parse_stats_line", "peak_memory_bytes", "push_input", "answer_on_device", "check_image", "runner_argv", "run_on_device"]
 
 HOST_RUNNER = "mobile-mllm-runner"
 """The runner's name on the device's PATH when no native runner was pushed (the loopback device has it)."""
@@ -96,6 +97,28 @@ def find_runner(device: Any, remote_dir: str, abi: str = "") -> str:
         raise RunnerError(f"no runner on {device.serial}: neither {native or 'runner-<abi>'} nor {HOST_RUNNER} on the "
                           "PATH; build the native runner (android_app/) into the export folder and push again")
     return HOST_RUNNER
+
+
+def check_runner_images(runner: str, out: Path, image: Path | str | None) -> None:
+    """Refuse to send an image to a runner that runs only ``model.pte`` when the program has no ``vision_encoder``.
+
+    A program exported with ``--no-pte-vision-encoder`` encodes images with ``vision.onnx``, which
+    the host runner opens (``runtime/onnx_vision.py``) but the native runner, like ExecuTorch's
+    stock runner, does not: better a message before the run than a missing-method failure on the phone.
+
+    Raises:
+        ContractError: ``image`` is given, ``runner`` is not the host runner, and the manifest's program lacks it.
+    """
+    from mobile_mllm.export.manifest import read_manifest
+    from mobile_mllm.runtime.onnx_vision import pte_has_vision_encoder
+
+    if image is None or runner == HOST_RUNNER or pte_has_vision_encoder(read_manifest(out)):
+        return
+    raise ContractError(
+        f"{out / contract.PROGRAM_FILE} has no {contract.VISION_ENCODER} (exported with --no-pte-vision-encoder; "
+        f"its images are encoded by {contract.VISION_ONNX_FILE}), but the runner {runner} runs only model.pte; "
+        "re-export with --pte-vision-encoder to ask it about images, or ask without an image"
+    )
 
 
 def _script(work_dir: str, argv: str) -> str:
@@ -242,5 +265,7 @@ def answer_on_device(
         abi = describe(device, device.serial).abi
         pushed = push_program(device, out, remote_dir=remote_dir, abi=abi, on_progress=on_progress)
         image_remote = push_input(device, image, pushed.remote_dir) if image is not None else None
-        argv = runner_argv(find_runner(device, pushed.remote_dir, abi), pushed.remote_dir, image_remote, prompt, cfg)
+        runner = find_runner(device, pushed.remote_dir, abi)
+        check_runner_images(runner, out, image)
+        argv = runner_argv(runner, pushed.remote_dir, image_remote, prompt, cfg)
         return run_on_device(device, pushed.remote_dir, argv, timeout_s=cfg.timeout_s, on_text=on_text)

@@ -34,6 +34,7 @@ class OnnxQuantization(str, enum.Enum):
     """How ``vision.onnx``'s weights are quantized (``export/onnx_vision.py``)."""
 
     DYNAMIC = "dynamic"
+    STATIC = "static"
     FP32 = "fp32"
 
 
@@ -60,7 +61,11 @@ class TargetConfig:
     vision_engine: VisionEngine = VisionEngine.EXECUTORCH
     """Which program encodes images: model.pte's vision_encoder, or vision.onnx beside it run by ONNX Runtime (cpu target only)."""
     onnx_quantization: OnnxQuantization = OnnxQuantization.DYNAMIC
-    """vision.onnx's weights: dynamic (int8 weights, int8 activations quantized per call) or fp32."""
+    """vision.onnx's quantization: dynamic (int8 weights, activations quantized per call; static measured no faster and less accurate), static (int8 QDQ, activation ranges calibrated) or fp32."""
+    onnx_calibration: str | None = None
+    """Folder of images to calibrate static int8 on (None: the synthetic benchmark's images)."""
+    pte_vision_encoder: bool = True
+    """Keep model.pte's own vision_encoder beside vision.onnx (--no-pte-vision-encoder saves its bytes; ExecuTorch's stock runner then cannot encode images)."""
 
     def __post_init__(self) -> None:
         for name in ("max_context_len", "prefill_chunk", "tile_batch"):
@@ -79,6 +84,16 @@ class TargetConfig:
             raise ConfigError(
                 f"target.vision_engine onnxruntime runs on the phone's CPU, but target.target is {Target(self.target).value}; "
                 "use --vision-engine executorch with this target"
+            )
+        if not self.pte_vision_encoder and self.vision_engine != VisionEngine.ONNXRUNTIME:
+            raise ConfigError(
+                f"target.pte_vision_encoder false leaves no image encoder with target.vision_engine "
+                f"{VisionEngine(self.vision_engine).value}; add --vision-engine onnxruntime or keep the .pte's vision_encoder"
+            )
+        if self.onnx_calibration is not None and self.onnx_quantization != OnnxQuantization.STATIC:
+            raise ConfigError(
+                f"target.onnx_calibration {self.onnx_calibration!r} is only used by target.onnx_quantization static, "
+                f"not {OnnxQuantization(self.onnx_quantization).value}; add --onnx-quantization static or drop it"
             )
 
 

@@ -26,7 +26,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OnnxVisionEncoder", "OnnxVisionMethods", "vision_engine", "with_vision_engine"]
+__all__ = [
+    "OnnxVisionEncoder",
+    "OnnxVisionMethods",
+    "pte_has_vision_encoder",
+    "vision_engine",
+    "vision_program_file",
+    "with_vision_engine",
+]
 
 
 class OnnxVisionEncoder:
@@ -126,6 +133,27 @@ def vision_engine(manifest: dict[str, Any]) -> str:
     return engine
 
 
+def vision_program_file(manifest: dict[str, Any]) -> str | None:
+    """The file beside ``model.pte`` that encodes images (``vision.onnx``), or None when the ``.pte`` does.
+
+    What a device needs pushed besides the program (``device/push.py``) and what the host runtime opens.
+
+    Raises:
+        ContractError: an engine this toolkit does not know.
+    """
+    if vision_engine(manifest) != contract.ENGINE_ONNXRUNTIME:
+        return None
+    return str(manifest.get(contract.M_VISION_PROGRAM, {}).get(contract.M_VISION_PROGRAM_FILE, contract.VISION_ONNX_FILE))
+
+
+def pte_has_vision_encoder(manifest: dict[str, Any]) -> bool:
+    """Whether the manifest's ``model.pte`` has its own ``vision_encoder`` (false after ``--no-pte-vision-encoder``).
+
+    Runners that run only the ``.pte`` (ExecuTorch's stock runner, the native Android runner) need it to encode images.
+    """
+    return contract.VISION_ENCODER in manifest.get(contract.M_PROGRAM, {}).get(contract.M_PROGRAM_METHODS, [])
+
+
 def with_vision_engine(methods: ModelMethods, directory: str | Path, manifest: dict[str, Any]) -> ModelMethods:
     """``methods`` with images encoded by the engine the manifest names (unchanged for executorch).
 
@@ -133,10 +161,19 @@ def with_vision_engine(methods: ModelMethods, directory: str | Path, manifest: d
         methods (ModelMethods): the program's methods (``PteMethods``).
         directory (str | Path): the export directory (``vision.onnx`` is looked up in it).
         manifest (dict): its manifest (``read_manifest``).
+
+    Raises:
+        ContractError: ``vision.onnx`` is missing or unusable, or the program has no
+            ``vision_encoder`` although the manifest says it encodes images.
     """
-    if vision_engine(manifest) != contract.ENGINE_ONNXRUNTIME:
+    file = vision_program_file(manifest)
+    if file is None:
+        if not getattr(methods, "has_vision_encoder", True):
+            raise ContractError(
+                f"{Path(directory) / contract.PROGRAM_FILE} has no {contract.VISION_ENCODER} and the manifest's "
+                f"{contract.M_VISION_ENGINE} is {contract.ENGINE_EXECUTORCH!r}: nothing can encode images; re-export"
+            )
         return methods
-    program = manifest.get(contract.M_VISION_PROGRAM, {})
-    path = Path(directory) / program.get(contract.M_VISION_PROGRAM_FILE, contract.VISION_ONNX_FILE)
+    path = Path(directory) / file
     logger.info("images encoded by onnxruntime from %s", path)
     return OnnxVisionMethods(methods, OnnxVisionEncoder(path, max_tile_batch=methods.max_tile_batch))

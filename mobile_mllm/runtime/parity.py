@@ -230,7 +230,8 @@ def compare_methods(
 ) -> list[MethodParity]:
     """Run each method of ``program``, the quantized eager modules and the float model on the same fresh random inputs.
 
-    One row per independent sample: each tile of a batch-1 call and of two full-batch calls,
+    One row per independent sample: each tile of a batch-1 call and of two full-batch calls (none
+    when ``quantized`` has no ``vision_encoder``: a program exported without it),
     three ``token_embedding`` calls, and :data:`DECODER_SEQUENCES` decoder sequences of a prefill
     then a one-token decode at the next position (so the KV cache written by the first call is
     read by the second). Each row also carries the sample's noise floor: the quantized eager
@@ -249,8 +250,8 @@ def compare_methods(
     rows = []
     with torch.inference_mode():
         batches = sorted({1, program.max_tile_batch}) + ([program.max_tile_batch] if program.max_tile_batch > 1 else [])
-        vision = quantized[contract.VISION_ENCODER]
-        for call, batch in enumerate(batches):
+        vision = quantized.get(contract.VISION_ENCODER)  # absent: the program has none (vision.onnx encodes images)
+        for call, batch in enumerate(batches if vision is not None else []):
             tiles = torch.randn(batch, 3, tile_size, tile_size, generator=gen).clamp(-1, 1)
             got = program.vision_encoder(tiles)
             expected_q, expected_f = vision(tiles), float_methods.vision_encoder(tiles)
@@ -483,16 +484,19 @@ class _Quiet:
 
 
 def compare_onnx_vision(
-    encoder: Any, float_methods: ModelMethods, *, tile_size: int, tile_batch: int, seed: int = 0
+    encoder: Any, float_methods: ModelMethods, *, tile_size: int, tile_batch: int, seed: int = 0,
+    method: str = ONNX_VISION_METHOD,
 ) -> list[MethodParity]:
     """``vision.onnx`` vs the float eager model, per tile of a batch-1 and a full-batch call (``vs_quantized`` = ``vs_float``).
 
     Args:
-        encoder (Any): ``tiles -> embeddings`` (an :class:`~mobile_mllm.runtime.onnx_vision.OnnxVisionEncoder`).
+        encoder (Any): ``tiles -> embeddings`` (an :class:`~mobile_mllm.runtime.onnx_vision.OnnxVisionEncoder`,
+            or the eager int8 tower that stands in for a ``.pte`` without ``vision_encoder``).
         float_methods (ModelMethods): the float eager model.
         tile_size (int): tile side.
         tile_batch (int): the largest batch.
         seed (int): of the random tiles. Default 0.
+        method (str): the rows' method name. Default :data:`ONNX_VISION_METHOD`.
     """
     import torch
 
@@ -504,7 +508,7 @@ def compare_onnx_vision(
             got, expected = encoder(tiles), float_methods.vision_encoder(tiles)
             for i in range(batch):
                 err = relative_error(got[i], expected[i])
-                rows.append(MethodParity(ONNX_VISION_METHOD, f"call {call} (batch {batch}) tile {i}", tuple(got[i].shape),
+                rows.append(MethodParity(method, f"call {call} (batch {batch}) tile {i}", tuple(got[i].shape),
                                          err, err))
     return rows
 
@@ -555,7 +559,7 @@ def verify_export(
     model = artifacts.model
     manifest = artifacts.manifest
     quantized = {**artifacts.quantized, contract.TEXT_DECODER: _Quiet(artifacts.quantized[contract.TEXT_DECODER])}
-    program = PteMethods(artifacts.program_file, tile_batch=int(manifest[contract.M_TILE_BATCH]))
+    program: Any = PteMethods(artifacts.program_file, tile_batch=int(manifest[contract.M_TILE_BATCH]))
     program.prefill_chunk = int(manifest[contract.M_PREFILL_CHUNK])
     eager = EagerMethods(model, tile_batch=program.max_tile_batch, prefill_chunk=program.prefill_chunk)
     rows = compare_methods(
@@ -574,12 +578,19 @@ def verify_export(
             stats["max_noise_floor"],
         )
     n = job.verify_tokens
+    encoder = _onnx_encoder(artifacts, program.max_tile_batch)
+    reference_vision = artifacts.quantized.get(contract.VISION_ENCODER)
+    if reference_vision is None:  # a program without vision_encoder: images go through vision.onnx in its runs
+        from mobile_mllm.runtime.onnx_vision import OnnxVisionMethods
+
+        program = OnnxVisionMethods(program, encoder)
+        reference_vision = _recipe_vision(model, job)
     float_run = greedy_run(eager, model, n)
     program_run = greedy_run(program, model, n)
     float_tokens, program_tokens = float_run.tokens, program_run.tokens
     quantized_model = dataclasses.replace(
         model,
-        vision_encoder=artifacts.quantized[contract.VISION_ENCODER],
+        vision_encoder=reference_vision,
         token_embedding=artifacts.quantized[contract.TOKEN_EMBEDDING],
         text_decoder=quantized[contract.TEXT_DECODER],
     )
@@ -587,7 +598,10 @@ def verify_export(
     quantized_run = greedy_run(quantized_eager, model, n)
     quantized_tokens = quantized_run.tokens
     agree = _agreeing_prefix(program_tokens, float_tokens)
-    onnx_section = _verify_onnx_vision(artifacts, program, eager, rows, program_run, float_run)
+    onnx_section = None
+    if encoder is not None:
+        onnx_section = _verify_onnx_vision(artifacts, encoder, program, eager, rows, reference_vision, program_run,
+                                           float_run)
     section = {
         "tolerance_vs_quantized": tolerance,
         "flip_tolerance_vs_quantized": flip_tolerance,
@@ -623,31 +637,65 @@ def verify_export(
     return section
 
 
-def _verify_onnx_vision(
-    artifacts: ExportArtifacts, program: ModelMethods, eager: ModelMethods, program_rows: list[MethodParity],
-    program_run: GreedyRun, float_run: GreedyRun,
-) -> dict[str, Any] | None:
-    """``vision.onnx`` (when the export wrote one): tile parity (:func:`check_onnx_vision`) and greedy tokens with it."""
-    from mobile_mllm.runtime.onnx_vision import OnnxVisionEncoder, OnnxVisionMethods
+def _onnx_encoder(artifacts: ExportArtifacts, tile_batch: int) -> Any:
+    """The export's ``vision.onnx`` in an ONNX Runtime session, or None when it wrote none."""
+    from mobile_mllm.runtime.onnx_vision import OnnxVisionEncoder
 
     path = artifacts.extra_files.get(contract.VISION_ONNX_FILE)
-    if path is None:
-        return None
+    return None if path is None else OnnxVisionEncoder(path, max_tile_batch=tile_batch)
+
+
+def _recipe_vision(model: Any, job: Any) -> Any:
+    """The float tower quantized by the job's precision recipe: what a ``.pte`` ``vision_encoder`` would have computed.
+
+    The reference for ``vision.onnx`` when the program was exported without its own tower
+    (``pte_vision_encoder`` false): the ``.pte``'s methods match their eager quantized twins to
+    rounding (:func:`check_parity`), so this eager int8 tower stands for the method left out.
+    """
+    import copy
+
+    from mobile_mllm.quant.apply import quantize_modules
+    from mobile_mllm.quant.recipe import build_recipe
+
+    tower = copy.deepcopy(model.vision_encoder).eval()
+    recipe = build_recipe(job.quant, vision_method=contract.VISION_ENCODER, decoder_method=contract.TEXT_DECODER,
+                          embedding_method=contract.TOKEN_EMBEDDING)
+    quantize_modules({contract.VISION_ENCODER: tower}, recipe)
+    return tower
+
+
+def _verify_onnx_vision(
+    artifacts: ExportArtifacts, encoder: Any, program: ModelMethods, eager: ModelMethods,
+    program_rows: list[MethodParity], reference_vision: Any, program_run: GreedyRun, float_run: GreedyRun,
+) -> dict[str, Any]:
+    """``vision.onnx``: tile parity (:func:`check_onnx_vision`) and greedy tokens with it.
+
+    The reference error is the ``.pte``'s own ``vision_encoder`` rows, or, for a program without
+    one, the eager int8 tower's (:func:`_recipe_vision`) on the same kind of tiles; the greedy run
+    with ONNX Runtime's vision is ``program_run`` itself then.
+    """
+    from mobile_mllm.runtime.onnx_vision import OnnxVisionMethods
+
     model = artifacts.model
-    encoder = OnnxVisionEncoder(path, max_tile_batch=program.max_tile_batch)
-    rows = compare_onnx_vision(encoder, eager, tile_size=model.vision.tile_size, tile_batch=program.max_tile_batch,
-                               seed=artifacts.job.seed)
+    size, batch, seed = model.vision.tile_size, program.max_tile_batch, artifacts.job.seed
+    has_pte_vision = any(r.method == contract.VISION_ENCODER for r in program_rows)
+    if not has_pte_vision:
+        program_rows = compare_onnx_vision(reference_vision, eager, tile_size=size, tile_batch=batch, seed=seed,
+                                           method=contract.VISION_ENCODER)
+    rows = compare_onnx_vision(encoder, eager, tile_size=size, tile_batch=batch, seed=seed)
     summary = check_onnx_vision(rows, program_rows)
-    run = greedy_run(OnnxVisionMethods(program, encoder), model, artifacts.job.verify_tokens)
+    run = greedy_run(OnnxVisionMethods(program, encoder), model, artifacts.job.verify_tokens) if has_pte_vision else program_run
     logger.info(
-        "%s: rel err vs float median %.2e, max %.2e over %d tiles (the .pte's vision_encoder: %.2e); greedy: %d/%d "
+        "%s: rel err vs float median %.2e, max %.2e over %d tiles (the %s: %.2e); greedy: %d/%d "
         "first tokens agree with the float model, %d/%d with the .pte's vision",
         contract.VISION_ONNX_FILE, summary["median_rel_err_vs_float"], summary["max_rel_err_vs_float"],
-        summary["num_samples"], summary["pte_median_rel_err_vs_float"], _agreeing_prefix(run.tokens, float_run.tokens),
+        summary["num_samples"], ".pte's vision_encoder" if has_pte_vision else "eager int8 tower (no .pte vision)",
+        summary["pte_median_rel_err_vs_float"], _agreeing_prefix(run.tokens, float_run.tokens),
         len(run.tokens), _agreeing_prefix(run.tokens, program_run.tokens), len(run.tokens),
     )
     return {
         **summary,
+        "reference": "pte_vision_encoder" if has_pte_vision else "eager_int8_tower",
         "methods": [{"method": r.method, "case": r.case, "shape": list(r.shape), "rel_err_vs_float": r.vs_float}
                     for r in rows],
         "greedy": {

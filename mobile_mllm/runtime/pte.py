@@ -104,9 +104,16 @@ class PteMethods:
         path (str | Path): the ``.pte`` file.
         tile_batch (int): the largest ``vision_encoder`` batch the program was exported for.
 
+    A program may lack ``vision_encoder`` (exported with ``--no-pte-vision-encoder``: ``vision.onnx``
+    beside it encodes images, ``runtime/onnx_vision.py``); ``has_vision_encoder`` says so, and
+    calling the method then raises a :class:`ContractError` saying where images go instead.
+
     Raises:
-        ContractError: the program lacks a contract method or the required constant method.
+        ContractError: the program lacks ``token_embedding``, ``text_decoder`` or the required constant method.
     """
+
+    has_vision_encoder: bool = True
+    """Whether the program has its own ``vision_encoder`` method."""
 
     def __init__(self, path: str | Path, *, tile_batch: int, enable_etdump: bool = False) -> None:
         self.path = Path(path)
@@ -129,12 +136,14 @@ class PteMethods:
     def _load(self) -> None:
         self._program = self._load_program()
         names = set(self._program.method_names)
-        missing = [m for m in (*contract.MODEL_METHODS, *contract.REQUIRED_CONSTANT_METHODS) if m not in names]
+        required = [m for m in contract.MODEL_METHODS if m != contract.VISION_ENCODER]  # see has_vision_encoder
+        missing = [m for m in (*required, *contract.REQUIRED_CONSTANT_METHODS) if m not in names]
         if missing:
             raise ContractError(f"{self.path} lacks method(s) {', '.join(missing)}; re-export it with mobile-mllm export")
+        self.has_vision_encoder = contract.VISION_ENCODER in names
         # one Program (own arenas) per method: see the class docstring; kept referenced for as long as its
         # method is, rather than relying on the binding to keep a dropped Program's arenas alive
-        self._method_programs = {name: self._load_program() for name in contract.MODEL_METHODS}
+        self._method_programs = {name: self._load_program() for name in contract.MODEL_METHODS if name in names}
         self._methods = {name: program.load_method(name) for name, program in self._method_programs.items()}
         self.constants = {
             name: self._constant(name) for name in contract.CONSTANT_METHODS if name in names
@@ -169,6 +178,12 @@ class PteMethods:
         if tiles.dim() != 4 or not 1 <= tiles.shape[0] <= self.max_tile_batch:
             raise ContractError(
                 f"vision_encoder takes [B, 3, S, S] with 1 <= B <= {self.max_tile_batch} tiles, got {tuple(tiles.shape)}"
+            )
+        if not self.has_vision_encoder:
+            raise ContractError(
+                f"{self.path} has no {contract.VISION_ENCODER} (exported with --no-pte-vision-encoder): its images are "
+                f"encoded by {contract.VISION_ONNX_FILE} beside it, so open the export directory (mobile-mllm run DIR, "
+                "Session.from_dir) rather than the .pte alone, or re-export with --pte-vision-encoder"
             )
         return self._run(contract.VISION_ENCODER, [tiles.to(torch.float32)])
 

@@ -85,6 +85,8 @@ def matmul_attention(module: nn.Module) -> nn.Module:
 def prepare(model: MultimodalModel, cfg: TargetConfig) -> dict[str, nn.Module]:
     """The contract's three methods as export modules (copies: the eager model stays as it was).
 
+    Without ``vision_encoder`` when ``cfg.pte_vision_encoder`` is false (``vision.onnx`` encodes images).
+
     Args:
         model (MultimodalModel): the loaded float model.
         cfg (TargetConfig): static sizes (the KV cache holds ``max_context_len`` positions).
@@ -97,8 +99,11 @@ def prepare(model: MultimodalModel, cfg: TargetConfig) -> dict[str, nn.Module]:
     copied = dataclasses.replace(
         model, token_embedding=copy.deepcopy(model.token_embedding), text_decoder=copy.deepcopy(model.text_decoder)
     )
+    vision = {}
+    if cfg.pte_vision_encoder:  # else images go through vision.onnx only
+        vision[contract.VISION_ENCODER] = matmul_attention(copy.deepcopy(model.vision_encoder)).eval()
     return {
-        contract.VISION_ENCODER: matmul_attention(copy.deepcopy(model.vision_encoder)).eval(),
+        **vision,
         contract.TOKEN_EMBEDDING: copied.token_embedding.eval(),
         contract.TEXT_DECODER: build_kv_decoder(decoder_parts(copied), cfg.max_context_len).eval(),
     }

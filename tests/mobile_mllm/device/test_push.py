@@ -92,3 +92,17 @@ def test_disk_filling_up_mid_push_is_reported_and_leaves_nothing(make_loopback, 
 def test_not_an_export_folder(loopback, tmp_path: Path) -> None:
     with AdbDevice(loopback.address) as dev, pytest.raises(ContractError, match="missing model.pte"):
         push_program(dev, tmp_path)
+
+
+def test_the_image_engine_file_the_manifest_names_is_pushed_and_required(loopback, tmp_path: Path) -> None:
+    out = _fake_export(tmp_path / "ort", 1000)
+    manifest = {"format": "mobile-mllm-manifest", "vision_engine": "onnxruntime", "vision_program": {"file": "vision.onnx"}}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with AdbDevice(loopback.address) as dev:
+        with pytest.raises(ContractError, match="missing vision.onnx"):  # named by the manifest, so required
+            push_program(dev, out)
+        (out / "vision.onnx").write_bytes(os.urandom(5000))
+        pushed = push_program(dev, out)
+    assert set(pushed.pushed) == {"model.pte", "manifest.json", "tokenizer.json", "vision.onnx"}
+    remote = Path(loopback.root) / "mobile_mllm" / "ort"
+    assert _sha(remote / "vision.onnx") == _sha(out / "vision.onnx")

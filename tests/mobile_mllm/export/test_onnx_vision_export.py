@@ -26,7 +26,8 @@ def test_manifest_says_which_engine_and_names_the_onnx_file_only_when_used(tiny)
                                                   onnx_quantization=OnnxQuantization.FP32))
     assert added == {
         "vision_engine": "onnxruntime",
-        "vision_program": {"file": "vision.onnx", "quantization": "fp32", "input": "tiles", "output": "embeddings"},
+        "vision_program": {"file": "vision.onnx", "quantization": "fp32", "input": "tiles", "output": "embeddings",
+                           "pte_vision_encoder": True},
     }
 
 
@@ -81,3 +82,81 @@ def test_recipe_key_and_flag_choose_the_engine_flag_wins(tmp_path: Path) -> None
     assert job.target.vision_engine is VisionEngine.EXECUTORCH
     with pytest.raises(ConfigError, match="vision_engine"):
         resolve(ExportJob, recipe={"target": {"vision_engine": "tflite"}})
+
+
+def test_dropping_the_pte_vision_needs_the_onnx_engine_and_calibration_needs_static() -> None:
+    with pytest.raises(ConfigError, match=r"pte_vision_encoder false .*vision_engine executorch; add --vision-engine onnxruntime"):
+        TargetConfig(pte_vision_encoder=False)
+    with pytest.raises(ConfigError, match=r"onnx_calibration '/imgs' is only used by .*static, not dynamic"):
+        TargetConfig(vision_engine=VisionEngine.ONNXRUNTIME, onnx_calibration="/imgs")
+    TargetConfig(vision_engine=VisionEngine.ONNXRUNTIME, pte_vision_encoder=False,
+                 onnx_quantization=OnnxQuantization.STATIC, onnx_calibration="/imgs")
+
+
+def test_without_the_pte_vision_the_program_has_two_methods_and_the_manifest_says_so(tiny) -> None:  # noqa: ANN001
+    from mobile_mllm.export.backends.xnnpack import prepare
+
+    cfg = TargetConfig(max_context_len=64, prefill_chunk=16, vision_engine=VisionEngine.ONNXRUNTIME,
+                       pte_vision_encoder=False)
+    assert list(prepare(tiny, cfg)) == [contract.TOKEN_EMBEDDING, contract.TEXT_DECODER]
+    assert list(prepare(tiny, TargetConfig(max_context_len=64, prefill_chunk=16))) == list(contract.MODEL_METHODS)
+    assert manifest_additions(tiny, cfg)["vision_program"]["pte_vision_encoder"] is False
+
+
+def _write_images(folder: Path, sizes: list[tuple[int, int]]) -> None:
+    from PIL import Image
+
+    folder.mkdir()
+    rng = torch.Generator().manual_seed(0)
+    for i, (w, h) in enumerate(sizes):
+        pixels = torch.randint(0, 256, (h, w, 3), generator=rng, dtype=torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    (folder / "notes.txt").write_text("not an image")
+
+
+def test_calibration_tiles_are_each_images_first_and_last_tile_as_preprocessed(tiny, tmp_path: Path) -> None:  # noqa: ANN001
+    from mobile_mllm.export.onnx_vision import calibration_tiles
+    from mobile_mllm.vision import preprocess
+
+    folder = tmp_path / "imgs"
+    _write_images(folder, [(900, 300), (64, 64), (300, 700)])
+    tiles = calibration_tiles(tiny.vision, folder, num_tiles=5)
+    expected = []
+    for name in ("0.png", "1.png", "2.png"):
+        cut = preprocess(folder / name, tiny.vision).tiles
+        expected += [cut[0], cut[-1]] if len(cut) > 1 else [cut[0]]
+    assert len(expected) >= 5 and tiles.shape == (5, 3, tiny.vision.tile_size, tiny.vision.tile_size)
+    assert torch.equal(torch.from_numpy(tiles), torch.stack(expected[:5]))
+    synthetic = calibration_tiles(tiny.vision, num_tiles=4)  # the default: the synthetic benchmark's images
+    assert synthetic.shape == (4, 3, tiny.vision.tile_size, tiny.vision.tile_size) and synthetic.std() > 0.1
+
+
+def test_a_calibration_folder_without_images_is_refused_naming_it(tiny, tmp_path: Path) -> None:  # noqa: ANN001
+    from mobile_mllm.export.onnx_vision import calibration_tiles
+
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(ConfigError, match=rf"onnx_calibration '{tmp_path}' holds no image"):
+        calibration_tiles(tiny.vision, tmp_path)
+    with pytest.raises(ConfigError, match="is not a folder"):
+        calibration_tiles(tiny.vision, tmp_path / "a.txt")
+
+
+@pytest.mark.slow
+def test_static_int8_is_qdq_calibrated_and_close_to_the_tower(tiny, fp32_onnx: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    import onnx
+
+    from mobile_mllm.export.onnx_vision import calibration_tiles, quantize_vision_onnx
+    from mobile_mllm.runtime.onnx_vision import OnnxVisionEncoder
+    from mobile_mllm.runtime.parity import relative_error
+
+    with pytest.raises(ConfigError, match="static needs calibration tiles"):
+        quantize_vision_onnx(fp32_onnx, tmp_path / "x.onnx", OnnxQuantization.STATIC)
+    static = quantize_vision_onnx(fp32_onnx, tmp_path / "static.onnx", OnnxQuantization.STATIC,
+                                  calibration=calibration_tiles(tiny.vision, num_tiles=8))
+    ops = {n.op_type for n in onnx.load(str(static)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and "DynamicQuantizeLinear" not in ops  # fixed, calibrated scales
+    tiles = torch.randn(3, 3, tiny.vision.tile_size, tiny.vision.tile_size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = tiny.vision_encoder(tiles.clamp(-1, 1))
+    err = relative_error(OnnxVisionEncoder(static, max_tile_batch=4)(tiles.clamp(-1, 1)), expected)
+    assert 1e-4 < err < 5e-2

@@ -87,3 +87,67 @@ def test_session_from_the_dir_encodes_with_onnxruntime_and_answers_like_the_pte_
     assert relative_error(ort_out, pte_out) < 5e-2  # two int8 quantizations of one float tower
     image = sample_image()
     assert greedy_tokens(backend.methods, backend, 8, image) == greedy_tokens(pte_backend.methods, pte_backend, 8, image)
+
+
+@pytest.fixture(scope="module")
+def no_pte_vision_export(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """The tiny model exported with --vision-engine onnxruntime --no-pte-vision-encoder --onnx-quantization static."""
+    from mobile_mllm.export.config import ExportJob, OnnxQuantization, TargetConfig, VisionEngine
+    from mobile_mllm.export.program import export_program
+    from mobile_mllm.quant.recipe import preset
+    from mobile_mllm.runtime.parity import verify_export
+
+    job = ExportJob(
+        model=str(tiny_dir), output=str(tmp_path_factory.mktemp("export_no_pte_vision")), quant=preset("w4"),
+        target=TargetConfig(max_context_len=192, prefill_chunk=32, tile_batch=4, vision_engine=VisionEngine.ONNXRUNTIME,
+                            onnx_quantization=OnnxQuantization.STATIC, pte_vision_encoder=False),
+        verify_tokens=8,
+    )
+    return export_program(job, verifier=verify_export)
+
+
+@pytest.mark.slow
+def test_without_the_pte_vision_the_program_is_smaller_and_verified_against_the_int8_tower(
+    no_pte_vision_export, ort_export  # noqa: ANN001
+) -> None:
+    out = no_pte_vision_export.output
+    manifest = json.loads((out / contract.MANIFEST_FILE).read_text())
+    assert manifest["program"]["methods"] == [contract.TOKEN_EMBEDDING, contract.TEXT_DECODER]
+    assert manifest["vision_program"] == {"file": "vision.onnx", "quantization": "static", "input": "tiles",
+                                          "output": "embeddings", "pte_vision_encoder": False}
+    assert (out / contract.PROGRAM_FILE).stat().st_size < (ort_export.output / contract.PROGRAM_FILE).stat().st_size
+    section = no_pte_vision_export.report["verification"][contract.VISION_ONNX_FILE]
+    assert section["reference"] == "eager_int8_tower"
+    assert 0 < section["pte_median_rel_err_vs_float"] and section["median_rel_err_vs_float"] <= section["tolerance"]
+    assert contract.VISION_ENCODER not in no_pte_vision_export.report["verification"]["by_method"]
+
+
+@pytest.mark.slow
+def test_without_the_pte_vision_images_go_through_vision_onnx_and_pte_only_paths_say_so(
+    no_pte_vision_export, tmp_path: Path  # noqa: ANN001
+) -> None:
+    from mobile_mllm.device.run import HOST_RUNNER, check_runner_images
+    from mobile_mllm.runtime.parity import greedy_tokens
+    from mobile_mllm.runtime.pte import PteMethods, open_program_dir
+
+    out = no_pte_vision_export.output
+    backend = open_program_dir(out)
+    size = backend.vision.tile_size
+    tiles = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(3)).clamp(-1, 1)
+    assert torch.equal(backend.methods.vision_encoder(tiles),
+                       OnnxVisionEncoder(out / contract.VISION_ONNX_FILE, max_tile_batch=4)(tiles))
+    # the session over the directory answers as the exporter's verification did (it ran vision.onnx too)
+    assert greedy_tokens(backend.methods, backend, 8) == no_pte_vision_export.report["verification"]["greedy"]["program_tokens"]
+    with pytest.raises(ContractError, match=r"has no vision_encoder .*vision.onnx.*open the export directory"):
+        PteMethods(out / contract.PROGRAM_FILE, tile_batch=4).vision_encoder(tiles)
+    check_runner_images(HOST_RUNNER, out, "img.png")  # the host runner opens vision.onnx
+    check_runner_images("/data/local/tmp/mobile_mllm/x/runner-arm64-v8a", out, None)  # a text question is fine
+    with pytest.raises(ContractError, match=r"has no vision_encoder .*runner-arm64-v8a runs only model.pte"):
+        check_runner_images("/data/local/tmp/mobile_mllm/x/runner-arm64-v8a", out, "img.png")
+    engine_less = tmp_path / "engine_less"  # a hand-edited manifest that points images at the missing method
+    shutil.copytree(out, engine_less)
+    manifest = json.loads((engine_less / contract.MANIFEST_FILE).read_text())
+    manifest["vision_engine"] = "executorch"
+    (engine_less / contract.MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ContractError, match="has no vision_encoder and the manifest's vision_engine is 'executorch'"):
+        open_program_dir(engine_less)
