@@ -22,9 +22,9 @@ def _objects_sample(description: str, kind: Kind = Kind.COUNT, detail: str = "fe
     return SyntheticSample(0, None, "Q?", "1", (), kind, Form.VQA, detail, description)
 
 
-def test_describe_sentence_groups_counts_and_names_every_object() -> None:
+def test_describe_sentence_names_every_object_once_left_to_right() -> None:
     s = _objects_sample("red circle, orange star, red circle, blue square")
-    assert describe_sentence(s) == "The image shows two red circles, an orange star and a blue square."
+    assert describe_sentence(s) == "The image shows a red circle, an orange star, a red circle and a blue square."
     assert described_objects(describe_sentence(s)) == set(sample_objects(s))
     text = SyntheticSample(0, None, "Q?", "4711", (), Kind.TEXT, Form.VQA, "large", "4711")
     assert describe_sentence(text) == 'The image shows the number "4711".'
