@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--program-dir", required=True, help="folder with model.pte, manifest.json, tokenizer.json")
     p.add_argument("--image", default=None, help="the image (single mode)")
     p.add_argument("--prompt", default=None, help="the question (single mode)")
-    p.add_argument("--requests", default=None, help="JSONL of {id, image, prompt[, max_new_tokens]} (batch mode)")
+    p.add_argument("--requests", default=None,
+                   help="JSONL of {id, image, prompt[, max_new_tokens, styled]} (batch mode; styled false: the prompt "
+                   "as-is, not in the model's question_template)")
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--tile-batch", type=int, default=None, help="tiles per vision_encoder call (default: manifest's)")
     p.add_argument("--prefill-chunk", type=int, default=None, help="positions per prefill call (default: manifest's)")
@@ -129,7 +131,7 @@ def _batch(args: argparse.Namespace, out: TextIO) -> Any:
         rid = req.get("id", str(i))
         try:
             session.generation = _with_max_new_tokens(session.generation, req.get("max_new_tokens", args.max_new_tokens))
-            answer = session.ask(req["prompt"], req.get("image"))
+            answer = session.ask(req["prompt"], req.get("image"), styled=bool(req.get("styled", True)))
         except (MobileMLLMError, KeyError) as e:
             kind = type(e).__name__ if isinstance(e, MobileMLLMError) else "ConfigError"
             _emit(out, {"id": rid, "error": str(e).splitlines()[0] if str(e) else kind, "error_type": kind})

@@ -152,7 +152,8 @@ def _run_batch(link: DeviceLink, program_remote: str, images_remote: str, presen
                 present.add(name)
         # relative to the runner's folder (it runs there): no device path inside a file the host must map
         image_arg = posixpath.relpath(remote_image, program_remote) if remote_image else None
-        lines.append(json.dumps({"id": request.key, "image": image_arg, "prompt": request.prompt}))
+        # styled false: eval's prompts carry their own instruction (no second styling by the model's template)
+        lines.append(json.dumps({"id": request.key, "image": image_arg, "prompt": request.prompt, "styled": False}))
     requests_file = scratch / "requests.jsonl"
     requests_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     remote_requests = f"{spec.remote_root}/eval_requests_{link.serial.replace(':', '_')}.jsonl"

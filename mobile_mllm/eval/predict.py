@@ -132,7 +132,7 @@ class HostPredictor:
         """Answer one request; an unusable image or an oversized prompt becomes an error prediction."""
         try:
             image = _load_image(request)
-            answer = self.session.ask(request.prompt, image)
+            answer = self.session.ask(request.prompt, image, styled=False)  # eval's prompts carry their instruction
         except (EvalDataError, ImageError, ContextOverflowError) as e:
             logger.warning("index %s: %s", request.key, e)
             return Prediction(request.key, "", error=str(e), error_type=type(e).__name__)

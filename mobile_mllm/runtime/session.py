@@ -251,7 +251,7 @@ class Session:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
-    def _plan(self, question: str, image: Any, token_budget: int | None = None) -> _Plan:
+    def _plan(self, question: str, image: Any, token_budget: int | None = None, styled: bool = True) -> _Plan:
         """Lay the turn out and size it; no model call. Shrinks the grid if the image does not fit.
 
         ``token_budget`` caps the image tokens of a new image (a user's choice, e.g. the demo's
@@ -261,7 +261,8 @@ class Session:
         is until the plan has passed every check.
         """
         check_question(question)
-        question = self.prompt.style_question(question)  # the model's prompt style, after the emptiness check
+        if styled:  # the model's prompt style, after the emptiness check
+            question = self.prompt.style_question(question)
         if image is None:
             if self._started:
                 segs = next_turn(self.prompt, question, encode=self._encode, unfed_answer=self._unfed)
@@ -314,12 +315,12 @@ class Session:
             )
         return plan
 
-    def check(self, question: str, image: Any = None) -> None:
+    def check(self, question: str, image: Any = None, *, styled: bool = True) -> None:
         """Raise what :meth:`ask` would raise before computing (empty question, image, context), computing nothing.
 
         Lets a caller refuse a turn before showing it (``mobile-mllm run`` echoes the question).
         """
-        self._plan(question, image)
+        self._plan(question, image, styled=styled)
 
     def ask(
         self,
@@ -328,6 +329,7 @@ class Session:
         *,
         on_token: Callable[[str], None] | None = None,
         token_budget: int | None = None,
+        styled: bool = True,
     ) -> Answer:
         """Answer ``question`` (about ``image``, which starts a new conversation; without it, continue this one).
 
@@ -337,6 +339,9 @@ class Session:
             on_token (Callable[[str], None] | None): called with each new piece of answer text.
             token_budget (int | None): most image tokens for a new image (a smaller grid is
                 chosen if the policy's grid needs more). Default None: only the context limits it.
+            styled (bool): word the question in the model's prompt style (``PromptFormat.question_template``).
+                False takes it as-is: for prompts that already carry their own answer-format
+                instruction (eval's VLMEvalKit prompts), which a non-identity template would style twice.
 
         Raises:
             ConfigError: the question is empty or whitespace only.
@@ -344,7 +349,7 @@ class Session:
             ImageError: the image cannot be loaded.
         """
         start = now_ms()
-        plan = self._plan(question, image, token_budget)  # every check, before any compute
+        plan = self._plan(question, image, token_budget, styled)  # every check, before any compute
         if image is not None:
             self.reset()
         marks: dict[str, Any] = {"inference_start_ms": start, "num_cached_tokens": self._pos}

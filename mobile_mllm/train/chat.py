@@ -7,8 +7,8 @@ image. Everything here is derived from what the generator drew (``SyntheticSampl
 
 - :func:`plain_turns`: questions without the instruction, in varied wording (``colour``/``color``),
   each with its short answer.
-- :func:`describe_sentence`: a short true sentence naming every object's colour and shape (grouped
-  and counted), the text it shows, or the bars of a chart.
+- :func:`describe_sentence`: a short true sentence naming every object's colour and shape (one by
+  one, left to right), the text it shows, or the bars of a chart.
 - :func:`described_objects`: the (colour, shape) pairs a sentence names, for scoring descriptions.
 
 Deliberately not here: tokenisation and layout (``data.build_dialogue``), scoring (``evaluate``).
@@ -40,7 +40,6 @@ DESCRIBE_PROMPTS: tuple[str, ...] = ("Describe the image.", "Describe this image
 OBJECT_KINDS = frozenset({Kind.COLOUR, Kind.SHAPE, Kind.COUNT, Kind.POSITION, Kind.EXISTS})
 """Kinds whose image is coloured shapes (``description`` lists ``colour shape`` items)."""
 
-_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _INSTRUCTIONS = (" Please answer yes or no.", " Answer yes or no.", " Answer left, right, above or below.")
 _OBJECT_RE = re.compile(rf"\b({'|'.join(COLOURS)}) ({'|'.join(SHAPES)})s?\b")
 
@@ -74,11 +73,16 @@ def _join(items: Sequence[str]) -> str:
 def describe_sentence(sample: SyntheticSample) -> str:
     """A short true sentence about the sample's image (the answer to "Describe the image.").
 
+    Objects are named one by one, left to right (the order of ``SyntheticSample.description``), each
+    exactly once: a model that writes such a sentence only has to step along the image, while a
+    grouped "two red circles, ..." asks it to count each group before naming it, and phase AK,
+    trained on the grouped form, left objects out or named one twice (``bench/train_reference.md``).
+
     Example:
         >>> from mobile_mllm.eval.synthetic import Form
         >>> s = SyntheticSample(0, None, "Q", "A", (), Kind.COUNT, Form.VQA, "few", "red circle, orange star, red circle")
         >>> describe_sentence(s)
-        'The image shows two red circles and an orange star.'
+        'The image shows a red circle, an orange star and a red circle.'
     """
     if sample.kind is Kind.TEXT:
         what = "number" if sample.description.isdigit() else "word"
@@ -86,10 +90,7 @@ def describe_sentence(sample: SyntheticSample) -> str:
     if sample.kind is Kind.CHART:
         labels = [item.rsplit(" ", 1)[0] for item in sample.description.split(", ")]
         return f"The image shows a bar chart of {_join(labels)}."
-    counts = Counter(f"{c} {s}" for c, s in sample_objects(sample))
-    parts = [f"{_article(name)} {name}" if n == 1 else f"{_NUMBER_WORDS[n] if n < len(_NUMBER_WORDS) else n} {name}s"
-             for name, n in counts.items()]
-    return f"The image shows {_join(parts)}."
+    return f"The image shows {_join([f'{_article(c)} {c} {s}' for c, s in sample_objects(sample)])}."
 
 
 def plain_question(sample: SyntheticSample) -> str:

@@ -19,11 +19,12 @@ from __future__ import annotations
 import random
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mobile_mllm.eval.extract import process_punctuation
-from mobile_mllm.eval.synthetic import Kind, SyntheticSample, SyntheticSpec, generate_samples
+from mobile_mllm.eval.synthetic import Kind, SyntheticSample, SyntheticSpec, generate_sample
 from mobile_mllm.train.chat import DESCRIBE_PROMPTS, described_objects, plain_turns, sample_objects
 from mobile_mllm.train.data import question_text
 from mobile_mllm.train.evaluate import score_sample
@@ -76,36 +77,92 @@ def describe_scores(sample: SyntheticSample, text: str) -> tuple[bool, bool]:
     return bool(named) and named <= truth, named == truth
 
 
-def evaluate_chat(
-    model: str, *, seed: int, count: int, on_progress: Callable[[int, int], None] | None = None
-) -> list[ChatRecord]:
-    """Ask ``count`` held-out images (generator stream ``seed``) the two conversations of the module docstring."""
+MAX_NEW_TOKENS = 64
+"""Longest answer (the demo's default): a description of nine objects one by one needs about 40 tokens."""
+
+_WORKER: dict[str, Any] = {}
+
+
+def _open_session(model: str) -> Any:  # noqa: ANN401
     from mobile_mllm.runtime.sampling import GenerationConfig
     from mobile_mllm.runtime.session import Session
 
-    session = Session.from_dir(model, generation=GenerationConfig(max_new_tokens=32))
+    return Session.from_dir(model, generation=GenerationConfig(max_new_tokens=MAX_NEW_TOKENS))
+
+
+def _ask_image(session: Any, seed: int, number: int) -> list[ChatRecord]:  # noqa: ANN401
+    """The two conversations of the module docstring about held-out image ``number`` of stream ``seed``."""
+    sample = generate_sample(seed, number, SyntheticSpec())
     records: list[ChatRecord] = []
 
-    def ask(sample: SyntheticSample, setting: str, question: str, answer: str, first: bool,
-            score: Callable[[str], bool]) -> str:
-        prediction = session.ask(question, sample.image if first else None).text.strip()
+    def ask(setting: str, question: str, answer: str, first: bool, score: Callable[[str], bool],
+            styled: bool = True) -> str:
+        prediction = session.ask(question, sample.image if first else None, styled=styled).text.strip()
         records.append(ChatRecord(sample.kind.value, setting, question, answer, prediction, score(prediction)))
         return prediction
 
-    for done, sample in enumerate(generate_samples(seed, count, SyntheticSpec()), 1):
-        turns = plain_turns(sample, random.Random(f"mobile-mllm-chat-bench/{seed}/{sample.id}"))
-        if turns:  # a multiple-choice chart question has no plain wording: only conversation B's description
-            (q1, a1), (q2, a2) = turns[0], turns[-1]
-            ask(sample, "plain", q1, a1, True, lambda p, a=a1: plain_correct(a, p))
-            ask(sample, "form_follow_up", question_text(sample), sample.answer, False,
-                lambda p, s=sample: score_sample(s, p) == 1.0)
-            ask(sample, "plain_follow_up", q2, a2, False, lambda p, a=a2: plain_correct(a, p))
-        description = ask(sample, "describe_true", DESCRIBE_PROMPTS[0], "", True,
-                          lambda p, s=sample: describe_scores(s, p)[0])
-        records.append(ChatRecord(sample.kind.value, "describe_complete", DESCRIBE_PROMPTS[0], "", description,
-                                  describe_scores(sample, description)[1]))
-        if turns:
-            ask(sample, "plain_follow_up", q1, a1, False, lambda p, a=a1: plain_correct(a, p))
+    turns = plain_turns(sample, random.Random(f"mobile-mllm-chat-bench/{seed}/{sample.id}"))
+    if turns:  # a multiple-choice chart question has no plain wording: only conversation B's description
+        (q1, a1), (q2, a2) = turns[0], turns[-1]
+        ask("plain", q1, a1, True, lambda p: plain_correct(a1, p))
+        ask("form_follow_up", question_text(sample), sample.answer, False,  # worded by eval, as the benchmark asks
+            lambda p: score_sample(sample, p) == 1.0, styled=False)
+        ask("plain_follow_up", q2, a2, False, lambda p: plain_correct(a2, p))
+    description = ask("describe_true", DESCRIBE_PROMPTS[0], "", True, lambda p: describe_scores(sample, p)[0])
+    records.append(ChatRecord(sample.kind.value, "describe_complete", DESCRIBE_PROMPTS[0], "", description,
+                              describe_scores(sample, description)[1]))
+    if turns:
+        ask("plain_follow_up", q1, a1, False, lambda p: plain_correct(a1, p))
+    return records
+
+
+def _init_worker(model: str) -> None:
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which ends the pool
+    torch.set_num_threads(1)
+    _WORKER["session"] = _open_session(model)
+
+
+def _work(job: tuple[int, int]) -> list[ChatRecord]:
+    return _ask_image(_WORKER["session"], *job)
+
+
+def evaluate_chat(
+    model: str, *, seed: int, count: int, workers: int = 1, on_progress: Callable[[int, int], None] | None = None
+) -> list[ChatRecord]:
+    """Ask ``count`` held-out images (generator stream ``seed``) the two conversations of the module docstring.
+
+    Args:
+        model (str): a model directory, an exported program directory or ``builtin:NAME``.
+        seed (int): generator stream (one training never saw).
+        count (int): images (samples ``0 .. count - 1``, the stream of ``generate_samples``).
+        workers (int): processes, each loading the model once and using one thread (each image's
+            conversations run in one process, so the answers do not depend on it); 1: this process.
+        on_progress (Callable[[int, int], None] | None): called with (images done, count).
+
+    Returns:
+        list[ChatRecord]: image by image, in stream order.
+    """
+    jobs = [(seed, i) for i in range(count)]
+    if workers <= 1:
+        session = _open_session(model)
+        results = (_ask_image(session, *job) for job in jobs)
+        return _collect(results, count, on_progress)
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools exist can deadlock
+    with ctx.Pool(min(workers, count), initializer=_init_worker, initargs=(model,)) as pool:
+        return _collect(pool.imap(_work, jobs), count, on_progress)
+
+
+def _collect(results: Iterable[list[ChatRecord]], count: int,
+             on_progress: Callable[[int, int], None] | None) -> list[ChatRecord]:
+    records: list[ChatRecord] = []
+    for done, image_records in enumerate(results, 1):
+        records += image_records
         if on_progress:
             on_progress(done, count)
     return records

@@ -63,6 +63,7 @@ __all__ = [
     "collate",
     "collate_groups",
     "chat_dialogue",
+    "follow_up_dialogue",
     "collate_with",
     "DESCRIBE_QUESTION",
     "crop_to_content",
@@ -394,6 +395,28 @@ def chat_dialogue(sample: SyntheticSample, forms: Sequence[SyntheticSample], rng
     return rng.sample(pool, min(len(pool), rng.randint(1, max_turns)))
 
 
+def follow_up_dialogue(sample: SyntheticSample, forms: Sequence[SyntheticSample],
+                       rng: random.Random) -> list[tuple[str, str]]:
+    """A conversation whose follow-up is a benchmark question: what a user asks after a first look.
+
+    An opener (a plain question or, half the time, a request for a description), then one of the
+    benchmark's forms of the sample's fact (``forms``, worded as trained), then half the time a
+    plain question. This is the shape of the chat benchmark's conversations (``chat_eval``), where
+    :func:`chat_dialogue`'s random draws put a benchmark question after another turn in only about
+    a third of the rows: position and text questions were answered worse as follow-ups than as
+    first turns (phase AK: position 100 -> 61.5).
+    """
+    plain = plain_turns(sample, rng)
+    describe = (rng.choice(DESCRIBE_PROMPTS), describe_sentence(sample))
+    opener = describe if not plain or rng.random() < 0.5 else plain[0]
+    form = rng.choice(list(forms))
+    turns = [opener, (question_text(form), target_text(form))]
+    later = [t for t in plain if t != opener]
+    if later and rng.random() < 0.5:
+        turns.append(rng.choice(later))
+    return turns
+
+
 class SyntheticTrainSet:
     """Map-style dataset: index ``i`` is sample ``i`` of the generator's stream for ``seed``, tokenised.
 
@@ -413,6 +436,8 @@ class SyntheticTrainSet:
             turns (:func:`chat_dialogue`): plain questions, a description, benchmark forms, as
             first turns and as follow-ups.
         chat_turns (int): most turns of one conversation.
+        chat_follow_ups (int): extra rows per image, each a conversation whose second turn is a
+            benchmark question (:func:`follow_up_dialogue`).
         hard_reasks (bool): re-asked questions (beyond the forms) take their wrong options and false
             claims from what the image suggests (``eval.synthetic.generate_sample_forms``).
         questions_per_image (int): examples per drawn image (see the module docstring); 1: the
@@ -439,6 +464,7 @@ class SyntheticTrainSet:
         hard_reasks: bool = False,
         chat_dialogues: int = 0,
         chat_turns: int = 4,
+        chat_follow_ups: int = 0,
     ) -> None:
         available = 1 + len(spec.forms)  # the drawn question, the description, the other forms
         if questions_per_image < 1 or (questions_per_image > available and not reask_forms(spec)):
@@ -451,7 +477,7 @@ class SyntheticTrainSet:
         self.vision, self.grid_jitter, self.pad_id, self.length = vision, grid_jitter, pad_id, length
         self.content_crop, self.describe, self.max_side = content_crop, describe, max_side
         self.questions_per_image, self.hard_reasks = questions_per_image, hard_reasks
-        self.chat_dialogues, self.chat_turns = chat_dialogues, chat_turns
+        self.chat_dialogues, self.chat_turns, self.chat_follow_ups = chat_dialogues, chat_turns, chat_follow_ups
 
     def __len__(self) -> int:
         return self.length
@@ -479,10 +505,11 @@ class SyntheticTrainSet:
             for s in asked
         ]
         chat_rng = random.Random(f"mobile-mllm-train-chat/{self.seed}/{index}")  # the old streams stay as they were
-        for _ in range(self.chat_dialogues):
-            examples.append(build_dialogue(image, chat_dialogue(sample, forms[1:], chat_rng, self.chat_turns),
-                                           tokenizer=self.tokenizer, prompt=self.prompt, vision=vision,
-                                           pad_id=self.pad_id, tiles=tiles))
+        dialogues = [chat_dialogue(sample, forms[1:], chat_rng, self.chat_turns) for _ in range(self.chat_dialogues)]
+        follow_rng = random.Random(f"mobile-mllm-train-follow-up/{self.seed}/{index}")
+        dialogues += [follow_up_dialogue(sample, forms, follow_rng) for _ in range(self.chat_follow_ups)]
+        examples += [build_dialogue(image, turns, tokenizer=self.tokenizer, prompt=self.prompt, vision=vision,
+                                    pad_id=self.pad_id, tiles=tiles) for turns in dialogues]
         # one tensor for the group: a DataLoader worker then sends the tiles once, not Q times
         return tuple(dataclasses.replace(e, tiles=examples[0].tiles) for e in examples)
 

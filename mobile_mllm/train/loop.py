@@ -168,6 +168,9 @@ class TrainConfig:
     ``train.data.chat_dialogue``); 0: none, the data of earlier phases unchanged."""
     chat_turns: int = 4
     """Most turns of one conversation row."""
+    chat_follow_ups: int = 0
+    """Extra rows per drawn image, each a conversation with a benchmark question as its follow-up
+    (``train.data.follow_up_dialogue``); 0: none."""
     hard_reasks: bool = False
     """Re-asked questions take hard negatives: wrong answers the image suggests (others' colours, opposite relation).
 
@@ -409,6 +412,7 @@ def _loader(cfg: TrainConfig, model: MultimodalModel, start_step: int, world: Wo
         hard_reasks=cfg.hard_reasks,
         chat_dialogues=cfg.chat_dialogues,
         chat_turns=cfg.chat_turns,
+        chat_follow_ups=cfg.chat_follow_ups,
         pad_id=pad_id,
         length=cfg.steps * cfg.batch_size,
     )

@@ -182,3 +182,25 @@ def test_answer_stops_when_cache_is_full(tiny_dir, counting) -> None:
         session.ask("More?")
     session.reset()
     assert session.ask("What is the shape?").tokens == answer.tokens
+
+
+def test_question_template_styles_once_and_styled_false_takes_the_prompt_as_is(tiny, picture) -> None:
+    """A model whose template appends an instruction prompts a plain question exactly as the identity model
+    prompts the hand-styled one; styled=False (eval's prompts, which carry their instruction) is not styled twice.
+    Prompt lengths tell the wordings apart (a random tiny model may answer them alike)."""
+    suffix = "\nAnswer the question using a single word or phrase."
+    styled = dataclasses.replace(tiny, prompt=dataclasses.replace(tiny.prompt, question_template="{question}" + suffix))
+    methods = EagerMethods(tiny)  # the template changes the prompt only, not the weights
+
+    def ask(model, question: str, **kw) -> tuple[tuple[int, ...], int]:  # noqa: ANN001, ANN003
+        answer = _session(model, methods, max_new_tokens=4).ask(question, picture, **kw)
+        return answer.tokens, answer.stats.num_prompt_tokens
+
+    reference = ask(tiny, Q1 + suffix)
+    twice = ask(tiny, Q1 + suffix + suffix)
+    assert twice[1] > reference[1]
+    assert ask(styled, Q1) == reference
+    assert ask(styled, Q1 + suffix, styled=False) == reference
+    assert ask(styled, Q1 + suffix) == twice  # styled (the default): the template applies to whatever is typed
+    session = _session(styled, methods, max_new_tokens=4)
+    session.check(Q1 + suffix, picture, styled=False)  # check() takes the same flag as ask()

@@ -1,11 +1,11 @@
 """The shipped ``builtin:synth-small`` model really looks at the image (issue 4), within what it learned.
 
-Trained from scratch for about 265 GPU-minutes (``bench/train_reference.md``, phase AI), it names the
-colour of an object almost always (96% on the fresh 700-question benchmark, seed 5000), tells relative
-positions in every question form (100%; the earlier phase Z knew them as short answers but not as option
-letters or yes/no), reads words from its tiles (99% of that benchmark's words, 49% from the thumbnail alone)
-and three numbers in four (75% with tiles, 11% from the thumbnail); charts are too weak to assert on
-(``bench/RESULTS.md``). The questions are held out (seed 3000; training used seeds 0 and 11-40) and the
+Trained from scratch for about 290 GPU-minutes (``bench/train_reference.md``, phase AM: AI trained further
+for a chat), it names the colour of an object almost always (96% on the fresh 700-question benchmark, seed
+6000), tells relative positions in every question form (100%; the earlier phase Z knew them as short answers
+but not as option letters or yes/no), reads words from its tiles (97% of that benchmark's words, 49% from the
+thumbnail alone) and four numbers in five (83% with tiles, 7% from the thumbnail); charts are too weak to
+assert on (``bench/RESULTS.md``). The questions are held out (seed 3000; training used seeds 0 and 11-44) and the
 images kept small so each test takes seconds.
 """
 

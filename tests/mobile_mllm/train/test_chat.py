@@ -1,7 +1,7 @@
 """Chat-style data (plain questions, descriptions, follow-up turns) and the built-in model in a chat (issue 19).
 
 The layout and scoring tests check against hand-written expectations; the behaviour tests ask the shipped
-``builtin:synth-small`` held-out images (seed 3000; training used seeds 0 and 11-42) the way a user would,
+``builtin:synth-small`` held-out images (seed 3000; training used seeds 0 and 11-44) the way a user would,
 through ``Session`` (no short-answer flag), and score against the generator's ground truth.
 """
 
@@ -22,9 +22,9 @@ def _objects_sample(description: str, kind: Kind = Kind.COUNT, detail: str = "fe
     return SyntheticSample(0, None, "Q?", "1", (), kind, Form.VQA, detail, description)
 
 
-def test_describe_sentence_groups_counts_and_names_every_object() -> None:
+def test_describe_sentence_names_every_object_once_left_to_right() -> None:
     s = _objects_sample("red circle, orange star, red circle, blue square")
-    assert describe_sentence(s) == "The image shows two red circles, an orange star and a blue square."
+    assert describe_sentence(s) == "The image shows a red circle, an orange star, a red circle and a blue square."
     assert described_objects(describe_sentence(s)) == set(sample_objects(s))
     text = SyntheticSample(0, None, "Q?", "4711", (), Kind.TEXT, Form.VQA, "large", "4711")
     assert describe_sentence(text) == 'The image shows the number "4711".'
@@ -75,6 +75,41 @@ def test_dialogue_follow_up_is_laid_out_as_session_lays_it_out(tiny) -> None:  #
     assert decoded.endswith("red" + second + "circle" + stop)
     labels = [t for t in e.labels.tolist() if t != IGNORE_INDEX]
     assert model.tokenizer.decode(labels, skip_special_tokens=False) == "red" + stop + "circle" + stop
+
+
+def test_follow_up_dialogue_asks_a_benchmark_question_after_an_opener(small_spec: SyntheticSpec) -> None:
+    """Second turn: one of the image's benchmark forms with its trained target; every answer true."""
+    from mobile_mllm.eval.synthetic import generate_sample_forms
+    from mobile_mllm.train.chat import DESCRIBE_PROMPTS
+    from mobile_mllm.train.data import follow_up_dialogue, question_text, target_text
+
+    openers = set()
+    for i in range(30):
+        forms = generate_sample_forms(7, i, small_spec, reasks=2, hard_reasks=True)
+        sample, rng = forms[0], random.Random(i)
+        turns = follow_up_dialogue(sample, forms, rng)
+        assert 2 <= len(turns) <= 3
+        assert turns[1] in {(question_text(f), target_text(f)) for f in forms}
+        plain = dict(plain_turns(sample, random.Random(0))) | dict(plain_turns(sample, random.Random(1)))
+        for question, answer in (turns[0], *turns[2:]):
+            if question in DESCRIBE_PROMPTS:
+                assert answer == describe_sentence(sample)
+                openers.add("describe")
+            else:
+                assert "Answer" not in question and "Options" not in question
+                openers.add("plain")
+                if question in plain:  # the same wording drawn twice must have the same (true) answer
+                    assert answer == plain[question]
+    assert openers == {"describe", "plain"}
+
+
+@pytest.mark.slow
+def test_chat_benchmark_in_worker_processes_equals_one_process(tiny_dir) -> None:  # noqa: ANN001
+    from mobile_mllm.train.chat_eval import evaluate_chat
+
+    one = evaluate_chat(str(tiny_dir), seed=3000, count=2)
+    assert evaluate_chat(str(tiny_dir), seed=3000, count=2, workers=2) == one
+    assert {r.setting for r in one} >= {"plain", "form_follow_up", "plain_follow_up", "describe_true"}
 
 
 _SPEC = SyntheticSpec(max_side_px=512, kinds=(Kind.COLOUR, Kind.SHAPE, Kind.COUNT, Kind.POSITION, Kind.EXISTS))
