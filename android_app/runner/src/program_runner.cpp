@@ -3,6 +3,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "errors.h"
+
 #include <executorch/runtime/core/exec_aten/exec_aten.h>
 #include <executorch/runtime/core/portable_type/tensor_impl.h>
 
@@ -41,13 +43,13 @@ FloatTensor copy_float(const EValue& v, const char* what) {
 }
 }  // namespace
 
-ProgramRunner::ProgramRunner(const std::string& pte_path) {
+ProgramRunner::ProgramRunner(const std::string& pte_path, executorch::runtime::EventTracer* tracer) : tracer_(tracer) {
   auto loader = MmapDataLoader::from(pte_path.c_str());
-  if (!loader.ok()) throw std::runtime_error(err("cannot open " + pte_path, loader.error()));
+  if (!loader.ok()) throw ContractError(err("cannot open " + pte_path, loader.error()));
   loader_ = std::make_unique<MmapDataLoader>(std::move(loader.get()));
   auto program = Program::load(loader_.get(), Program::Verification::Minimal);
   if (!program.ok()) {
-    throw std::runtime_error(err("cannot load program " + pte_path +
+    throw ContractError(err("cannot load program " + pte_path +
                                  " (corrupt, truncated or from an incompatible ExecuTorch)", program.error()));
   }
   program_ = std::make_unique<Program>(std::move(program.get()));
@@ -86,7 +88,7 @@ LoadedMethod& ProgramRunner::method(const std::string& name) {
   m->temp_allocator = std::make_unique<MemoryAllocator>(m->temp_pool.size(), m->temp_pool.data());
   m->memory = std::make_unique<MemoryManager>(m->method_allocator.get(), m->planned_allocator.get(),
                                               m->temp_allocator.get());
-  auto method = program_->load_method(name.c_str(), m->memory.get());
+  auto method = program_->load_method(name.c_str(), m->memory.get(), tracer_);
   if (!method.ok()) {
     throw std::runtime_error(err("cannot load method " + name +
                                  " (a missing kernel is named in the log above)", method.error()));
@@ -124,6 +126,23 @@ std::optional<std::vector<int64_t>> ProgramRunner::constant_ints(const std::stri
     }
   }
   return values;
+}
+
+FloatTensor ProgramRunner::vision_encoder(const float* tiles, int64_t B, int64_t S) {
+  auto& m = method("vision_encoder");
+  std::vector<float> data(tiles, tiles + B * 3 * S * S);
+  TensorImpl::SizesType sizes[4] = {static_cast<TensorImpl::SizesType>(B), 3, static_cast<TensorImpl::SizesType>(S),
+                                    static_cast<TensorImpl::SizesType>(S)};
+  TensorImpl::DimOrderType order[4] = {0, 1, 2, 3};
+  TensorImpl::StridesType strides[4] = {static_cast<TensorImpl::StridesType>(3 * S * S),
+                                        static_cast<TensorImpl::StridesType>(S * S),
+                                        static_cast<TensorImpl::StridesType>(S), 1};
+  TensorImpl impl(ScalarType::Float, 4, sizes, data.data(), order, strides);
+  Error e = m.method->set_input(EValue(Tensor(&impl)), 0);
+  if (e != Error::Ok) throw std::runtime_error(err("vision_encoder: set_input (batch " + std::to_string(B) + ")", e));
+  e = m.method->execute();
+  if (e != Error::Ok) throw std::runtime_error(err("vision_encoder failed", e));
+  return copy_float(m.method->get_output(0), "vision_encoder");
 }
 
 FloatTensor ProgramRunner::token_embedding(const std::vector<int64_t>& ids) {
