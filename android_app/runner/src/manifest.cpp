@@ -103,8 +103,9 @@ PromptFormat read_prompt(const Json& p) {
 
 }  // namespace
 
-Manifest read_manifest(const std::string& dir) {
-  const std::string path = dir + "/manifest.json";
+Manifest read_manifest(const std::string& dir) { return read_manifest_file(dir + "/manifest.json"); }
+
+Manifest read_manifest_file(const std::string& path) {
   Manifest m;
   try {
     const Json root = Json::parse(read_text(path));

@@ -38,5 +38,6 @@ struct Manifest {
 
 // Reads DIR/manifest.json; throws ContractError.
 Manifest read_manifest(const std::string& dir);
+Manifest read_manifest_file(const std::string& path);
 
 }  // namespace mobile_mllm
