@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the native runner: build.sh ABI OUT_DIR, ABI x86_64 | arm64 | android-arm64.
-# Only x86_64 is implemented (and built/run here); the other two say why not and exit 2.
+# x86_64 and arm64 (cross, run under qemu: see arm64.sh) are built here; android-arm64 needs $ANDROID_NDK.
 set -euo pipefail
 if [ $# -ne 2 ]; then
   echo "usage: $0 x86_64|arm64|android-arm64 OUT_DIR" >&2
@@ -16,6 +16,7 @@ if [ -z "$PY" ]; then
     if command -v "$cand" >/dev/null 2>&1; then PY=$cand; break; fi
   done
 fi
+CXX_BIN=g++ ET="" EXTRA=()  # the x86-64 defaults; arm64 replaces them
 case "$ABI" in
   x86_64)
     if [ "$(uname -m)" != x86_64 ]; then
@@ -23,9 +24,12 @@ case "$ABI" in
     fi
     ;;
   arm64)
-    echo "build.sh: arm64 is not implemented yet: it needs g++-aarch64-linux-gnu and the manylinux aarch64" \
-         "executorch wheel's lib/ and include/ (see shared/design/device.md); nothing was built" >&2
-    exit 2
+    # aarch64 Linux: Debian's cross g++ against the manylinux aarch64 wheel's runtime (arm64.sh fetches
+    # and caches it); run the result with `arm64.sh run OUT_DIR/mobile_mllm_runner ...` (qemu).
+    "$HERE/arm64.sh" check
+    CXX_BIN=aarch64-linux-gnu-g++
+    ET=$("$HERE/arm64.sh" executorch)
+    EXTRA=(-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 -DSTB_INCLUDE_DIR="$("$HERE/arm64.sh" stb)")
     ;;
   android-arm64)
     if [ -z "${ANDROID_NDK:-}" ] || [ ! -d "${ANDROID_NDK}" ]; then
@@ -40,18 +44,18 @@ case "$ABI" in
   *)
     echo "build.sh: unknown ABI '$ABI' (x86_64 | arm64 | android-arm64)" >&2; exit 2 ;;
 esac
-for tool in cmake g++; do
-  command -v $tool >/dev/null 2>&1 || { echo "build.sh: $tool not found" >&2; exit 2; }
+for tool in cmake "$CXX_BIN"; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "build.sh: $tool not found" >&2; exit 2; }
 done
 SITE=${EXECUTORCH_SITE:-$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')}
-ET="$SITE/executorch"
+[ -n "$ET" ] || ET="$SITE/executorch"
 TI="$SITE/torch/include"
 [ -d "$ET/lib" ] && [ -d "$ET/include" ] || { echo "build.sh: no executorch lib/include under $SITE" >&2; exit 2; }
 [ -d "$TI/c10" ] || { echo "build.sh: no torch headers at $TI" >&2; exit 2; }
 GEN=()
 command -v ninja >/dev/null 2>&1 && GEN=(-G Ninja)
 mkdir -p "$OUT"
-cmake -S "$HERE" -B "$OUT" "${GEN[@]}" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release \
-  -DEXECUTORCH_ROOT="$ET" -DTORCH_INCLUDE="$TI"
+cmake -S "$HERE" -B "$OUT" "${GEN[@]}" -DCMAKE_CXX_COMPILER="$CXX_BIN" -DCMAKE_BUILD_TYPE=Release \
+  -DEXECUTORCH_ROOT="$ET" -DTORCH_INCLUDE="$TI" "${EXTRA[@]}"
 cmake --build "$OUT" -j "${JOBS:-2}"
 echo "built $OUT/mobile_mllm_runner"

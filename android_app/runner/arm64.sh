@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The pieces the arm64 (aarch64 Linux) runner needs on an x86-64 machine, fetched once and cached:
+#
+#   arm64.sh check             every piece present? (names the Debian package of each missing one; exit 2)
+#   arm64.sh executorch        print the unpacked aarch64 executorch package dir (downloads the wheel once)
+#   arm64.sh sysroot           print the arm64 sysroot qemu runs the runner against
+#   arm64.sh run BINARY ARGS   run an arm64 binary under qemu-aarch64-static -L SYSROOT (exit code = its own)
+#
+# Cache: ${MOBILE_MLLM_CACHE:-~/.cache/mobile-mllm}/arm64/
+#   wheels/executorch-VERSION-*-manylinux_2_28_aarch64.whl   the PyPI wheel, as `pip download` got it
+#   executorch-VERSION/executorch/{lib,include,share/cmake}  its torch-free runtime libraries, headers, CMake config
+#   include/stb/stb_image.h                                  Debian's libstb-dev header, copied: the cross
+#                                                            compiler must not see the host's /usr/include
+# The wheel is unpacked, never installed: only lib/ and include/ are taken. Its version follows the
+# executorch of $PYTHON (the export side), else EXECUTORCH_VERSION (default 1.5.1).
+#
+# Sysroot: $MOBILE_MLLM_ARM64_SYSROOT, else /usr/aarch64-linux-gnu, the tree of Debian's arm64 glibc,
+# libstdc++ and libgcc_s that g++-aarch64-linux-gnu installs (libc6-arm64-cross, libstdc++6-arm64-cross,
+# libgcc-s1-arm64-cross): the same libraries the binary was linked against. Any Debian arm64 root
+# (debootstrap --arch=arm64 --foreign, or `dpkg -x` of libc6:arm64 libstdc++6:arm64 libgcc-s1:arm64)
+# works as MOBILE_MLLM_ARM64_SYSROOT too. No binfmt_misc registration is used or needed.
+#
+# Debian packages: g++-aarch64-linux-gnu, qemu-user-static, libstb-dev, cmake (and ninja-build, optional).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+CACHE=${MOBILE_MLLM_CACHE:-$HOME/.cache/mobile-mllm}/arm64
+SYSROOT=${MOBILE_MLLM_ARM64_SYSROOT:-/usr/aarch64-linux-gnu}
+QEMU=${QEMU_AARCH64:-qemu-aarch64-static}
+
+die() { echo "arm64.sh: $*" >&2; exit 2; }
+
+python_bin() {
+  if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"; return; fi
+  for cand in "$REPO/.venv/bin/python" /work/main/.venv/bin/python python3; do
+    if command -v "$cand" >/dev/null 2>&1; then echo "$cand"; return; fi
+  done
+  die "no python found (set PYTHON)"
+}
+
+et_version() {
+  if [ -n "${EXECUTORCH_VERSION:-}" ]; then echo "$EXECUTORCH_VERSION"; return; fi
+  "$(python_bin)" -c 'import importlib.metadata as m; print(m.version("executorch"))' 2>/dev/null || echo 1.5.1
+}
+
+# The unpacked package dir (…/executorch); downloads and unpacks the wheel on first use.
+executorch_dir() {
+  local ver py dest whl tmp
+  ver=$(et_version)
+  dest="$CACHE/executorch-$ver"
+  if [ -f "$dest/.complete" ]; then echo "$dest/executorch"; return; fi
+  py=$(python_bin)
+  mkdir -p "$CACHE/wheels"
+  whl=$(ls "$CACHE/wheels"/executorch-"$ver"-*manylinux*aarch64.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$whl" ]; then
+    echo "arm64.sh: downloading executorch==$ver (manylinux aarch64) from PyPI into $CACHE/wheels" >&2
+    local pyver
+    pyver=$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    "$py" -m pip download -q "executorch==$ver" --no-deps --only-binary=:all: \
+      --platform manylinux_2_28_aarch64 --python-version "$pyver" -d "$CACHE/wheels" 2>&1 \
+      | { grep -v "is ignored" || true; } >&2
+    whl=$(ls "$CACHE/wheels"/executorch-"$ver"-*manylinux*aarch64.whl 2>/dev/null | head -n1 || true)
+    [ -n "$whl" ] || die "pip could not download executorch==$ver for manylinux_2_28_aarch64 (PyPI reachable?)"
+  fi
+  tmp=$(mktemp -d "$CACHE/.unpack.XXXXXX")
+  "$py" - "$whl" "$tmp" <<'EOF'
+import sys, zipfile
+whl, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(whl) as z:
+    names = [n for n in z.namelist() if n.startswith(("executorch/lib/", "executorch/include/", "executorch/share/cmake/"))]
+    if not any(n.startswith("executorch/lib/libexecutorch") for n in names):
+        sys.exit(f"{whl} has no executorch/lib/libexecutorch*: not a wheel with the torch-free runtime")
+    z.extractall(dest, names)
+EOF
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  touch "$dest/.complete"
+  echo "$dest/executorch"
+}
+
+# Debian's stb_image.h in a directory of its own (for -DSTB_INCLUDE_DIR).
+stb_dir() {
+  [ -f /usr/include/stb/stb_image.h ] || die "stb_image.h missing: apt-get install libstb-dev"
+  mkdir -p "$CACHE/include/stb"
+  cmp -s /usr/include/stb/stb_image.h "$CACHE/include/stb/stb_image.h" \
+    || cp /usr/include/stb/stb_image.h "$CACHE/include/stb/stb_image.h"
+  echo "$CACHE/include"
+}
+
+check_sysroot() {
+  local f
+  for f in lib/ld-linux-aarch64.so.1 lib/libc.so.6 lib/libm.so.6 lib/libstdc++.so.6 lib/libgcc_s.so.1; do
+    [ -e "$SYSROOT/$f" ] || die "arm64 sysroot $SYSROOT lacks $f: apt-get install g++-aarch64-linux-gnu" \
+      "(its libc6-arm64-cross, libstdc++6-arm64-cross, libgcc-s1-arm64-cross), or point MOBILE_MLLM_ARM64_SYSROOT" \
+      "at a Debian arm64 root"
+  done
+}
+
+check_tools() {
+  local missing=()
+  command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || missing+=(g++-aarch64-linux-gnu)
+  command -v "$QEMU" >/dev/null 2>&1 || missing+=(qemu-user-static)
+  command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+  [ -f /usr/include/stb/stb_image.h ] || missing+=(libstb-dev)
+  [ ${#missing[@]} -eq 0 ] || die "missing Debian packages: ${missing[*]} (apt-get install ${missing[*]})"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  check) check_tools; check_sysroot; echo "arm64.sh: toolchain, qemu and sysroot $SYSROOT present" >&2 ;;
+  executorch) executorch_dir ;;
+  stb) stb_dir ;;
+  sysroot) check_sysroot; echo "$SYSROOT" ;;
+  run)
+    [ $# -ge 1 ] || die "usage: arm64.sh run BINARY [ARGS...]"
+    command -v "$QEMU" >/dev/null 2>&1 || die "$QEMU not found: apt-get install qemu-user-static"
+    check_sysroot
+    exec "$QEMU" -L "$SYSROOT" "$@" ;;
+  *) die "usage: arm64.sh check | executorch | stb | sysroot | run BINARY [ARGS...]" ;;
+esac
