@@ -4,7 +4,8 @@
 #   arm64.sh check             every piece present? (names the Debian package of each missing one; exit 2)
 #   arm64.sh executorch        print the unpacked aarch64 executorch package dir (downloads the wheel once)
 #   arm64.sh sysroot           print the arm64 sysroot qemu runs the runner against
-#   arm64.sh run BINARY ARGS   run an arm64 binary under qemu-aarch64-static -L SYSROOT (exit code = its own)
+#   arm64.sh run BINARY ARGS   run an arm64 binary under qemu-aarch64-static -L SYSROOT -cpu CPU (exit code =
+#                              its own)
 #
 # Cache: ${MOBILE_MLLM_CACHE:-~/.cache/mobile-mllm}/arm64/
 #   wheels/executorch-VERSION-*-manylinux_2_28_aarch64.whl   the PyPI wheel, as `pip download` got it
@@ -20,6 +21,12 @@
 # (debootstrap --arch=arm64 --foreign, or `dpkg -x` of libc6:arm64 libstdc++6:arm64 libgcc-s1:arm64)
 # works as MOBILE_MLLM_ARM64_SYSROOT too. No binfmt_misc registration is used or needed.
 #
+# CPU: $MOBILE_MLLM_QEMU_CPU, default "max,sme=off": every feature qemu 7.2 emulates (dotprod, i8mm, bf16,
+# SVE2) except SME, i.e. an Armv9 phone core of the Cortex-A715/X3 kind. SME is off because XNNPACK then
+# picks its SME (KleidiAI neonsme) kernels, which hardly any phone has, and under qemu 7.2 those changed the
+# built-in w4 model's answer ("purple" -> "but") where every other CPU model agrees with the host
+# (bench/RESULTS.md). "cortex-a72" (no dotprod) makes XNNPACK use the same qd8 kernels as x86-64.
+#
 # Debian packages: g++-aarch64-linux-gnu, qemu-user-static, libstb-dev, cmake (and ninja-build, optional).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,6 +34,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${MOBILE_MLLM_CACHE:-$HOME/.cache/mobile-mllm}/arm64
 SYSROOT=${MOBILE_MLLM_ARM64_SYSROOT:-/usr/aarch64-linux-gnu}
 QEMU=${QEMU_AARCH64:-qemu-aarch64-static}
+QEMU_CPU_MODEL=${MOBILE_MLLM_QEMU_CPU:-max,sme=off}
 
 die() { echo "arm64.sh: $*" >&2; exit 2; }
 
@@ -116,6 +124,6 @@ case "$cmd" in
     [ $# -ge 1 ] || die "usage: arm64.sh run BINARY [ARGS...]"
     command -v "$QEMU" >/dev/null 2>&1 || die "$QEMU not found: apt-get install qemu-user-static"
     check_sysroot
-    exec "$QEMU" -L "$SYSROOT" "$@" ;;
+    exec "$QEMU" -L "$SYSROOT" -cpu "$QEMU_CPU_MODEL" "$@" ;;
   *) die "usage: arm64.sh check | executorch | stb | sysroot | run BINARY [ARGS...]" ;;
 esac
