@@ -4,7 +4,8 @@
 //       [--warmup N] [--temperature T] [--etdump PATH] [--no-stream] [--dump-tiles PATH]
 // --dump-tiles (debug, not in the contract) writes the last run's normalised tiles, float32
 // [N, 3, S, S] in native byte order, so a test can compare them with mobile_mllm.vision.preprocess.
-// `--model ...` selects the token-level debug mode (token_mode.cpp); `--preprocess` and
+// `--model ...` selects the token-level debug mode (token_mode.cpp), `--calls` the method-level one
+// (calls_mode.cpp); `--preprocess` and
 // `--tokenizer` the program-free debug modes (debug_tools.cpp).
 #include <cstdio>
 #include <cstdlib>
@@ -36,6 +37,7 @@ ThreadPool* get_threadpool();
 namespace mobile_mllm {
 int token_mode(int argc, char** argv);
 int debug_tool(int argc, char** argv);
+int calls_mode(int argc, char** argv);
 }
 
 namespace {
@@ -214,6 +216,7 @@ int main(int argc, char** argv) {
   if (!mobile_mllm::register_llm_kernels()) return 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--model") == 0) return mobile_mllm::token_mode(argc, argv);
+    if (std::strcmp(argv[i], "--calls") == 0) return mobile_mllm::calls_mode(argc, argv);
     if (std::strcmp(argv[i], "--preprocess") == 0 || std::strcmp(argv[i], "--tokenizer") == 0) {
       return mobile_mllm::debug_tool(argc, argv);
     }

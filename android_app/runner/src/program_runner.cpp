@@ -128,8 +128,18 @@ std::optional<std::vector<int64_t>> ProgramRunner::constant_ints(const std::stri
   return values;
 }
 
+FloatTensor ProgramRunner::execute(const std::string& name, const std::vector<EValue>& inputs) {
+  auto& m = method(name);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Error e = m.method->set_input(inputs[i], i);
+    if (e != Error::Ok) throw std::runtime_error(err(name + ": set_input(" + std::to_string(i) + ")", e));
+  }
+  Error e = m.method->execute();
+  if (e != Error::Ok) throw std::runtime_error(err(name + " failed", e));
+  return copy_float(m.method->get_output(0), name.c_str());
+}
+
 FloatTensor ProgramRunner::vision_encoder(const float* tiles, int64_t B, int64_t S) {
-  auto& m = method("vision_encoder");
   std::vector<float> data(tiles, tiles + B * 3 * S * S);
   TensorImpl::SizesType sizes[4] = {static_cast<TensorImpl::SizesType>(B), 3, static_cast<TensorImpl::SizesType>(S),
                                     static_cast<TensorImpl::SizesType>(S)};
@@ -138,29 +148,19 @@ FloatTensor ProgramRunner::vision_encoder(const float* tiles, int64_t B, int64_t
                                         static_cast<TensorImpl::StridesType>(S * S),
                                         static_cast<TensorImpl::StridesType>(S), 1};
   TensorImpl impl(ScalarType::Float, 4, sizes, data.data(), order, strides);
-  Error e = m.method->set_input(EValue(Tensor(&impl)), 0);
-  if (e != Error::Ok) throw std::runtime_error(err("vision_encoder: set_input (batch " + std::to_string(B) + ")", e));
-  e = m.method->execute();
-  if (e != Error::Ok) throw std::runtime_error(err("vision_encoder failed", e));
-  return copy_float(m.method->get_output(0), "vision_encoder");
+  return execute("vision_encoder", {EValue(Tensor(&impl))});
 }
 
 FloatTensor ProgramRunner::token_embedding(const std::vector<int64_t>& ids) {
-  auto& m = method("token_embedding");
   std::vector<int64_t> data(ids);
   TensorImpl::SizesType sizes[2] = {1, static_cast<TensorImpl::SizesType>(ids.size())};
   TensorImpl::DimOrderType order[2] = {0, 1};
   TensorImpl::StridesType strides[2] = {static_cast<TensorImpl::StridesType>(ids.size()), 1};
   TensorImpl impl(ScalarType::Long, 2, sizes, data.data(), order, strides);
-  Error e = m.method->set_input(EValue(Tensor(&impl)), 0);
-  if (e != Error::Ok) throw std::runtime_error(err("token_embedding: set_input", e));
-  e = m.method->execute();
-  if (e != Error::Ok) throw std::runtime_error(err("token_embedding failed", e));
-  return copy_float(m.method->get_output(0), "token_embedding");
+  return execute("token_embedding", {EValue(Tensor(&impl))});
 }
 
 FloatTensor ProgramRunner::text_decoder(const float* embeds, int64_t T, int64_t D, int64_t start_pos) {
-  auto& m = method("text_decoder");
   std::vector<float> data(embeds, embeds + T * D);
   TensorImpl::SizesType sizes[3] = {1, static_cast<TensorImpl::SizesType>(T), static_cast<TensorImpl::SizesType>(D)};
   TensorImpl::DimOrderType order[3] = {0, 1, 2};
@@ -172,13 +172,7 @@ FloatTensor ProgramRunner::text_decoder(const float* embeds, int64_t T, int64_t 
   TensorImpl::DimOrderType porder[1] = {0};
   TensorImpl::StridesType pstrides[1] = {1};
   TensorImpl pimpl(ScalarType::Long, 1, psizes, &pos, porder, pstrides);
-  Error e = m.method->set_input(EValue(Tensor(&impl)), 0);
-  if (e != Error::Ok) throw std::runtime_error(err("text_decoder: set_input(embeds)", e));
-  e = m.method->set_input(EValue(Tensor(&pimpl)), 1);
-  if (e != Error::Ok) throw std::runtime_error(err("text_decoder: set_input(start_pos)", e));
-  e = m.method->execute();
-  if (e != Error::Ok) throw std::runtime_error(err("text_decoder failed", e));
-  return copy_float(m.method->get_output(0), "text_decoder");
+  return execute("text_decoder", {EValue(Tensor(&impl)), EValue(Tensor(&pimpl))});
 }
 
 }  // namespace mobile_mllm

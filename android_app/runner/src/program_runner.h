@@ -51,6 +51,10 @@ class ProgramRunner {
   // Runs a constant method (no inputs); its outputs as integers (Int, Bool, or the elements of int tensors).
   std::optional<std::vector<int64_t>> constant_ints(const std::string& name);
 
+  // Sets `inputs` (tensors must outlive the call) on method `name`, executes it, and copies its first
+  // output (float32). The typed calls below and the --calls debug mode go through here.
+  FloatTensor execute(const std::string& name, const std::vector<executorch::runtime::EValue>& inputs);
+
   // vision_encoder: tiles [B, 3, S, S] float32 -> [B, N, D]
   FloatTensor vision_encoder(const float* tiles, int64_t B, int64_t S);
   // token_embedding: ids [1, T] int64 -> [1, T, D]
