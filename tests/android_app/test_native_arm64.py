@@ -128,3 +128,21 @@ def test_missing_pieces_exit_2_with_the_package_to_install(tmp_path: Path) -> No
     proc = subprocess.run(["bash", str(RUNNER / "arm64.sh"), "run", "/bin/true"], capture_output=True, text=True,
                           timeout=60, env=env)
     assert proc.returncode == 2 and "apt-get install qemu-user-static" in proc.stderr
+
+
+def test_android_arm64_says_what_is_missing(tmp_path: Path) -> None:
+    """The NDK path is written but cannot run here: each missing piece is named, exit 2, nothing built."""
+    def build(**env: str) -> subprocess.CompletedProcess[str]:
+        clean = {k: v for k, v in os.environ.items() if k not in ("ANDROID_NDK", "EXECUTORCH_ANDROID_PREFIX")}
+        return subprocess.run(["bash", str(RUNNER / "build.sh"), "android-arm64", str(tmp_path / "out")],
+                              capture_output=True, text=True, timeout=60, env={**clean, **env})
+
+    no_ndk = build()
+    assert no_ndk.returncode == 2 and "set ANDROID_NDK" in no_ndk.stderr
+    assert build(ANDROID_NDK=str(tmp_path)).returncode == 2  # a folder that is no NDK
+    ndk = tmp_path / "ndk"
+    (ndk / "build" / "cmake").mkdir(parents=True)
+    (ndk / "build" / "cmake" / "android.toolchain.cmake").write_text("")
+    no_prefix = build(ANDROID_NDK=str(ndk))
+    assert no_prefix.returncode == 2 and "EXECUTORCH_ANDROID_PREFIX" in no_prefix.stderr
+    assert not (tmp_path / "out" / "mobile_mllm_runner").exists()
