@@ -10,13 +10,13 @@ of the executorch aarch64 wheel into ``~/.cache/mobile-mllm/arm64`` (android_app
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from mobile_mllm.device import native
-from mobile_mllm.errors import MissingDependencyError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,11 +28,12 @@ def build_runner(abi: str) -> Path:
         pytest.skip(f"{', '.join(missing)} not installed: the native runner cannot be built here")
     if not Path("/usr/include/stb/stb_image.h").is_file():
         pytest.skip("stb_image.h not installed (Debian libstb-dev): the native runner cannot be built here")
+    if abi == "arm64":  # the cross toolchain, qemu and the sysroot (arm64.sh names the Debian packages)
+        check = subprocess.run(["bash", str(native.RUNNER_DIR / "arm64.sh"), "check"], capture_output=True, text=True)
+        if check.returncode != 0:
+            pytest.skip(check.stderr.strip())
     start = time.monotonic()
-    try:
-        binary = native.build_runner(abi)
-    except MissingDependencyError as e:  # build.sh exit 2: a tool, the sysroot or the wheel is missing
-        pytest.skip(str(e))
+    binary = native.build_runner(abi)
     print(f"native runner {abi} build: {time.monotonic() - start:.1f} s")
     assert binary.is_file()
     return binary
