@@ -37,14 +37,33 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def arm64_device(arm64_runner: list[str], adb_user_home: Path,
+def adb(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """``adb(*args)`` on a private adb server and HOME (its key is made at start-server); killed at the end."""
+    home = tmp_path_factory.mktemp("arm64_adb_home")
+    env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(_free_port())}
+    env.pop("ANDROID_USER_HOME", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["adb", *args], capture_output=True, text=True, env=env, timeout=300)
+
+    run.key = home / ".android" / "adbkey.pub"  # type: ignore[attr-defined]
+    assert run("start-server").returncode == 0
+    yield run
+    run("kill-server")
+
+
+@pytest.fixture(scope="module")
+def arm64_device(arm64_runner: list[str], adb, adb_user_home: Path,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    """``mobile-mllm loopback-device --runner arm64`` (its runner already built by ``arm64_runner``): serial, env."""
+    """``mobile-mllm loopback-device --runner arm64`` (its runner already built by ``arm64_runner``): serial, env.
+
+    It trusts the toolkit's test key and the adb client's key.
+    """
     root = tmp_path_factory.mktemp("arm64-device-root")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mobile_mllm.cli", "-q", "loopback-device", "--port", "0", "--root", str(root),
          "--serial", "arm64-test", "--runner", "arm64", "--authorized-keys", str(adb_user_home / "adbkey.pub"),
-         "--accept-new-keys"],
+         str(adb.key)],
         stdout=subprocess.PIPE, text=True, cwd=REPO,
     )
     line = proc.stdout.readline()  # type: ignore[union-attr]
@@ -56,7 +75,7 @@ def arm64_device(arm64_runner: list[str], adb_user_home: Path,
     proc.wait(timeout=10)
 
 
-def test_arm64_loopback_device_answers_like_the_host(arm64_device, tiny_program: Path, tmp_path: Path) -> None:
+def test_arm64_loopback_device_answers_like_the_host(arm64_device, adb, tiny_program: Path, tmp_path: Path) -> None:
     from mobile_mllm.runtime.sampling import GenerationConfig
     from mobile_mllm.runtime.session import Session
 
@@ -64,14 +83,9 @@ def test_arm64_loopback_device_answers_like_the_host(arm64_device, tiny_program:
     image = REPO / "demo" / "sample.png"
     expected = Session.from_dir(tiny_program, generation=GenerationConfig(max_new_tokens=6)).ask(QUESTION, image)
 
-    adb_env = {**env, "HOME": str(tmp_path), "ANDROID_ADB_SERVER_PORT": str(_free_port())}
-    adb_env.pop("ANDROID_USER_HOME", None)  # adb makes its own key; the device accepts new keys
-
-    def adb(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["adb", *args], capture_output=True, text=True, env=adb_env, timeout=300)
-
+    connected = adb("connect", serial)
+    assert f"connected to {serial}" in connected.stdout, connected.stdout + connected.stderr
     try:
-        assert f"connected to {serial}" in adb("connect", serial).stdout
         assert adb("-s", serial, "shell", "getprop", "ro.product.cpu.abi").stdout.strip() == "arm64-v8a"
         remote = "/data/local/tmp/mobile_mllm/adb_pushed"
         assert adb("-s", serial, "push", f"{tiny_program}/.", remote).returncode == 0
@@ -82,7 +96,7 @@ def test_arm64_loopback_device_answers_like_the_host(arm64_device, tiny_program:
         stats = json.loads(shell.stdout.split("PyTorchObserver ", 1)[1])
         assert stats["text"] == expected.text and stats["extra"]["runner"].endswith("arm64")
     finally:
-        adb("kill-server")
+        adb("disconnect", serial)
 
     report = tmp_path / "report"
     prof = subprocess.run([sys.executable, "-m", "mobile_mllm.cli", "profile", str(tiny_program), "--serial", serial,
