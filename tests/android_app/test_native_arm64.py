@@ -146,3 +146,25 @@ def test_android_arm64_says_what_is_missing(tmp_path: Path) -> None:
     no_prefix = build(ANDROID_NDK=str(ndk))
     assert no_prefix.returncode == 2 and "EXECUTORCH_ANDROID_PREFIX" in no_prefix.stderr
     assert not (tmp_path / "out" / "mobile_mllm_runner").exists()
+
+
+def test_arm64_run_passes_the_sysroot_and_a_cpu_without_sme(tmp_path: Path) -> None:
+    """arm64.sh run's qemu command line: -L SYSROOT, -cpu max,sme=off unless MOBILE_MLLM_QEMU_CPU says otherwise."""
+    fake_qemu = tmp_path / "qemu"
+    fake_qemu.write_text('#!/bin/sh\necho "$@"\n')
+    fake_qemu.chmod(0o755)
+    sysroot = tmp_path / "sysroot"
+    (sysroot / "lib").mkdir(parents=True)
+    for name in ("ld-linux-aarch64.so.1", "libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1"):
+        (sysroot / "lib" / name).write_bytes(b"")
+    env = {**os.environ, "QEMU_AARCH64": str(fake_qemu), "MOBILE_MLLM_ARM64_SYSROOT": str(sysroot)}
+    env.pop("MOBILE_MLLM_QEMU_CPU", None)
+
+    def run(**extra: str) -> str:
+        proc = subprocess.run(["bash", str(RUNNER / "arm64.sh"), "run", "/b/runner", "--x", "a b"], capture_output=True,
+                              text=True, timeout=60, env={**env, **extra})
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert run() == f"-L {sysroot} -cpu max,sme=off /b/runner --x a b"
+    assert run(MOBILE_MLLM_QEMU_CPU="cortex-a72") == f"-L {sysroot} -cpu cortex-a72 /b/runner --x a b"
