@@ -60,16 +60,12 @@ def _plain_attention_class() -> type:
     """
     import torch
 
-    from mobile_mllm.export.decoder import _CacheAttention, _rotate_half
+    from mobile_mllm.export.decoder import _CacheAttention
 
     class PlainAttention(_CacheAttention):
         def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int) -> torch.Tensor:
             length = x.shape[1]
-            q = self.q_proj(x).view(1, length, self.num_heads, self.head_dim)
-            k = self.k_proj(x).view(1, length, self.num_kv_heads, self.head_dim)
-            v = self.v_proj(x).view(1, length, self.num_kv_heads, self.head_dim)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            q, k, v = self.rotated_qkv(x, cos, sin)
             self.k_cache[:, start : start + length] = k
             self.v_cache[:, start : start + length] = v
             group = self.num_heads // self.num_kv_heads
