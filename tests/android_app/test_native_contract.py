@@ -151,6 +151,18 @@ def test_runs_warmup_and_no_stream(runner_bin: Path, tiny_program: Path, images:
     assert proc.returncode == 0 and lines[0] == "" and lines[1].startswith("PyTorchObserver ")
 
 
+def test_tile_batch_and_prefill_chunk_options_equal_the_host(runner_bin: Path, tiny_program: Path,
+                                                             images: list[Path]) -> None:
+    args = ["--program-dir", str(tiny_program), "--image", str(images[3]), "--prompt", "Which shapes?",
+            "--max-new-tokens", "8", "--tile-batch", "1", "--prefill-chunk", "5", "--no-stream"]
+    code, host_out = _host(args)
+    proc = _native(runner_bin, args)
+    assert code == 0 and proc.returncode == 0, proc.stderr[-2000:]
+    (host,), (native,) = _records(host_out), _records(proc.stdout)
+    assert native["vision_batch_sizes"] == host["vision_batch_sizes"] == [1] * host["num_tiles"]
+    assert {k: native[k] for k in (*PLAN, *ANSWER) if k in host} == {k: host[k] for k in (*PLAN, *ANSWER) if k in host}
+
+
 def test_exit_codes(runner_bin: Path, tiny_program: Path, images: list[Path], tmp_path: Path) -> None:
     base = ["--program-dir", str(tiny_program)]
     cases = [

@@ -84,7 +84,7 @@ int calls_mode(int argc, char** argv) {
       return 2;
     }
   }
-  try {
+  return exit_code_of([&] {
     if (pte.empty()) throw ConfigError("--calls needs --pte model.pte");
     ProgramRunner program(pte);
     std::ifstream in(calls);
@@ -114,13 +114,7 @@ int calls_mode(int argc, char** argv) {
       std::printf("%s\n", r.dump().c_str());
     }
     return 0;
-  } catch (const MllmError& e) {
-    std::fprintf(stderr, "mobile-mllm-runner: error: %s\n", e.what());
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "mobile-mllm-runner: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }
 
 }  // namespace mobile_mllm

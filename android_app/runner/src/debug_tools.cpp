@@ -110,16 +110,10 @@ int debug_tool(int argc, char** argv) {
       return 2;
     }
   }
-  try {
+  return exit_code_of([&] {
     if (!manifest.empty()) return preprocess_mode(manifest, image, size, budget, dump);
     return tokenizer_mode(tokenizer, encode, decode);
-  } catch (const MllmError& e) {
-    std::fprintf(stderr, "mobile-mllm-runner: error: %s\n", e.what());
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "mobile-mllm-runner: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }
 
 }  // namespace mobile_mllm

@@ -3,6 +3,7 @@
 // (android_app/RUNNER.md: 2 bad arguments, 3 image, 5 context, 6 contract, 1 anything else).
 #pragma once
 
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -35,5 +36,20 @@ struct ContextOverflowError : MllmError {
 struct ContractError : MllmError {
   explicit ContractError(const std::string& m) : MllmError("ContractError", 6, m) {}
 };
+
+// Runs body() and returns its exit code; an exception becomes one "error:" line on stderr and the
+// contract's exit code (an MllmError's own, 1 for anything else).
+template <class Body>
+int exit_code_of(Body&& body) {
+  try {
+    return body();
+  } catch (const MllmError& e) {
+    std::fprintf(stderr, "mobile-mllm-runner: error: %s\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mobile-mllm-runner: error: %s\n", e.what());
+    return 1;
+  }
+}
 
 }  // namespace mobile_mllm

@@ -229,7 +229,7 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<executorch::etdump::ETDumpGen> etdump;
   if (!a.etdump.empty()) etdump = std::make_unique<executorch::etdump::ETDumpGen>();
-  try {
+  return mobile_mllm::exit_code_of([&] {
     mobile_mllm::SessionOptions opt;
     opt.tile_batch = a.tile_batch;
     opt.prefill_chunk = a.prefill_chunk;
@@ -247,11 +247,5 @@ int main(int argc, char** argv) {
       }
     }
     return rc;
-  } catch (const mobile_mllm::MllmError& e) {
-    std::fprintf(stderr, "mobile-mllm-runner: error: %s\n", e.what());
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "mobile-mllm-runner: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }
