@@ -4,6 +4,7 @@
 #   arm64.sh check             every piece present? (names the Debian package of each missing one; exit 2)
 #   arm64.sh executorch        print the unpacked aarch64 executorch package dir (downloads the wheel once)
 #   arm64.sh sysroot           print the arm64 sysroot qemu runs the runner against
+#   arm64.sh debian-sysroot    make (once) and print a sysroot of Debian's own arm64 packages (below)
 #   arm64.sh run BINARY ARGS   run an arm64 binary under qemu-aarch64-static -L SYSROOT -cpu CPU (exit code =
 #                              its own)
 #
@@ -19,7 +20,10 @@
 # libstdc++ and libgcc_s that g++-aarch64-linux-gnu installs (libc6-arm64-cross, libstdc++6-arm64-cross,
 # libgcc-s1-arm64-cross): the same libraries the binary was linked against. Any Debian arm64 root
 # (debootstrap --arch=arm64 --foreign, or `dpkg -x` of libc6:arm64 libstdc++6:arm64 libgcc-s1:arm64)
-# works as MOBILE_MLLM_ARM64_SYSROOT too. No binfmt_misc registration is used or needed.
+# works as MOBILE_MLLM_ARM64_SYSROOT too; `arm64.sh debian-sysroot` makes one from libc6, libstdc++6 and
+# libgcc-s1 for arm64 (apt-get update + download with a private state and cache under $CACHE/apt, so the
+# machine's dpkg architectures and apt lists are untouched; then dpkg -x into $CACHE/sysroot-debian).
+# No binfmt_misc registration is used or needed.
 #
 # CPU: $MOBILE_MLLM_QEMU_CPU, default "max,sme=off": every feature qemu 7.2 emulates (dotprod, i8mm, bf16,
 # SVE2) except SME, i.e. an Armv9 phone core of the Cortex-A715/X3 kind. SME is off because XNNPACK then
@@ -95,13 +99,35 @@ stb_dir() {
   echo "$CACHE/include"
 }
 
-check_sysroot() {
-  local f
-  for f in lib/ld-linux-aarch64.so.1 lib/libc.so.6 lib/libm.so.6 lib/libstdc++.so.6 lib/libgcc_s.so.1; do
-    [ -e "$SYSROOT/$f" ] || die "arm64 sysroot $SYSROOT lacks $f: apt-get install g++-aarch64-linux-gnu" \
-      "(its libc6-arm64-cross, libstdc++6-arm64-cross, libgcc-s1-arm64-cross), or point MOBILE_MLLM_ARM64_SYSROOT" \
-      "at a Debian arm64 root"
+check_sysroot() {  # the cross tree keeps its libraries in lib/, a Debian root in (usr/)lib/aarch64-linux-gnu
+  local f d found
+  [ -e "$SYSROOT/lib/ld-linux-aarch64.so.1" ] || die "arm64 sysroot $SYSROOT lacks lib/ld-linux-aarch64.so.1:" \
+    "apt-get install g++-aarch64-linux-gnu (its libc6-arm64-cross, libstdc++6-arm64-cross, libgcc-s1-arm64-cross)," \
+    "or point MOBILE_MLLM_ARM64_SYSROOT at a Debian arm64 root (arm64.sh debian-sysroot makes one)"
+  for f in libc.so.6 libm.so.6 libstdc++.so.6 libgcc_s.so.1; do
+    found=""
+    for d in lib lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu; do [ -e "$SYSROOT/$d/$f" ] && found=1; done
+    [ -n "$found" ] || die "arm64 sysroot $SYSROOT lacks $f (see arm64.sh's header for the packages)"
   done
+}
+
+debian_sysroot() {
+  local dest="$CACHE/sysroot-debian" apt="$CACHE/apt" deb
+  if [ -f "$dest/.complete" ]; then echo "$dest"; return; fi
+  command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 || die "debian-sysroot needs apt-get and dpkg"
+  mkdir -p "$apt/state/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$apt/preferences.d"
+  touch "$apt/state/status"
+  local opts=(-q -o APT::Architecture=arm64 -o "APT::Architectures::=arm64" -o "Dir::State=$apt/state"
+              -o "Dir::State::status=$apt/state/status" -o "Dir::Cache=$apt/cache"
+              -o "Dir::Etc::Preferences=$apt/preferences" -o "Dir::Etc::PreferencesParts=$apt/preferences.d")
+  echo "arm64.sh: fetching Debian's arm64 package lists and libc6, libstdc++6, libgcc-s1 into $apt" >&2
+  apt-get "${opts[@]}" update >&2 || die "apt-get update (arm64, private state in $apt) failed"
+  (cd "$apt/debs" && apt-get "${opts[@]}" download libc6 libstdc++6 libgcc-s1 >&2) \
+    || die "apt-get download libc6 libstdc++6 libgcc-s1 (arm64) failed"
+  rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+  for deb in "$apt"/debs/*_arm64.deb; do dpkg -x "$deb" "$dest.tmp"; done
+  rm -rf "$dest" && mv "$dest.tmp" "$dest" && touch "$dest/.complete"
+  echo "$dest"
 }
 
 check_tools() {
@@ -120,10 +146,11 @@ case "$cmd" in
   executorch) executorch_dir ;;
   stb) stb_dir ;;
   sysroot) check_sysroot; echo "$SYSROOT" ;;
+  debian-sysroot) debian_sysroot ;;
   run)
     [ $# -ge 1 ] || die "usage: arm64.sh run BINARY [ARGS...]"
     command -v "$QEMU" >/dev/null 2>&1 || die "$QEMU not found: apt-get install qemu-user-static"
     check_sysroot
     exec "$QEMU" -L "$SYSROOT" -cpu "$QEMU_CPU_MODEL" "$@" ;;
-  *) die "usage: arm64.sh check | executorch | stb | sysroot | run BINARY [ARGS...]" ;;
+  *) die "usage: arm64.sh check | executorch | stb | sysroot | debian-sysroot | run BINARY [ARGS...]" ;;
 esac
