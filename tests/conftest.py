@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -101,3 +101,28 @@ def exported(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callab
         return cache[recipe]
 
     return get
+
+
+@pytest.fixture(scope="module")
+def adb(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """``adb(*args) -> CompletedProcess``: Debian's adb client on a private server (free port, own HOME, so the
+    user's and other sessions' servers are untouched); its key is ``adb.home / ".android" / "adbkey.pub"``."""
+    import os
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path_factory.mktemp("adb_home")
+    env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(port)}
+    env.pop("ANDROID_USER_HOME", None)
+
+    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["adb", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+    run.home = home  # type: ignore[attr-defined]
+    run.env = env  # type: ignore[attr-defined]
+    assert run("start-server").returncode == 0
+    yield run
+    run("kill-server")

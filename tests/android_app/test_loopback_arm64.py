@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,40 +29,18 @@ REPO = Path(__file__).resolve().parents[2]
 QUESTION = "What colour is the star?"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def adb(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """``adb(*args)`` on a private adb server and HOME (its key is made at start-server); killed at the end."""
-    home = tmp_path_factory.mktemp("arm64_adb_home")
-    env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(_free_port())}
-    env.pop("ANDROID_USER_HOME", None)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["adb", *args], capture_output=True, text=True, env=env, timeout=300)
-
-    run.key = home / ".android" / "adbkey.pub"  # type: ignore[attr-defined]
-    assert run("start-server").returncode == 0
-    yield run
-    run("kill-server")
-
-
 @pytest.fixture(scope="module")
 def arm64_device(arm64_runner: list[str], adb, adb_user_home: Path,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """``mobile-mllm loopback-device --runner arm64`` (its runner already built by ``arm64_runner``): serial, env.
 
-    It trusts the toolkit's test key and the adb client's key.
+    It trusts the toolkit's test key and the key of the private adb client (``adb``, tests/conftest.py).
     """
     root = tmp_path_factory.mktemp("arm64-device-root")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mobile_mllm.cli", "-q", "loopback-device", "--port", "0", "--root", str(root),
          "--serial", "arm64-test", "--runner", "arm64", "--authorized-keys", str(adb_user_home / "adbkey.pub"),
-         str(adb.key)],
+         str(adb.home / ".android" / "adbkey.pub")],
         stdout=subprocess.PIPE, text=True, cwd=REPO,
     )
     line = proc.stdout.readline()  # type: ignore[union-attr]
@@ -91,7 +68,7 @@ def test_arm64_loopback_device_answers_like_the_host(arm64_device, adb, tiny_pro
         assert adb("-s", serial, "push", f"{tiny_program}/.", remote).returncode == 0
         assert adb("-s", serial, "push", str(image), f"{remote}/sample.png").returncode == 0
         shell = adb("-s", serial, "shell", f"cd {remote} && mobile-mllm-runner --program-dir . --image sample.png "
-                                           f"--prompt '{QUESTION}' --max-new-tokens 6")
+                                           f"--prompt '{QUESTION}' --max-new-tokens 6", timeout=300)
         assert shell.returncode == 0, shell.stderr[-2000:]
         stats = json.loads(shell.stdout.split("PyTorchObserver ", 1)[1])
         assert stats["text"] == expected.text and stats["extra"]["runner"].endswith("arm64")
