@@ -171,34 +171,32 @@ def _native_tiles(runner_bin: Path, manifest: Path, image: Path, out: Path) -> t
     return json.loads(proc.stdout), np.fromfile(out, dtype=np.float32)
 
 
-def test_tiles_equal_python_bit_for_bit(runner_bin: Path, tmp_path: Path) -> None:
+def _tile_pairs(runner_bin: Path, tmp_path: Path, images: list[Path]):  # noqa: ANN202
+    """(config, image, native tiles, preprocess's tiles) for every config and image; grids checked equal."""
     from mobile_mllm.vision import preprocess
 
-    lossless, _ = _images(tmp_path)
     for i, cfg in enumerate(_configs()):
         manifest = _manifest(cfg, tmp_path / f"m{i}.json")
-        for image in lossless:
-            plan, got = _native_tiles(runner_bin, manifest, image, tmp_path / "tiles.bin")
-            want = preprocess(image, cfg)
-            assert plan["grid"] == [want.grid.cols, want.grid.rows], (cfg, image.name)
-            assert got.size == want.tiles.numel(), (cfg, image.name)
-            assert np.array_equal(got.reshape(want.tiles.shape), want.tiles.numpy()), (cfg, image.name)
-
-
-def test_jpeg_tiles_within_decoder_tolerance(runner_bin: Path, tmp_path: Path) -> None:
-    from mobile_mllm.vision import preprocess
-
-    _, jpegs = _images(tmp_path)
-    for i, cfg in enumerate(_configs()):
-        manifest = _manifest(cfg, tmp_path / f"m{i}.json")
-        for image in jpegs:
+        for image in images:
             plan, got = _native_tiles(runner_bin, manifest, image, tmp_path / "tiles.bin")
             want = preprocess(image, cfg)
             assert plan["grid"] == [want.grid.cols, want.grid.rows], (cfg, image.name)  # EXIF sides swapped alike
-            levels = np.abs(got.reshape(want.tiles.shape) - want.tiles.numpy()) * np.asarray(
-                cfg.std, dtype=np.float32)[None, :, None, None] * 255
-            assert levels.max() <= 6.0, (cfg, image.name, float(levels.max()))
-            assert np.mean(levels > 0.5) < 0.2, (cfg, image.name)
+            assert got.size == want.tiles.numel(), (cfg, image.name)
+            yield cfg, image, got.reshape(want.tiles.shape), want.tiles.numpy()
+
+
+def test_tiles_equal_python_bit_for_bit(runner_bin: Path, tmp_path: Path) -> None:
+    lossless, _ = _images(tmp_path)
+    for cfg, image, got, want in _tile_pairs(runner_bin, tmp_path, lossless):
+        assert np.array_equal(got, want), (cfg, image.name)
+
+
+def test_jpeg_tiles_within_decoder_tolerance(runner_bin: Path, tmp_path: Path) -> None:
+    _, jpegs = _images(tmp_path)
+    for cfg, image, got, want in _tile_pairs(runner_bin, tmp_path, jpegs):
+        levels = np.abs(got - want) * np.asarray(cfg.std, dtype=np.float32)[None, :, None, None] * 255
+        assert levels.max() <= 6.0, (cfg, image.name, float(levels.max()))
+        assert np.mean(levels > 0.5) < 0.2, (cfg, image.name)
 
 
 def test_bad_images_exit_3(runner_bin: Path, tmp_path: Path) -> None:
