@@ -49,6 +49,38 @@ DEFAULT_MODEL = "/tmp/bench_models/mid/model"
 # --------------------------------------------------------------------------- export (ours)
 
 
+def _plain_attention_class() -> type:
+    """Our cache attention rewritten without ExecuTorch's LLM custom ops (issue 17's alternative, measured here).
+
+    The cache write is a slice assignment into the buffer (exported as ``slice_scatter`` plus the
+    buffer write-back) and attention is matmul + causal mask + softmax over all ``max_context_len``
+    cache positions (static shapes; positions past the current one are masked), K/V heads repeated
+    for grouped-query attention: what a runtime without ``llama::update_cache`` /
+    ``llama::custom_sdpa`` (the torch-free libraries of the executorch wheel) can run.
+    """
+    import torch
+
+    from mobile_mllm.export.decoder import _CacheAttention
+
+    class PlainAttention(_CacheAttention):
+        def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int) -> torch.Tensor:
+            length = x.shape[1]
+            q, k, v = self.rotated_qkv(x, cos, sin)
+            self.k_cache[:, start : start + length] = k
+            self.v_cache[:, start : start + length] = v
+            group = self.num_heads // self.num_kv_heads
+            keys = self.k_cache.transpose(1, 2).repeat_interleave(group, dim=1)  # [1, H, L, D]
+            values = self.v_cache.transpose(1, 2).repeat_interleave(group, dim=1)
+            scores = q.transpose(1, 2) @ keys.transpose(2, 3) * self.head_dim**-0.5  # [1, H, T, L]
+            positions = torch.arange(self.k_cache.shape[1])
+            visible = positions[None, :] <= (start + torch.arange(length))[:, None]
+            scores = scores.masked_fill(~visible, float("-inf"))
+            out = torch.softmax(scores, dim=-1) @ values  # [1, H, T, D]
+            return self.o_proj(out.transpose(1, 2).reshape(1, length, self.num_heads * self.head_dim))
+
+    return PlainAttention
+
+
 def _load_truncated(model_dir: str, layers: int | None, max_context_len: int) -> Any:
     """The eager model at fp32 with only its first ``layers`` decoder blocks (None: all)."""
     import torch
@@ -82,6 +114,10 @@ def export_decoder(args: argparse.Namespace) -> dict[str, Any]:
         quant = dataclasses.replace(quant, lm_head=Precision(args.lm_head))
     start = time.perf_counter()
     decoder = build_kv_decoder(decoder_parts(model), args.max_context_len).eval()  # no copy: the model is ours alone
+    if args.attention == "plain":  # the same modules and buffers, attention without the llama:: ops
+        plain = _plain_attention_class()
+        for block in decoder.layers:
+            block.self_attn.__class__ = plain
     recipe = build_recipe(quant, vision_method=contract.VISION_ENCODER, decoder_method=contract.TEXT_DECODER,
                           embedding_method=contract.TOKEN_EMBEDDING)
     report = quantize_modules({contract.TEXT_DECODER: decoder}, recipe)
@@ -118,6 +154,7 @@ def export_decoder(args: argparse.Namespace) -> dict[str, Any]:
         "max_context_len": args.max_context_len,
         "prefill_chunk": args.prefill_chunk,
         "partitioners": args.partitioners,
+        "attention": args.attention,
         "precision": report.module_precision(),
         "delegated": delegated,
         "ops_outside_delegates": dict(outside.most_common()),
@@ -217,10 +254,12 @@ def time_program(args: argparse.Namespace) -> dict[str, Any]:
     elif args.profile:  # profile = decode calls only (positions after the prompt; the cache content does not matter)
         rates["decode_tok_s"].append(args.decode_tokens / decode())
     else:
-        prefill(args.chunk), prefill(n), decode()  # warm-up: every shape once
+        one_shot = not args.chunked_only  # a program exported with prefill_chunk < prompt-len cannot take it in one call
+        prefill(args.chunk), one_shot and prefill(n), decode()  # warm-up: every shape once
         for _ in range(args.repeats):
             rates["prefill_chunked_tok_s"].append(n / prefill(args.chunk))
-            rates["prefill_one_shot_tok_s"].append(n / prefill(n))
+            if one_shot:
+                rates["prefill_one_shot_tok_s"].append(n / prefill(n))
             rates["decode_tok_s"].append(args.decode_tokens / decode())
     out.update({k: summary(v, 3) for k, v in rates.items() if v})
     if args.profile:
@@ -351,9 +390,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--partitioners", choices=("backend", "single"), default="backend",
                    help="backend: the cpu backend's list (default); single: one XnnpackPartitioner for all "
                         "precisions (tried and reverted, see bench/RESULTS.md)")
+    e.add_argument("--attention", choices=("custom", "plain"), default="custom",
+                   help="custom: llama::update_cache + llama::custom_sdpa (the library's decoder, default); plain: "
+                        "slice write + matmul/softmax over the whole cache, no custom ops (issue 17's alternative)")
     t = sub.add_parser("time", help="time one program in this process")
     t.add_argument("pte")
     t.add_argument("--kind", choices=("ours", "optimum"), default="ours")
+    t.add_argument("--chunked-only", action="store_true", help="skip the one-call prefill (prompt-len > max_seq_len)")
     t.add_argument("--profile", default=None, help="write an ETDump profile to this JSON path")
     t.add_argument("--profile-phase", choices=("decode", "prefill"), default="decode",
                    help="what --profile records: the decode calls or one chunked prefill (default decode)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,66 @@ def adb_user_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ.pop("ANDROID_USER_HOME", None)
     else:
         os.environ["ANDROID_USER_HOME"] = old
+
+
+# The tiny model's programs per quantization recipe, exported (and verified) at most once per run and
+# shared by the export tests and the native-runner tests: exporting takes a minute or two on two busy
+# cores. Small static sizes keep lowering and memory planning quick.
+MAX_CONTEXT_LEN = 192
+PREFILL_CHUNK = 32
+TILE_BATCH = 4
+
+
+@pytest.fixture(scope="session")
+def export_sizes() -> tuple[int, int, int]:
+    """(max_context_len, prefill_chunk, tile_batch) the shared programs are exported with."""
+    return MAX_CONTEXT_LEN, PREFILL_CHUNK, TILE_BATCH
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], object]:
+    """``exported(recipe) -> ExportResult`` of the tiny model, verified; each recipe exported at most once."""
+    from mobile_mllm.export.program import ExportJob, TargetConfig, export_program
+    from mobile_mllm.quant.recipe import preset
+    from mobile_mllm.runtime.parity import verify_export
+
+    cache: dict[str, object] = {}
+
+    def get(recipe: str) -> object:
+        if recipe not in cache:
+            job = ExportJob(
+                model=str(tiny_dir),
+                output=str(tmp_path_factory.mktemp(f"export_{recipe}")),
+                quant=preset(recipe),
+                target=TargetConfig(max_context_len=MAX_CONTEXT_LEN, prefill_chunk=PREFILL_CHUNK, tile_batch=TILE_BATCH),
+                verify_tokens=8,
+            )
+            cache[recipe] = export_program(job, verifier=verify_export)
+        return cache[recipe]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def adb(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """``adb(*args) -> CompletedProcess``: Debian's adb client on a private server (free port, own HOME, so the
+    user's and other sessions' servers are untouched); its key is ``adb.home / ".android" / "adbkey.pub"``."""
+    import os
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path_factory.mktemp("adb_home")
+    env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(port)}
+    env.pop("ANDROID_USER_HOME", None)
+
+    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["adb", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+    run.home = home  # type: ignore[attr-defined]
+    run.env = env  # type: ignore[attr-defined]
+    assert run("start-server").returncode == 0
+    yield run
+    run("kill-server")

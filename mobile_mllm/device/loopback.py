@@ -11,7 +11,9 @@ merged), ``shell,v2[,args]:`` (stdout/stderr/exit-status packets), ``exec:`` (ra
 Commands run with ``/bin/sh`` as this user, in ``root`` which stands for ``/data/local/tmp``
 (that prefix in a command is rewritten to ``root``), with a ``PATH`` that adds ``getprop``
 (answering from this host's real facts: CPU, cores, RAM, ABI) and ``mobile-mllm-runner`` (the
-host runner of ``android_app/RUNNER.md``). File transfers outside ``/data/local/tmp`` are
+host runner of ``android_app/RUNNER.md``; with ``runner`` x86_64 or arm64, the native runner of
+``android_app/runner`` built from this checkout, arm64 under qemu: see :mod:`mobile_mllm.device.native`,
+and then getprop reports that ABI). File transfers outside ``/data/local/tmp`` are
 refused. ``capacity_bytes`` makes a small "disk": ``df`` reports it and a push beyond it fails
 with "No space left on device", as on a full phone.
 Deliberately not a sandbox: a shell command can touch anything this user can, so the server
@@ -40,6 +42,7 @@ from pathlib import Path
 
 from mobile_mllm.device.adb import byte_sum
 from mobile_mllm.device.adb_server import recv_exact
+from mobile_mllm.device.native import RunnerKind, build_runner, device_abi, runner_command
 from mobile_mllm.errors import ConfigError, DeviceError
 
 logger = logging.getLogger(__name__)
@@ -78,8 +81,14 @@ class LoopbackConfig:
     """Accept a public key the client offers (as if the user tapped "Allow" on the phone)."""
     capacity_bytes: int | None = None
     """Size of the "disk" under root (None: the host's real free space)."""
+    runner: RunnerKind = RunnerKind.HOST
+    """The device's mobile-mllm-runner: host (the Python runtime), or the native runner built for x86_64 or arm64 (arm64 emulated with qemu-aarch64-static: ExecuTorch's real arm64 kernels, times meaningless)."""
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "runner", RunnerKind(self.runner))
+        except ValueError as e:
+            raise ConfigError(f"runner must be one of {', '.join(k.value for k in RunnerKind)}, got {self.runner!r}") from e
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"loopback port must be in 0..65535, got {self.port}")
         if self.capacity_bytes is not None and self.capacity_bytes < 0:
@@ -112,8 +121,11 @@ def _verify_token(key: tuple[int, int], token: bytes, signature: bytes) -> bool:
     return True
 
 
-def host_props(serial: str) -> dict[str, str]:
-    """getprop's answers, from this host's real facts (CPU model, ABI, kernel), labelled as a loopback device."""
+def host_props(serial: str, abi: str | None = None) -> dict[str, str]:
+    """getprop's answers, from this host's real facts (CPU model, ABI, kernel), labelled as a loopback device.
+
+    ``abi`` overrides the ABI (an emulated native runner makes the device an arm64-v8a one).
+    """
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -122,7 +134,7 @@ def host_props(serial: str) -> dict[str, str]:
                 break
     except OSError:
         pass
-    abi = {"x86_64": "x86_64", "aarch64": "arm64-v8a", "arm64": "arm64-v8a"}.get(platform.machine(), platform.machine())
+    abi = abi or {"x86_64": "x86_64", "aarch64": "arm64-v8a", "arm64": "arm64-v8a"}.get(platform.machine(), platform.machine())
     return {
         "ro.serialno": serial,
         "ro.product.manufacturer": "mobile-mllm",
@@ -531,22 +543,23 @@ class LoopbackDevice:
             self._keys.append(decode_android_pubkey(text))
 
     # ---- the "phone"
+    def props(self) -> dict[str, str]:
+        """getprop's answers: the host's facts, with the ABI of the native runner when there is one."""
+        return host_props(self.config.serial, device_abi(self.config.runner))
+
     def banner(self) -> bytes:
-        props = host_props(self.config.serial)
+        props = self.props()
         fields = ";".join(f"{k}={props[k]}" for k in ("ro.product.name", "ro.product.model", "ro.product.device"))
         return f"device::{fields};features=shell_v2".encode()
 
     def _write_bin(self) -> None:
         os.makedirs(self.bin_dir, exist_ok=True)
-        props = host_props(self.config.serial)
+        props = self.props()
         cases = "".join(f"  {shlex.quote(k)}) echo {shlex.quote(v)} ;;\n" for k, v in props.items())
         listing = "".join(f"echo {shlex.quote(f'[{k}]: [{v}]')}\n" for k, v in props.items())
         scripts = {
             "getprop": f'#!/bin/sh\nif [ $# -eq 0 ]; then\n{listing}exit 0\nfi\ncase "$1" in\n{cases}  *) echo ;;\nesac\n',
-            "mobile-mllm-runner": (
-                f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(Path(__file__).resolve().parents[2]))}${{PYTHONPATH:+:$PYTHONPATH}} "
-                f"exec {shlex.quote(sys.executable)} -m mobile_mllm.device.runner \"$@\"\n"
-            ),
+            "mobile-mllm-runner": self._runner_script(),
         }
         if self.config.capacity_bytes is not None:
             scripts["df"] = (
@@ -559,6 +572,18 @@ class LoopbackDevice:
             path = os.path.join(self.bin_dir, name)
             Path(path).write_text(text)
             os.chmod(path, 0o755)
+
+    def _runner_script(self) -> str:
+        """The device's ``mobile-mllm-runner``: the host runner, or the native one (built now if out of date)."""
+        if self.config.runner is RunnerKind.HOST:
+            return (
+                f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(Path(__file__).resolve().parents[2]))}${{PYTHONPATH:+:$PYTHONPATH}} "
+                f"exec {shlex.quote(sys.executable)} -m mobile_mllm.device.runner \"$@\"\n"
+            )
+        abi = self.config.runner.value
+        logger.info("building the %s native runner for the loopback device (cached after the first time)", abi)
+        command = runner_command(abi, build_runner(abi))
+        return "#!/bin/sh\nexec " + " ".join(shlex.quote(c) for c in command) + ' "$@"\n'
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -105,6 +105,7 @@ def _open_session(args: argparse.Namespace, max_new_tokens: int) -> Any:
 def _single(args: argparse.Namespace, out: TextIO) -> Any:
     session = _open_session(args, args.max_new_tokens)
     for _ in range(args.warmup):
+        session.reset()  # every run a new conversation (RUNNER.md), with or without an image
         session.ask(args.prompt, args.image)
 
     def stream(piece: str) -> None:
@@ -112,6 +113,7 @@ def _single(args: argparse.Namespace, out: TextIO) -> Any:
         out.flush()
 
     for run in range(args.runs):
+        session.reset()
         answer = session.ask(args.prompt, args.image, on_token=None if args.no_stream else stream)
         out.write("\n")
         _emit(out, observer_record(answer, run))
@@ -131,6 +133,7 @@ def _batch(args: argparse.Namespace, out: TextIO) -> Any:
         rid = req.get("id", str(i))
         try:
             session.generation = _with_max_new_tokens(session.generation, req.get("max_new_tokens", args.max_new_tokens))
+            session.reset()  # requests are independent: a text-only one must not continue the previous answer
             answer = session.ask(req["prompt"], req.get("image"), styled=bool(req.get("styled", True)))
         except (MobileMLLMError, KeyError) as e:
             kind = type(e).__name__ if isinstance(e, MobileMLLMError) else "ConfigError"

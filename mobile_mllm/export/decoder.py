@@ -52,13 +52,17 @@ class _CacheAttention(nn.Module):
         self.register_buffer("k_cache", torch.zeros(shape), persistent=False)
         self.register_buffer("v_cache", torch.zeros(shape), persistent=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int) -> torch.Tensor:
+    def rotated_qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Queries ``[1, T, heads, head_dim]``, keys and values ``[1, T, kv_heads, head_dim]``; RoPE on q and k."""
         length = x.shape[1]
         q = self.q_proj(x).view(1, length, self.num_heads, self.head_dim)
         k = self.k_proj(x).view(1, length, self.num_kv_heads, self.head_dim)
         v = self.v_proj(x).view(1, length, self.num_kv_heads, self.head_dim)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
+        return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin, v
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int) -> torch.Tensor:
+        length = x.shape[1]
+        q, k, v = self.rotated_qkv(x, cos, sin)
         torch.ops.llama.update_cache(k, self.k_cache, start)
         torch.ops.llama.update_cache(v, self.v_cache, start)
         out = torch.ops.llama.custom_sdpa(q, self.k_cache, self.v_cache, start, None, 0, True)

@@ -10,9 +10,7 @@ the text_decoder calls on every step.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -26,27 +24,7 @@ PROMPT = [1, 17, 250, 999, 42, 7, 1300, 5, 88, 640, 2001, 19, 73, 400, 11, 1024,
 # 38 prompt tokens: with the program's 32-position chunks the prefill takes two text_decoder calls
 
 
-def _need_tools() -> None:
-    missing = [t for t in ("g++", "cmake") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed: the native runner cannot be built here")
-
-
-@pytest.fixture(scope="module")
-def runner_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _need_tools()
-    out = tmp_path_factory.mktemp("native_runner_build")
-    start = time.monotonic()
-    proc = subprocess.run(["bash", str(BUILD_SH), "x86_64", str(out)], capture_output=True, text=True, timeout=900)
-    elapsed = time.monotonic() - start
-    assert proc.returncode == 0, f"build failed ({elapsed:.1f} s):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    print(f"native runner build: {elapsed:.1f} s")
-    binary = out / "mobile_mllm_runner"
-    assert binary.is_file()
-    return binary
-
-
-@pytest.mark.parametrize("abi", ["arm64", "android-arm64"])
+@pytest.mark.parametrize("abi", ["android-arm64"])
 def test_other_abis_refuse_clearly(abi: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANDROID_NDK", raising=False)
     proc = subprocess.run(["bash", str(BUILD_SH), abi, str(tmp_path / "out")], capture_output=True, text=True,

@@ -1,159 +1,251 @@
-// mobile_mllm_runner, first milestone (issue 17): token-level greedy generation over model.pte.
-//   mobile_mllm_runner --model DIR_OR_PTE --tokens 1,2,3 --max-new-tokens N [--prefill-chunk C]
-//                      [--dump-logits FILE] | --model DIR_OR_PTE --info
-// --dump-logits writes the logits each greedy pick was made from (float32, native order, one row of
-// vocab_size values per generated token) so a test can compare them with the Python runtime's.
-// Prints the program's constants and, on one line, "generated: id,id,..." (a stop token included,
-// as mobile_mllm.runtime.session.decode_n_tokens returns it) and "stop_reason: ...".
-// Not yet: the RUNNER.md contract (tokenizer, image preprocessing, stats line).
-#include <chrono>
+// mobile_mllm_runner: the runner contract of android_app/RUNNER.md over ExecuTorch's C++ runtime.
+//   mobile_mllm_runner --program-dir DIR (--image PATH --prompt TEXT | --requests FILE.jsonl)
+//       [--max-new-tokens N] [--tile-batch N] [--prefill-chunk N] [--threads N] [--runs N]
+//       [--warmup N] [--temperature T] [--etdump PATH] [--no-stream] [--dump-tiles PATH]
+// --dump-tiles (debug, not in the contract) writes the last run's normalised tiles, float32
+// [N, 3, S, S] in native byte order, so a test can compare them with mobile_mllm.vision.preprocess.
+// `--model ...` selects the token-level debug mode (token_mode.cpp), `--calls` the method-level one
+// (calls_mode.cpp); `--preprocess` and
+// `--tokenizer` the program-free debug modes (debug_tools.cpp).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
-#include <stdexcept>
+#include <fstream>
+#include <memory>
 #include <string>
-#include <sys/stat.h>
 #include <vector>
 
+#include <executorch/devtools/etdump/etdump_flatcc.h>
 #include <executorch/runtime/platform/runtime.h>
 
+#include "errors.h"
+#include "json.h"
 #include "llm_kernels.h"
-#include "program_runner.h"
+#include "session.h"
+
+namespace executorch::extension::threadpool {
+// The wheel ships libexecutorch_threadpool but not threadpool.h: the two calls used here, declared
+// with the library's own (non-virtual, exported) signatures.
+class ThreadPool {
+ public:
+  bool _unsafe_reset_threadpool(uint32_t num_threads);
+  size_t get_thread_count() const;
+};
+ThreadPool* get_threadpool();
+}  // namespace executorch::extension::threadpool
+
+namespace mobile_mllm {
+int token_mode(int argc, char** argv);
+int debug_tool(int argc, char** argv);
+int calls_mode(int argc, char** argv);
+}
 
 namespace {
 
-[[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr,
-               "error: %s\nusage: mobile_mllm_runner --model DIR|model.pte --tokens ID,ID,... --max-new-tokens N "
-               "[--prefill-chunk C] [--dump-logits FILE] | --model ... --info\n",
-               msg);
-  std::exit(2);
+using mobile_mllm::Json;
+
+struct Args {
+  std::string program_dir, image, prompt, requests, etdump, dump_tiles;
+  bool has_prompt = false, no_stream = false;
+  long max_new_tokens = 128, tile_batch = 0, prefill_chunk = 0, threads = 0, runs = 1, warmup = 0;
+  double temperature = 0.0;
+};
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "mobile-mllm-runner: error: %s\n", msg.c_str());
+  return 2;
 }
 
-std::vector<int64_t> parse_ids(const std::string& s) {
-  std::vector<int64_t> ids;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (item.empty()) continue;
-    char* end = nullptr;
-    long long v = std::strtoll(item.c_str(), &end, 10);
-    if (end == item.c_str() || *end != '\0' || v < 0) usage(("bad token id '" + item + "'").c_str());
-    ids.push_back(v);
+bool parse_long(const std::string& text, long* out) {
+  char* end = nullptr;
+  *out = std::strtol(text.c_str(), &end, 10);
+  return !text.empty() && end != nullptr && *end == '\0';
+}
+
+// 0 on success, else the exit code (2) after printing the error.
+int parse_args(int argc, char** argv, Args* a) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    std::string v;
+    if (k == "--no-stream") {
+      a->no_stream = true;
+      continue;
+    }
+    if (k == "-h" || k == "--help") {
+      std::printf("usage: mobile_mllm_runner --program-dir DIR (--image PATH --prompt TEXT | --requests FILE.jsonl) "
+                  "[--max-new-tokens N] [--tile-batch N] [--prefill-chunk N] [--threads N] [--runs N] [--warmup N] "
+                  "[--temperature T] [--etdump PATH] [--no-stream] [--dump-tiles PATH]\n(android_app/RUNNER.md)\n");
+      std::exit(0);
+    }
+    if (!value(&v)) return usage_error("argument " + k + " needs a value (or is unknown)");
+    long n = 0;
+    auto number = [&](long* out, long least) {
+      if (!parse_long(v, &n) || n < least) return false;
+      *out = n;
+      return true;
+    };
+    if (k == "--program-dir") a->program_dir = v;
+    else if (k == "--image") a->image = v;
+    else if (k == "--prompt") { a->prompt = v; a->has_prompt = true; }
+    else if (k == "--requests") a->requests = v;
+    else if (k == "--etdump") a->etdump = v;
+    else if (k == "--dump-tiles") a->dump_tiles = v;
+    else if (k == "--max-new-tokens") { if (!number(&a->max_new_tokens, 1)) return usage_error("--max-new-tokens must be an integer >= 1, got " + v); }
+    else if (k == "--tile-batch") { if (!number(&a->tile_batch, 1)) return usage_error("--tile-batch must be an integer >= 1, got " + v); }
+    else if (k == "--prefill-chunk") { if (!number(&a->prefill_chunk, 1)) return usage_error("--prefill-chunk must be an integer >= 1, got " + v); }
+    else if (k == "--threads") { if (!number(&a->threads, 0)) return usage_error("--threads must be an integer >= 0, got " + v); }
+    else if (k == "--runs") { if (!number(&a->runs, 1)) return usage_error("--runs must be an integer >= 1, got " + v); }
+    else if (k == "--warmup") { if (!number(&a->warmup, 0)) return usage_error("--warmup must be an integer >= 0, got " + v); }
+    else if (k == "--temperature") {
+      char* end = nullptr;
+      a->temperature = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(a->temperature >= 0)) return usage_error("--temperature must be a number >= 0, got " + v);
+    } else {
+      return usage_error("unknown argument " + k);
+    }
   }
-  return ids;
+  if (a->program_dir.empty()) return usage_error("--program-dir is required");
+  if (a->requests.empty() == !a->has_prompt || (!a->requests.empty() && !a->image.empty())) {
+    return usage_error("give --prompt (with --image) or --requests, not both");
+  }
+  return 0;
 }
 
-std::string join(const std::vector<int64_t>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s;
+// ExecuTorch's form: the JSON after "PyTorchObserver ", one line, flushed.
+void emit(const Json& record) {
+  std::string line = "PyTorchObserver " + record.dump() + "\n";
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
 }
 
-int64_t argmax(const std::vector<float>& x) {
-  int64_t best = 0;
-  for (size_t i = 1; i < x.size(); ++i) if (x[i] > x[best]) best = static_cast<int64_t>(i);
-  return best;
+// observer_record of mobile_mllm/device/runner.py: Stats.to_dict() plus ExecuTorch's and the contract's keys.
+Json observer_record(const mobile_mllm::Answer& a, long run) {
+  Json r = a.stats.to_json();
+  r.set("prompt_tokens", Json::integer(a.stats.num_prompt_tokens));
+  r.set("generated_tokens", Json::integer(a.stats.num_generated_tokens));
+  r.set("SCALING_FACTOR_UNITS_PER_SECOND", Json::integer(1000));
+  r.set("run", Json::integer(run));
+  r.set("text", Json::string(a.text));
+  r.set("stop_reason", Json::string(a.stop_reason));
+  return r;
 }
 
-double ms_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+void write_file(const std::string& path, const void* data, size_t size) {
+  const std::string tmp = path + ".part";
+  std::ofstream out(tmp, std::ios::binary);
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+  out.close();
+  if (!out || std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot write " + path);
+}
+
+int run_single(const Args& a, mobile_mllm::Session& s) {
+  for (long i = 0; i < a.warmup; ++i) s.ask(a.prompt, a.image, a.max_new_tokens, nullptr);
+  auto stream = [](const std::string& piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  };
+  for (long run = 0; run < a.runs; ++run) {
+    const mobile_mllm::Answer ans =
+        s.ask(a.prompt, a.image, a.max_new_tokens, a.no_stream ? std::function<void(const std::string&)>() : stream);
+    std::fputs("\n", stdout);
+    emit(observer_record(ans, run));
+  }
+  if (!a.dump_tiles.empty()) {
+    const auto& t = s.last_tiles();
+    write_file(a.dump_tiles, t.data(), t.size() * sizeof(float));
+  }
+  return 0;
+}
+
+int run_batch(const Args& a, mobile_mllm::Session& s) {
+  std::ifstream in(a.requests);
+  if (!in) throw mobile_mllm::ConfigError("--requests " + a.requests + " cannot be read");
+  std::string line;
+  std::vector<Json> requests;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      requests.push_back(Json::parse(line));
+    } catch (const mobile_mllm::JsonError& e) {
+      throw mobile_mllm::ConfigError("--requests " + a.requests + ": not JSON lines (" + e.what() + ")");
+    }
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const Json& req = requests[i];
+    Json id = Json::string(std::to_string(i));
+    if (const Json* v = req.find("id")) id = *v;
+    try {
+      const Json* prompt = req.find("prompt");
+      if (prompt == nullptr || !prompt->is_string()) throw mobile_mllm::ConfigError("request has no \"prompt\" string");
+      std::string image;
+      if (const Json* im = req.find("image"); im != nullptr && !im->is_null()) image = im->as_string("image");
+      long max_new = a.max_new_tokens;
+      if (const Json* m = req.find("max_new_tokens")) max_new = static_cast<long>(m->as_int("max_new_tokens"));
+      if (max_new < 1) throw mobile_mllm::ConfigError("max_new_tokens must be >= 1");
+      const mobile_mllm::Answer ans = s.ask(prompt->as_string(), image, max_new, nullptr);
+      Json r = observer_record(ans, static_cast<long>(i));
+      r.set("id", id);
+      emit(r);
+    } catch (const mobile_mllm::MllmError& e) {
+      Json r = Json::object();
+      r.set("id", id);
+      const std::string msg = e.what();
+      r.set("error", Json::string(msg.substr(0, msg.find('\n'))));
+      r.set("error_type", Json::string(e.type()));
+      emit(r);
+    } catch (const mobile_mllm::JsonError& e) {
+      Json r = Json::object();
+      r.set("id", id);
+      r.set("error", Json::string(e.what()));
+      r.set("error_type", Json::string("ConfigError"));
+      emit(r);
+    }
+  }
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model, tokens_arg, dump_path;
-  long max_new = -1, chunk_arg = 0;
-  bool info = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) usage((a + " needs a value").c_str());
-      return argv[++i];
-    };
-    if (a == "--model") model = next();
-    else if (a == "--tokens") tokens_arg = next();
-    else if (a == "--max-new-tokens") max_new = std::atol(next().c_str());
-    else if (a == "--prefill-chunk") chunk_arg = std::atol(next().c_str());
-    else if (a == "--dump-logits") dump_path = next();
-    else if (a == "--info") info = true;
-    else usage(("unknown argument " + a).c_str());
-  }
-  if (model.empty()) usage("--model is required");
-  struct stat st {};
-  if (stat(model.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) model += "/model.pte";
-  if (!info && (tokens_arg.empty() || max_new < 1)) usage("--tokens and --max-new-tokens >= 1 are required");
-
   executorch::runtime::runtime_init();
   if (!mobile_mllm::register_llm_kernels()) return 1;
-  try {
-    auto t0 = std::chrono::steady_clock::now();
-    mobile_mllm::ProgramRunner runner(model);
-    for (const char* m : {"token_embedding", "text_decoder", "get_max_seq_len"}) {
-      if (!runner.has_method(m)) throw std::runtime_error(model + " lacks method " + m + "; re-export it");
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--model") == 0) return mobile_mllm::token_mode(argc, argv);
+    if (std::strcmp(argv[i], "--calls") == 0) return mobile_mllm::calls_mode(argc, argv);
+    if (std::strcmp(argv[i], "--preprocess") == 0 || std::strcmp(argv[i], "--tokenizer") == 0) {
+      return mobile_mllm::debug_tool(argc, argv);
     }
-    const int64_t max_seq_len = runner.constant_ints("get_max_seq_len")->at(0);
-    auto ctx = runner.constant_ints("get_max_context_len");
-    const int64_t max_context_len = ctx ? ctx->at(0) : max_seq_len;
-    auto eos = runner.constant_ints("get_eos_ids");
-    std::vector<int64_t> eos_ids = eos ? *eos : std::vector<int64_t>{};
-    auto vocab = runner.constant_ints("get_vocab_size");
-    std::printf("max_seq_len: %lld\nmax_context_len: %lld\neos_ids: %s\n", (long long)max_seq_len,
-                (long long)max_context_len, join(eos_ids).c_str());
-    if (vocab) std::printf("vocab_size: %lld\n", (long long)vocab->at(0));
-    if (info) {
-      for (const auto& n : runner.method_names()) std::printf("method: %s\n", n.c_str());
-      return 0;
-    }
-    const int64_t chunk = chunk_arg > 0 ? std::min<int64_t>(chunk_arg, max_seq_len) : max_seq_len;
-    const std::vector<int64_t> prompt = parse_ids(tokens_arg);
-    if (prompt.empty()) usage("--tokens is empty");
-    if (static_cast<int64_t>(prompt.size()) > max_context_len) {
-      throw std::runtime_error("the prompt (" + std::to_string(prompt.size()) + " tokens) does not fit the KV cache of " +
-                               std::to_string(max_context_len) + " positions");
-    }
-    // prefill in chunks (embedding is per token, so embedding chunk by chunk equals embedding all at once)
-    auto tp = std::chrono::steady_clock::now();
-    mobile_mllm::FloatTensor logits;
-    for (size_t i = 0; i < prompt.size(); i += chunk) {
-      std::vector<int64_t> part(prompt.begin() + i, prompt.begin() + std::min(prompt.size(), i + chunk));
-      auto emb = runner.token_embedding(part);
-      const int64_t D = emb.sizes.back();
-      logits = runner.text_decoder(emb.data.data(), static_cast<int64_t>(part.size()), D, static_cast<int64_t>(i));
-    }
-    const double prefill_ms = ms_since(tp);
-    // greedy decode, as session.decode_n_tokens
-    auto td = std::chrono::steady_clock::now();
-    std::vector<int64_t> out;
-    std::string reason;
-    FILE* dump = nullptr;
-    if (!dump_path.empty() && (dump = std::fopen(dump_path.c_str(), "wb")) == nullptr) {
-      throw std::runtime_error("cannot write " + dump_path);
-    }
-    int64_t pos = static_cast<int64_t>(prompt.size());
-    while (true) {
-      if (dump != nullptr) std::fwrite(logits.data.data(), sizeof(float), logits.data.size(), dump);
-      const int64_t tok = argmax(logits.data);
-      out.push_back(tok);
-      bool stop = false;
-      for (int64_t e : eos_ids) stop = stop || e == tok;
-      if (stop) { reason = "eos"; break; }
-      if (static_cast<long>(out.size()) >= max_new) { reason = "max_new_tokens"; break; }
-      if (pos >= max_context_len) { reason = "context_full"; break; }
-      auto emb = runner.token_embedding({tok});
-      logits = runner.text_decoder(emb.data.data(), 1, emb.sizes.back(), pos);
-      ++pos;
-    }
-    const double decode_ms = ms_since(td);
-    if (dump != nullptr) std::fclose(dump);
-    std::printf("generated: %s\nstop_reason: %s\n", join(out).c_str(), reason.c_str());
-    std::printf("timing_ms: total %.1f prefill %.1f decode %.1f (prompt %zu, generated %zu)\n", ms_since(t0),
-                prefill_ms, decode_ms, prompt.size(), out.size());
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
   }
+  Args a;
+  if (int rc = parse_args(argc, argv, &a)) return rc;
+  if (a.threads > 0) {
+    auto* pool = executorch::extension::threadpool::get_threadpool();
+    if (pool != nullptr) pool->_unsafe_reset_threadpool(static_cast<uint32_t>(a.threads));
+  }
+  std::unique_ptr<executorch::etdump::ETDumpGen> etdump;
+  if (!a.etdump.empty()) etdump = std::make_unique<executorch::etdump::ETDumpGen>();
+  return mobile_mllm::exit_code_of([&] {
+    mobile_mllm::SessionOptions opt;
+    opt.tile_batch = a.tile_batch;
+    opt.prefill_chunk = a.prefill_chunk;
+    opt.temperature = a.temperature;
+    opt.tracer = etdump.get();
+    mobile_mllm::Session session(a.program_dir, opt);
+    const int rc = a.requests.empty() ? run_single(a, session) : run_batch(a, session);
+    if (etdump) {
+      const auto result = etdump->get_etdump_data();
+      if (result.buf != nullptr) {
+        write_file(a.etdump, result.buf, result.size);
+        std::free(result.buf);
+      } else {
+        std::fprintf(stderr, "mobile-mllm-runner: no ETDump data was recorded\n");
+      }
+    }
+    return rc;
+  });
 }

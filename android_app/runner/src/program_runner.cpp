@@ -3,6 +3,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "errors.h"
+
 #include <executorch/runtime/core/exec_aten/exec_aten.h>
 #include <executorch/runtime/core/portable_type/tensor_impl.h>
 
@@ -41,13 +43,13 @@ FloatTensor copy_float(const EValue& v, const char* what) {
 }
 }  // namespace
 
-ProgramRunner::ProgramRunner(const std::string& pte_path) {
+ProgramRunner::ProgramRunner(const std::string& pte_path, executorch::runtime::EventTracer* tracer) : tracer_(tracer) {
   auto loader = MmapDataLoader::from(pte_path.c_str());
-  if (!loader.ok()) throw std::runtime_error(err("cannot open " + pte_path, loader.error()));
+  if (!loader.ok()) throw ContractError(err("cannot open " + pte_path, loader.error()));
   loader_ = std::make_unique<MmapDataLoader>(std::move(loader.get()));
   auto program = Program::load(loader_.get(), Program::Verification::Minimal);
   if (!program.ok()) {
-    throw std::runtime_error(err("cannot load program " + pte_path +
+    throw ContractError(err("cannot load program " + pte_path +
                                  " (corrupt, truncated or from an incompatible ExecuTorch)", program.error()));
   }
   program_ = std::make_unique<Program>(std::move(program.get()));
@@ -86,7 +88,7 @@ LoadedMethod& ProgramRunner::method(const std::string& name) {
   m->temp_allocator = std::make_unique<MemoryAllocator>(m->temp_pool.size(), m->temp_pool.data());
   m->memory = std::make_unique<MemoryManager>(m->method_allocator.get(), m->planned_allocator.get(),
                                               m->temp_allocator.get());
-  auto method = program_->load_method(name.c_str(), m->memory.get());
+  auto method = program_->load_method(name.c_str(), m->memory.get(), tracer_);
   if (!method.ok()) {
     throw std::runtime_error(err("cannot load method " + name +
                                  " (a missing kernel is named in the log above)", method.error()));
@@ -126,22 +128,39 @@ std::optional<std::vector<int64_t>> ProgramRunner::constant_ints(const std::stri
   return values;
 }
 
+FloatTensor ProgramRunner::execute(const std::string& name, const std::vector<EValue>& inputs) {
+  auto& m = method(name);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Error e = m.method->set_input(inputs[i], i);
+    if (e != Error::Ok) throw std::runtime_error(err(name + ": set_input(" + std::to_string(i) + ")", e));
+  }
+  Error e = m.method->execute();
+  if (e != Error::Ok) throw std::runtime_error(err(name + " failed", e));
+  return copy_float(m.method->get_output(0), name.c_str());
+}
+
+FloatTensor ProgramRunner::vision_encoder(const float* tiles, int64_t B, int64_t S) {
+  std::vector<float> data(tiles, tiles + B * 3 * S * S);
+  TensorImpl::SizesType sizes[4] = {static_cast<TensorImpl::SizesType>(B), 3, static_cast<TensorImpl::SizesType>(S),
+                                    static_cast<TensorImpl::SizesType>(S)};
+  TensorImpl::DimOrderType order[4] = {0, 1, 2, 3};
+  TensorImpl::StridesType strides[4] = {static_cast<TensorImpl::StridesType>(3 * S * S),
+                                        static_cast<TensorImpl::StridesType>(S * S),
+                                        static_cast<TensorImpl::StridesType>(S), 1};
+  TensorImpl impl(ScalarType::Float, 4, sizes, data.data(), order, strides);
+  return execute("vision_encoder", {EValue(Tensor(&impl))});
+}
+
 FloatTensor ProgramRunner::token_embedding(const std::vector<int64_t>& ids) {
-  auto& m = method("token_embedding");
   std::vector<int64_t> data(ids);
   TensorImpl::SizesType sizes[2] = {1, static_cast<TensorImpl::SizesType>(ids.size())};
   TensorImpl::DimOrderType order[2] = {0, 1};
   TensorImpl::StridesType strides[2] = {static_cast<TensorImpl::StridesType>(ids.size()), 1};
   TensorImpl impl(ScalarType::Long, 2, sizes, data.data(), order, strides);
-  Error e = m.method->set_input(EValue(Tensor(&impl)), 0);
-  if (e != Error::Ok) throw std::runtime_error(err("token_embedding: set_input", e));
-  e = m.method->execute();
-  if (e != Error::Ok) throw std::runtime_error(err("token_embedding failed", e));
-  return copy_float(m.method->get_output(0), "token_embedding");
+  return execute("token_embedding", {EValue(Tensor(&impl))});
 }
 
 FloatTensor ProgramRunner::text_decoder(const float* embeds, int64_t T, int64_t D, int64_t start_pos) {
-  auto& m = method("text_decoder");
   std::vector<float> data(embeds, embeds + T * D);
   TensorImpl::SizesType sizes[3] = {1, static_cast<TensorImpl::SizesType>(T), static_cast<TensorImpl::SizesType>(D)};
   TensorImpl::DimOrderType order[3] = {0, 1, 2};
@@ -153,13 +172,7 @@ FloatTensor ProgramRunner::text_decoder(const float* embeds, int64_t T, int64_t 
   TensorImpl::DimOrderType porder[1] = {0};
   TensorImpl::StridesType pstrides[1] = {1};
   TensorImpl pimpl(ScalarType::Long, 1, psizes, &pos, porder, pstrides);
-  Error e = m.method->set_input(EValue(Tensor(&impl)), 0);
-  if (e != Error::Ok) throw std::runtime_error(err("text_decoder: set_input(embeds)", e));
-  e = m.method->set_input(EValue(Tensor(&pimpl)), 1);
-  if (e != Error::Ok) throw std::runtime_error(err("text_decoder: set_input(start_pos)", e));
-  e = m.method->execute();
-  if (e != Error::Ok) throw std::runtime_error(err("text_decoder failed", e));
-  return copy_float(m.method->get_output(0), "text_decoder");
+  return execute("text_decoder", {EValue(Tensor(&impl)), EValue(Tensor(&pimpl))});
 }
 
 }  // namespace mobile_mllm

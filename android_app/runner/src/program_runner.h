@@ -17,6 +17,7 @@
 #include <executorch/runtime/executor/memory_manager.h>
 #include <executorch/runtime/executor/method.h>
 #include <executorch/runtime/executor/program.h>
+#include <executorch/runtime/core/event_tracer.h>
 
 namespace mobile_mllm {
 
@@ -40,14 +41,22 @@ struct FloatTensor {
 
 class ProgramRunner {
  public:
-  // Throws std::runtime_error with a message on any failure.
-  explicit ProgramRunner(const std::string& pte_path);
+  // Throws ContractError (missing/corrupt program) or std::runtime_error with a message.
+  // `tracer` (may be null): ExecuTorch's event tracer (an ETDumpGen), shared by every method as
+  // ExecuTorch's Module shares its one.
+  explicit ProgramRunner(const std::string& pte_path, executorch::runtime::EventTracer* tracer = nullptr);
 
   std::vector<std::string> method_names() const;
   bool has_method(const std::string& name) const;
   // Runs a constant method (no inputs); its outputs as integers (Int, Bool, or the elements of int tensors).
   std::optional<std::vector<int64_t>> constant_ints(const std::string& name);
 
+  // Sets `inputs` (tensors must outlive the call) on method `name`, executes it, and copies its first
+  // output (float32). The typed calls below and the --calls debug mode go through here.
+  FloatTensor execute(const std::string& name, const std::vector<executorch::runtime::EValue>& inputs);
+
+  // vision_encoder: tiles [B, 3, S, S] float32 -> [B, N, D]
+  FloatTensor vision_encoder(const float* tiles, int64_t B, int64_t S);
   // token_embedding: ids [1, T] int64 -> [1, T, D]
   FloatTensor token_embedding(const std::vector<int64_t>& ids);
   // text_decoder: embeds [1, T, D] at start_pos -> logits (flattened, last position)
@@ -58,6 +67,7 @@ class ProgramRunner {
   std::unique_ptr<executorch::extension::MmapDataLoader> loader_;
   std::unique_ptr<executorch::runtime::Program> program_;
   std::map<std::string, std::unique_ptr<LoadedMethod>> methods_;
+  executorch::runtime::EventTracer* tracer_ = nullptr;
 };
 
 }  // namespace mobile_mllm

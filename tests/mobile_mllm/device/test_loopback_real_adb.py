@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,29 +18,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("adb") is None, reason="Debian's adb is not installed (apt-get install adb)"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def adb(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """``adb(*args) -> CompletedProcess`` on a private server; its key folder is the module's HOME/.android."""
-    home = tmp_path_factory.mktemp("adb_home")
-    env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(_free_port())}
-    env.pop("ANDROID_USER_HOME", None)
-
-    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["adb", *args], capture_output=True, text=True, env=env, timeout=timeout)
-
-    run.home = home  # type: ignore[attr-defined]
-    run.env = env  # type: ignore[attr-defined]
-    assert run("start-server").returncode == 0
-    yield run
-    run("kill-server")
 
 
 @pytest.fixture()

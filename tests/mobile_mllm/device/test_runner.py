@@ -63,6 +63,7 @@ def test_batch_mode_reports_a_bad_request_and_goes_on(tiny_program: Path, pictur
     assert (a["id"], a["generated_tokens"] <= 3, a["num_tiles"] > 0) == ("a", True, True)
     assert b["id"] == "b" and b["error_type"] == "ImageError" and "missing.png" in b["error"]
     assert (c["id"], c["generated_tokens"] <= 2, c["num_tiles"]) == ("c", True, 0)
+    assert c["num_cached_tokens"] == 0  # a new conversation, not a follow-up to request "a"
 
 
 def test_exit_codes_for_bad_arguments_and_a_folder_without_a_program(tmp_path: Path) -> None:
