@@ -202,3 +202,25 @@ def test_etdump_records_every_method_call(runner_bin: Path, tiny_program: Path, 
     # one ETDump for all methods (as ExecuTorch's Module shares one tracer): vision batches, embeddings,
     # decoder calls and the constant methods read at load all appear
     assert calls >= len(r["vision_batch_sizes"]) + decoder_calls + embedding_calls + 2
+
+
+def test_batch_requests_styled_false_take_the_prompt_as_written(
+    runner_bin: Path, tiny_program: Path, images: list[Path], tmp_path: Path
+) -> None:
+    """A request's ``"styled": false`` skips the manifest's question_template, as the host runner does."""
+    program = tmp_path / "styled"
+    shutil.copytree(tiny_program, program)
+    manifest = json.loads((program / "manifest.json").read_text())
+    manifest["prompt"]["question_template"] = "{question} Answer with one word, please."
+    (program / "manifest.json").write_text(json.dumps(manifest))
+    reqs = [{"id": "styled", "image": str(images[0]), "prompt": "What shape is red?"},
+            {"id": "as_is", "image": str(images[0]), "prompt": "What shape is red?", "styled": False}]
+    path = tmp_path / "requests.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in reqs))
+    args = ["--program-dir", str(program), "--requests", str(path), "--max-new-tokens", "3"]
+    code, host_out = _host(args)
+    proc = _native(runner_bin, args)
+    assert code == 0 and proc.returncode == 0, proc.stderr[-2000:]
+    host, native = _records(host_out), _records(proc.stdout)
+    assert [r["num_prompt_tokens"] for r in native] == [r["num_prompt_tokens"] for r in host]
+    assert native[0]["num_prompt_tokens"] > native[1]["num_prompt_tokens"]  # the template's words are there

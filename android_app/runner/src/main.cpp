@@ -187,7 +187,9 @@ int run_batch(const Args& a, mobile_mllm::Session& s) {
       long max_new = a.max_new_tokens;
       if (const Json* m = req.find("max_new_tokens")) max_new = static_cast<long>(m->as_int("max_new_tokens"));
       if (max_new < 1) throw mobile_mllm::ConfigError("max_new_tokens must be >= 1");
-      const mobile_mllm::Answer ans = s.ask(prompt->as_string(), image, max_new, nullptr);
+      bool styled = true;
+      if (const Json* st = req.find("styled"); st != nullptr && !st->is_null()) styled = st->as_bool("styled");
+      const mobile_mllm::Answer ans = s.ask(prompt->as_string(), image, max_new, nullptr, styled);
       Json r = observer_record(ans, static_cast<long>(i));
       r.set("id", id);
       emit(r);

@@ -133,12 +133,13 @@ Session::Plan Session::image_plan(const std::string& question, const TilePlan& t
   return p;
 }
 
-Session::Plan Session::plan(const std::string& raw_question, const std::string& image, int64_t max_new_tokens) {
+Session::Plan Session::plan(const std::string& raw_question, const std::string& image, int64_t max_new_tokens,
+                            bool styled) {
   if (is_blank(raw_question)) {
     throw ConfigError("the question is empty ('" + raw_question +
                       "'); ask something (an image-only prompt is not defined by the model's prompt style)");
   }
-  const std::string question = style_question(manifest_.prompt, raw_question);
+  const std::string question = styled ? style_question(manifest_.prompt, raw_question) : raw_question;
   Plan p;
   if (image.empty()) {
     p.segments = first_turn(manifest_.prompt, question, tokenizer_, special_ids_, nullptr);
@@ -184,12 +185,12 @@ int64_t Session::pick(const std::vector<float>& logits) {
 }
 
 Answer Session::ask(const std::string& question, const std::string& image, int64_t max_new_tokens,
-                    const std::function<void(const std::string&)>& on_text) {
+                    const std::function<void(const std::string&)>& on_text, bool styled) {
   Stats st;
   st.inference_start_ms = now_ms();
   st.model_load_start_ms = load_start_ms_;
   st.model_load_end_ms = load_end_ms_;
-  const Plan p = plan(question, image, max_new_tokens);
+  const Plan p = plan(question, image, max_new_tokens, styled);
   rng_.seed(0);
   // image: decode, tile as planned, encode in batches
   FloatTensor image_embeds;

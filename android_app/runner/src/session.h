@@ -60,9 +60,10 @@ class Session {
   Session(const std::string& dir, const SessionOptions& options);
 
   // Answers `question` about the image at `image` (empty: text only), a new conversation each call.
-  // on_text gets each new piece of answer text (may be empty function).
+  // on_text gets each new piece of answer text (may be empty function). styled=false takes the
+  // question as written (no manifest question_template): eval prompts carry their own instruction.
   Answer ask(const std::string& question, const std::string& image, int64_t max_new_tokens,
-             const std::function<void(const std::string&)>& on_text);
+             const std::function<void(const std::string&)>& on_text, bool styled = true);
 
   // The float32 [N, 3, S, S] tiles the last ask() encoded (for --dump-tiles).
   const std::vector<float>& last_tiles() const { return last_tiles_; }
@@ -75,7 +76,7 @@ class Session {
     std::optional<TilePlan> tiles;
     std::optional<int64_t> token_budget;
   };
-  Plan plan(const std::string& question, const std::string& image, int64_t max_new_tokens);
+  Plan plan(const std::string& question, const std::string& image, int64_t max_new_tokens, bool styled);
   Plan image_plan(const std::string& question, const TilePlan& tiles, std::optional<int64_t> budget);
   int64_t pick(const std::vector<float>& logits);
 
