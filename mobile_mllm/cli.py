@@ -601,6 +601,12 @@ def _run_export(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report)
         return 0
+    if report["backend"] == "mediatek":
+        from mobile_mllm.export.static_program import summary_lines
+
+        print(f"{'output':>22}: {result.output}")
+        print("\n".join(f"{label:>22}: {value}" for label, value in summary_lines(report)))
+        return 0
     q = report["quantization"]
     print(f"{'output':>22}: {result.output}")
     print(f"{'program':>22}: {report['program']['size_bytes'] / 1e6:.2f} MB, {report['bytes_per_parameter']:.3f} bytes/parameter")

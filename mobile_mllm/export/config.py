@@ -13,7 +13,7 @@ from mobile_mllm import contract
 from mobile_mllm.errors import ConfigError
 from mobile_mllm.quant.recipe import QuantConfig
 
-__all__ = ["ExportJob", "OnnxQuantization", "Target", "TargetConfig", "VisionEngine"]
+__all__ = ["ExportJob", "OnnxQuantization", "Soc", "Target", "TargetConfig", "VisionEngine"]
 
 
 class Target(str, enum.Enum):
@@ -35,6 +35,14 @@ class OnnxQuantization(str, enum.Enum):
 
     DYNAMIC = "dynamic"
     FP32 = "fp32"
+
+
+class Soc(str, enum.Enum):
+    """MediaTek SoCs ExecuTorch's NeuroPilot backend compiles for (Dimensity 9300, 9400, 9500)."""
+
+    MT6989 = "mt6989"
+    MT6991 = "mt6991"
+    MT6993 = "mt6993"
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,16 @@ class TargetConfig:
     """Which program encodes images: model.pte's vision_encoder, or vision.onnx beside it run by ONNX Runtime (cpu target only)."""
     onnx_quantization: OnnxQuantization = OnnxQuantization.DYNAMIC
     """vision.onnx's weights: dynamic (int8 weights, int8 activations quantized per call) or fp32."""
+    soc: Soc = Soc.MT6991
+    """MediaTek target only: the SoC the NPU programs are compiled for."""
+    simulate: bool = False
+    """MediaTek target only: write the quantized static-shape graphs and run them on the host (no NeuroPilot SDK needed)."""
+    calibration: str = ""
+    """MediaTek target only: folder of calibration images (+ optional questions.txt); empty: the synthetic benchmark."""
+    calibration_samples: int = 8
+    """MediaTek target only: images (with one question each) the PT2E observers see."""
+    layers_per_shard: int = 0
+    """MediaTek target only: decoder layers per shard program (0: shards of at most about 500 MB of weights)."""
 
     def __post_init__(self) -> None:
         for name in ("max_context_len", "prefill_chunk", "tile_batch"):
@@ -70,6 +88,16 @@ class TargetConfig:
             raise ConfigError(
                 f"target.prefill_chunk ({self.prefill_chunk}) must not exceed target.max_context_len "
                 f"({self.max_context_len})"
+            )
+        if self.calibration_samples < 1 or self.layers_per_shard < 0:
+            raise ConfigError(
+                f"target.calibration_samples must be >= 1 and target.layers_per_shard >= 0, got "
+                f"{self.calibration_samples} and {self.layers_per_shard}"
+            )
+        if self.simulate and self.target != Target.MEDIATEK:
+            raise ConfigError(
+                f"target.simulate runs MediaTek NPU graphs on the host, but target.target is {Target(self.target).value}; "
+                "add --target mediatek or drop --simulate"
             )
         for name in ("max_tiles", "max_side"):
             value = getattr(self, name)
