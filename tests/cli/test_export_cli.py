@@ -45,7 +45,7 @@ def test_bad_group_size_is_a_config_error(tmp_path: Path) -> None:
 def test_mediatek_without_sdk_exits_8_before_loading(tiny_dir: Path, tmp_path: Path) -> None:
     r = _cli("export", str(tiny_dir), "-o", str(tmp_path / "out"), "--target", "mediatek", timeout=120)
     assert r.returncode == 8, r.stderr
-    assert "NeuroPilot" in r.stderr and "--target cpu" in r.stderr
+    assert "NeuroPilot" in r.stderr and "--simulate" in r.stderr and "--target cpu" in r.stderr
     assert not (tmp_path / "out").exists()
 
 
