@@ -128,7 +128,15 @@ class ExportJob:
     """Greedy tokens compared with the float model during verification."""
     seed: int = 0
     """Seed of the random verification inputs."""
+    accuracy_limit: int = 0
+    """After the export, score it, the float model and accuracy_reference on accuracy_data with this many questions per benchmark (0: skip)."""
+    accuracy_data: str = "eval/quick.toml"
+    """The suite accuracy_limit scores on."""
+    accuracy_reference: str = ""
+    """Another program folder scored beside them (e.g. the cpu target's w4 export); empty: none."""
 
     def __post_init__(self) -> None:
         if self.verify_tokens < 1:
             raise ConfigError(f"verify_tokens must be >= 1, got {self.verify_tokens}")
+        if self.accuracy_limit < 0:
+            raise ConfigError(f"accuracy_limit must be >= 0, got {self.accuracy_limit}")

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from mobile_mllm.export.decoder import _rotate_half  # the same RoPE convention as the CPU decoder
+
 if TYPE_CHECKING:
     from mobile_mllm.model.parts import DecoderLayerParts, DecoderParts
 
@@ -37,11 +39,6 @@ __all__ = ["MASK_VALUE", "StaticDecoderShard", "build_shards", "shard_layers"]
 MASK_VALUE = -30000.0
 """What the mask adds to a score a query must not see: far enough below any real score that its
 softmax weight is 0 in float32, and inside float16's range (an NPU may run the add in fp16)."""
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 class _StaticAttention(nn.Module):
