@@ -358,7 +358,8 @@ def export_static(
         graph_files = {m: f"{file}#{m}" for file, (_, methods) in lowered.items() for m in methods}
     files = sorted({f.split("#")[0] for f in graph_files.values()})
     fixed = (contract.TOKENIZER_FILE, contract.MANIFEST_FILE, contract.EXPORT_REPORT_FILE, contract.STATIC_TABLES_FILE)
-    tmp = {name: out / f".{name}.partial" for name in (*fixed, *files)}
+    # temporary names keep the real suffix (torch.export.save warns about an archive not ending in .pt2)
+    tmp = {name: out / f".partial.{name}" for name in (*fixed, *files)}
     try:
         with _Stage("serialize", "", on_progress, timings):
             if lowered is None:
