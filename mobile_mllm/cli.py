@@ -612,10 +612,6 @@ def _run_export(args: argparse.Namespace) -> int:
 
         print(f"{'output':>22}: {result.output}")
         print("\n".join(f"{label:>22}: {value}" for label, value in summary_lines(report)))
-        for label, scores in report.get("accuracy", {}).get("scores", {}).items():
-            print(f"{'accuracy ' + label:>22}: " + "; ".join(
-                f"{bench} " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if v is not None)
-                for bench, metrics in scores.items()))
         return 0
     q = report["quantization"]
     print(f"{'output':>22}: {result.output}")

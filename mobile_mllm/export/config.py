@@ -54,7 +54,7 @@ class TargetConfig:
     """
 
     target: Target = Target.CPU
-    """Backend: cpu (XNNPACK) or mediatek (needs the NeuroPilot SDK)."""
+    """Backend: cpu (XNNPACK) or mediatek (NPU; needs the NeuroPilot SDK, or --simulate to run its graphs on this host)."""
     max_context_len: int = 2048
     """KV-cache positions (prompt, image tokens and answers together)."""
     prefill_chunk: int = 128

@@ -314,6 +314,9 @@ def export_static(
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     torch.manual_seed(job.seed)
+    if job.quant.embedding is not Precision.FP32:
+        logger.warning("quant.embedding %s: the token embedding is a float32 lookup table on the phone's CPU for the "
+                       "mediatek target (use --embedding fp32 to silence this)", job.quant.embedding.value)
     with _Stage("load", job.model, on_progress, timings):
         model = _load(job)
     with _Stage("prepare", "mediatek", on_progress, timings):
@@ -435,7 +438,7 @@ def export_static(
 
 
 def summary_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) rows of a MediaTek export report, for the CLI: precision, files, phone memory, verification."""
+    """(label, value) rows of a MediaTek export report, for the CLI: precision, files, phone memory, verification, accuracy."""
     static, memory, q = report["static_programs"], report["phone_memory"], report["quantization"]
     mb = 1e6
     rows = [
@@ -458,4 +461,10 @@ def summary_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("greedy vs float", f"{g['num_agreeing_prefix']}/{g['num_tokens']} first tokens agree "
                                          f"({g['num_tiles']} tiles)"))
     rows.append(("export time", f"{report['export_time_s']:.1f} s"))
+    accuracy = report.get("accuracy") or {}
+    for label, scores in accuracy.get("scores", {}).items():  # what --accuracy-limit added
+        run = accuracy.get("runs", {}).get(label, label)
+        rows.append((f"accuracy {label}", f"{run}: " + "; ".join(
+            f"{bench} " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if v is not None)
+            for bench, metrics in scores.items())))
     return rows
