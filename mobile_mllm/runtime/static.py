@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobile_mllm import contract
-from mobile_mllm.errors import ContextOverflowError, ContractError
+from mobile_mllm.errors import ContextOverflowError, ContractError, MissingDependencyError
 
 if TYPE_CHECKING:
     import torch
@@ -210,6 +210,10 @@ def open_static_dir(path: str | Path, runtime: RuntimeConfig | None = None) -> B
     def graph(name: str) -> Graph:
         return torch.export.load(str(need(name))).module()
 
+    try:  # registers the quantize/dequantize ops the quantized graphs call, before loading them
+        import torchao.quantization.pt2e  # noqa: F401
+    except ImportError as e:
+        raise MissingDependencyError(f"running simulated NPU graphs needs torchao (pip install torchao): {e}") from e
     files = static[contract.M_STATIC_FILES]
     layout = StaticLayout(
         max_context_len=int(manifest[contract.M_MAX_CONTEXT_LEN]),
