@@ -43,9 +43,6 @@ from mobile_mllm.export.program import ExportResult, ProgressFn, _check_quantize
 from mobile_mllm.quant.recipe import Precision
 
 if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
     from mobile_mllm.model.adapter import MultimodalModel
     from mobile_mllm.model.parts import DecoderParts
     from mobile_mllm.quant.recipe import QuantConfig, QuantRecipe
