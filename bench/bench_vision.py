@@ -133,7 +133,7 @@ def export_ours_onnx(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     model = _load(args.model_dir)
     cfg = TargetConfig(tile_batch=max(BATCHES), vision_engine=VisionEngine.ONNXRUNTIME,
-                       onnx_quantization=args.quantization, onnx_calibration=args.calibration)
+                       onnx_quantization=args.quantization, calibration=args.calibration or "")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     vision_files(model, cfg, prepare=matmul_attention)[contract.VISION_ONNX_FILE](out)

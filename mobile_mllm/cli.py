@@ -572,7 +572,8 @@ def _run_export(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"model": args.model, "output": args.output}
     for table, cls in (("target", TargetConfig), ("quant", QuantConfig)):
         overrides.update({f"{table}.{f.name}": given[f.name] for f in dataclasses.fields(cls) if f.name in given})
-    overrides.update({k: given[k] for k in ("verify", "verify_tokens", "seed") if k in given})
+    overrides.update({k: given[k] for k in ("verify", "verify_tokens", "seed", "accuracy_limit", "accuracy_data",
+                                            "accuracy_reference") if k in given})
     if args.recipe not in PRESETS and not args.recipe.endswith(".toml"):
         preset(args.recipe)  # raises ConfigError listing the presets
     recipe: Any = {"quant": to_dict(PRESETS[args.recipe])} if args.recipe in PRESETS else args.recipe
@@ -598,8 +599,19 @@ def _run_export(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     report = result.report
+    if job.accuracy_limit:
+        from mobile_mllm.eval.side_by_side import add_accuracy_to_report
+
+        report["accuracy"] = add_accuracy_to_report(result.output, model=job.model, reference=job.accuracy_reference,
+                                                    data=job.accuracy_data, limit=job.accuracy_limit)
     if args.json:
         _print_json(report)
+        return 0
+    if report["backend"] == "mediatek":
+        from mobile_mllm.export.static_program import summary_lines
+
+        print(f"{'output':>22}: {result.output}")
+        print("\n".join(f"{label:>22}: {value}" for label, value in summary_lines(report)))
         return 0
     q = report["quantization"]
     print(f"{'output':>22}: {result.output}")

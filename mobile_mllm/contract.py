@@ -77,12 +77,13 @@ M_PROGRAM = "program"  # file name, size, sha256, methods, constant methods
 M_EXPORT = "export"  # the resolved ExportJob
 M_VISION_ENGINE = "vision_engine"  # ENGINE_EXECUTORCH or ENGINE_ONNXRUNTIME: which program encodes images (absent: executorch)
 M_VISION_PROGRAM = "vision_program"  # with onnxruntime: file (== VISION_ONNX_FILE), quantization, input and output names
+M_STATIC = "static_programs"  # MediaTek NPU export: fixed-shape graphs the runner drives (runtime/static.py)
 MANIFEST_KEYS: tuple[str, ...] = (
     M_FORMAT, M_VERSION, M_MODEL, M_VISION, M_PROMPT, M_SPECIAL_TOKENS, M_EOS_IDS, M_BOS_ID, M_MAX_SEQ_LEN,
     M_MAX_CONTEXT_LEN, M_PREFILL_CHUNK, M_TILE_BATCH, M_TOKENS_PER_TILE, M_HIDDEN_SIZE, M_PRECISION, M_PROGRAM,
 )
 """The keys every manifest has (``export`` is optional: older or hand-made manifests may lack it)."""
-OPTIONAL_MANIFEST_KEYS: tuple[str, ...] = (M_EXPORT, M_VISION_ENGINE, M_VISION_PROGRAM)
+OPTIONAL_MANIFEST_KEYS: tuple[str, ...] = (M_EXPORT, M_VISION_ENGINE, M_VISION_PROGRAM, M_STATIC)
 """Keys a manifest may have besides ``MANIFEST_KEYS`` (a reader takes absent ``vision_engine`` as executorch)."""
 M_VISION_PROGRAM_FILE = "file"  # == VISION_ONNX_FILE
 M_VISION_PROGRAM_QUANTIZATION = "quantization"  # how its weights were quantized (OnnxQuantization's value)
@@ -103,6 +104,24 @@ M_PROGRAM_SIZE_BYTES = "size_bytes"
 M_PROGRAM_SHA256 = "sha256"
 M_PROGRAM_METHODS = "methods"  # the program's methods, in order
 M_PROGRAM_CONSTANT_METHODS = "constant_methods"  # name -> value, as baked into the program
+# static_programs (export/static_decoder.py gives the graphs' inputs and outputs)
+M_STATIC_SIMULATED = "simulated"  # true: torch.export graphs (.pt2) run on the host; false: NeuroPilot .pte files
+M_STATIC_SOC = "soc"  # the MediaTek SoC they are (or would be) compiled for
+M_STATIC_PROMPT_LEN = "prompt_len"  # positions per prompt-graph call (generate graphs take 1)
+M_STATIC_SHARDS = "shards"  # each decoder shard's [first, last) layer indices, in order
+M_STATIC_KV_HEADS = "num_kv_heads"  # the cache inputs are [1, num_kv_heads, max_context_len, head_dim], k then v per layer
+M_STATIC_HEAD_DIM = "head_dim"
+M_STATIC_MASK_VALUE = "mask_value"  # what the runner's additive mask puts where a query must not look
+M_STATIC_TABLES = "tables"  # safetensors file of the runner's tables (STATIC_TABLE_*)
+M_STATIC_FILES = "files"  # {STATIC_VISION: {tile batch: file}, STATIC_PROMPT: [file per shard], STATIC_GENERATE: [...]}
+M_STATIC_ACTIVATIONS = "activations"  # activation precision of the quantized layers ("int16" or "fp32")
+STATIC_VISION = "vision"
+STATIC_PROMPT = "prompt"
+STATIC_GENERATE = "generate"
+STATIC_TABLE_EMBEDDING = "token_embedding"  # [V, D] float32: the CPU lookup
+STATIC_TABLE_ROPE_COS = "rope_cos"  # [max_context_len, head_dim] float32, rotate-half convention
+STATIC_TABLE_ROPE_SIN = "rope_sin"
+STATIC_TABLES_FILE = "tables.safetensors"
 M_V1_MAX_CHUNK = "max_chunk"  # version 1 only: what version 2 calls max_seq_len
 
 # The stats line printed by every runner (host and phone), as ExecuTorch's C++ runners do.

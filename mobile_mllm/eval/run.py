@@ -245,7 +245,9 @@ def model_family(model: str) -> str:
     """
     from mobile_mllm.model.registry import BUILTIN_PREFIX, detect_family, resolve_model_path
 
-    if not model.startswith(BUILTIN_PREFIX) and (Path(model) / contract.PROGRAM_FILE).is_file():
+    from mobile_mllm.export.manifest import is_program_dir
+
+    if not model.startswith(BUILTIN_PREFIX) and is_program_dir(model):
         from mobile_mllm.export.manifest import read_manifest
 
         return str(read_manifest(model)["model"]["family"])
@@ -303,7 +305,9 @@ def row_score(dtype: DatasetType, row: Mapping[str, str | None], columns: Sequen
 
 
 def _backend(model: str, cfg: EvalConfig) -> EvalBackend:
-    is_program = not model.startswith("builtin:") and (Path(model) / contract.PROGRAM_FILE).is_file()
+    from mobile_mllm.export.manifest import is_program_dir
+
+    is_program = not model.startswith("builtin:") and is_program_dir(model)
     backend = cfg.backend or (EvalBackend.PTE if is_program else EvalBackend.EAGER)
     if backend in (EvalBackend.PTE, EvalBackend.DEVICE) and not is_program:
         raise ConfigError(f"--backend {backend.value} needs an exported program directory (with "

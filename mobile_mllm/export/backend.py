@@ -27,6 +27,9 @@ backend for everything target-specific. A backend is a frozen dataclass of plain
   the rest, so a failed export leaves nothing half-written.
 * ``check(cfg)``: raise before any slow stage when the target cannot work here (a missing SDK).
 * ``to_executorch(edge)``: memory planning and emission (default :func:`to_executorch_program`).
+* ``export(job, verifier=, on_progress=) -> ExportResult``: optional; a target whose products
+  are not one ``model.pte`` (MediaTek's static-shape shards and their host simulation) runs its
+  own stages, and the driver hands the whole job to it right after ``check``.
 
 Deliberately not here: which targets exist (``backends/``), the stages themselves
 (``program.py``), precision rules (``quant/``).
@@ -193,6 +196,8 @@ class ExportBackend:
         check (Callable): ``(cfg) -> None``, raising when the target cannot work here. Default no check.
         to_executorch (Callable): ``(edge program manager) -> ExecutorchProgramManager``. Default
             :func:`to_executorch_program`.
+        export (Callable | None): ``(job, verifier=, on_progress=) -> ExportResult``, the whole
+            export of a target that does not make one ``model.pte``. Default None: the driver's stages.
     """
 
     name: str
@@ -206,3 +211,4 @@ class ExportBackend:
     extra_files: Callable[..., dict[str, Callable[[Path], None]]] = _no_files
     check: Callable[[TargetConfig], None] = _no_check
     to_executorch: Callable[[Any], Any] = field(default=to_executorch_program)
+    export: Callable[..., Any] | None = None

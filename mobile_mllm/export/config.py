@@ -13,7 +13,7 @@ from mobile_mllm import contract
 from mobile_mllm.errors import ConfigError
 from mobile_mllm.quant.recipe import QuantConfig
 
-__all__ = ["ExportJob", "OnnxQuantization", "Target", "TargetConfig", "VisionEngine"]
+__all__ = ["ExportJob", "OnnxQuantization", "Soc", "Target", "TargetConfig", "VisionEngine"]
 
 
 class Target(str, enum.Enum):
@@ -38,6 +38,14 @@ class OnnxQuantization(str, enum.Enum):
     FP32 = "fp32"
 
 
+class Soc(str, enum.Enum):
+    """MediaTek SoCs ExecuTorch's NeuroPilot backend compiles for (Dimensity 9300, 9400, 9500)."""
+
+    MT6989 = "mt6989"
+    MT6991 = "mt6991"
+    MT6993 = "mt6993"
+
+
 @dataclass(frozen=True)
 class TargetConfig:
     """Static sizes and the backend of the program (the ``[target]`` table of an export recipe).
@@ -47,7 +55,7 @@ class TargetConfig:
     """
 
     target: Target = Target.CPU
-    """Backend: cpu (XNNPACK) or mediatek (needs the NeuroPilot SDK)."""
+    """Backend: cpu (XNNPACK) or mediatek (NPU; needs the NeuroPilot SDK, or --simulate to run its graphs on this host)."""
     max_context_len: int = 2048
     """KV-cache positions (prompt, image tokens and answers together)."""
     prefill_chunk: int = 128
@@ -62,10 +70,18 @@ class TargetConfig:
     """Which program encodes images: model.pte's vision_encoder, or vision.onnx beside it run by ONNX Runtime (cpu target only)."""
     onnx_quantization: OnnxQuantization = OnnxQuantization.DYNAMIC
     """vision.onnx's quantization: dynamic (int8 weights, activations quantized per call; static measured no faster and less accurate), static (int8 QDQ, activation ranges calibrated) or fp32."""
-    onnx_calibration: str | None = None
-    """Folder of images to calibrate static int8 on (None: the synthetic benchmark's images)."""
     pte_vision_encoder: bool = True
     """Keep model.pte's own vision_encoder beside vision.onnx (--no-pte-vision-encoder saves its bytes; ExecuTorch's stock runner then cannot encode images)."""
+    soc: Soc = Soc.MT6991
+    """MediaTek target only: the SoC the NPU programs are compiled for."""
+    simulate: bool = False
+    """MediaTek target only: write the quantized static-shape graphs and run them on the host (no NeuroPilot SDK needed)."""
+    calibration: str = ""
+    """Folder of calibration images (+ optional questions.txt for the MediaTek target); empty: the synthetic benchmark. Used by --target mediatek and --onnx-quantization static."""
+    calibration_samples: int = 8
+    """MediaTek target only: images (with one question each) the PT2E observers see."""
+    layers_per_shard: int = 0
+    """MediaTek target only: decoder layers per shard program (0: shards of at most about 500 MB of weights)."""
 
     def __post_init__(self) -> None:
         for name in ("max_context_len", "prefill_chunk", "tile_batch"):
@@ -75,6 +91,16 @@ class TargetConfig:
             raise ConfigError(
                 f"target.prefill_chunk ({self.prefill_chunk}) must not exceed target.max_context_len "
                 f"({self.max_context_len})"
+            )
+        if self.calibration_samples < 1 or self.layers_per_shard < 0:
+            raise ConfigError(
+                f"target.calibration_samples must be >= 1 and target.layers_per_shard >= 0, got "
+                f"{self.calibration_samples} and {self.layers_per_shard}"
+            )
+        if self.simulate and self.target != Target.MEDIATEK:
+            raise ConfigError(
+                f"target.simulate runs MediaTek NPU graphs on the host, but target.target is {Target(self.target).value}; "
+                "add --target mediatek or drop --simulate"
             )
         for name in ("max_tiles", "max_side"):
             value = getattr(self, name)
@@ -90,10 +116,13 @@ class TargetConfig:
                 f"target.pte_vision_encoder false leaves no image encoder with target.vision_engine "
                 f"{VisionEngine(self.vision_engine).value}; add --vision-engine onnxruntime or keep the .pte's vision_encoder"
             )
-        if self.onnx_calibration is not None and self.onnx_quantization != OnnxQuantization.STATIC:
+        calibrated = self.target == Target.MEDIATEK or (
+            self.vision_engine == VisionEngine.ONNXRUNTIME and self.onnx_quantization == OnnxQuantization.STATIC
+        )
+        if self.calibration and not calibrated:
             raise ConfigError(
-                f"target.onnx_calibration {self.onnx_calibration!r} is only used by target.onnx_quantization static, "
-                f"not {OnnxQuantization(self.onnx_quantization).value}; add --onnx-quantization static or drop it"
+                f"target.calibration {self.calibration!r} is only used by --target mediatek and by "
+                "--vision-engine onnxruntime --onnx-quantization static; add one of them or drop it"
             )
 
 
@@ -115,7 +144,15 @@ class ExportJob:
     """Greedy tokens compared with the float model during verification."""
     seed: int = 0
     """Seed of the random verification inputs."""
+    accuracy_limit: int = 0
+    """After the export, score it, the float model and accuracy_reference on accuracy_data with this many questions per benchmark (0: skip)."""
+    accuracy_data: str = "eval/quick.toml"
+    """The suite accuracy_limit scores on."""
+    accuracy_reference: str = ""
+    """Another program folder scored beside them (e.g. the cpu target's w4 export); empty: none."""
 
     def __post_init__(self) -> None:
         if self.verify_tokens < 1:
             raise ConfigError(f"verify_tokens must be >= 1, got {self.verify_tokens}")
+        if self.accuracy_limit < 0:
+            raise ConfigError(f"accuracy_limit must be >= 0, got {self.accuracy_limit}")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mobile_mllm.export.config import ExportJob
     from mobile_mllm.model.adapter import MultimodalModel
 
-__all__ = ["build_manifest", "read_manifest", "upgrade_manifest"]
+__all__ = ["build_manifest", "has_static_programs", "is_program_dir", "read_manifest", "upgrade_manifest"]
 
 
 def build_manifest(
@@ -126,3 +126,21 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     data = upgrade_manifest(data)
     check_manifest(data, str(path), advice="Re-export the model with mobile-mllm export")
     return data
+
+
+def has_static_programs(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a MediaTek static-shape export (its manifest has ``static_programs``).
+
+    Only looks: a missing or unreadable manifest is False here (:func:`read_manifest` says why when it matters).
+    """
+    path = Path(directory) / contract.MANIFEST_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and contract.M_STATIC in data
+
+
+def is_program_dir(directory: str | Path) -> bool:
+    """Whether ``directory`` is an export: ``model.pte``, or static-shape programs (:func:`has_static_programs`)."""
+    return (Path(directory) / contract.PROGRAM_FILE).is_file() or has_static_programs(directory)

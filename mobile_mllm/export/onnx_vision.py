@@ -59,7 +59,6 @@ CALIBRATION_SEED = 0
 CALIBRATION_TILES = 16
 """Tiles static int8 is calibrated on: the first and the last tile of each image (a local tile and the thumbnail)."""
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 """Files of a calibration folder that are read as images (others are skipped)."""
 
 
@@ -175,7 +174,7 @@ def calibration_tiles(vision: VisionConfig, folder: str | Path | None = None, *,
 
     Args:
         vision (VisionConfig): the model's tiling and normalisation.
-        folder (str | Path | None): a folder of images (files ending in :data:`IMAGE_SUFFIXES`,
+        folder (str | Path | None): a folder of images (files ending in :data:`mobile_mllm.vision.io.IMAGE_SUFFIXES`,
             sorted by name). Default None: the synthetic benchmark's images.
         num_tiles (int): how many tiles. Default :data:`CALIBRATION_TILES`.
 
@@ -196,13 +195,9 @@ def calibration_tiles(vision: VisionConfig, folder: str | Path | None = None, *,
 
         images: Any = (s.image for s in generate_samples(CALIBRATION_SEED, num_tiles))
     else:
-        path = Path(folder)
-        if not path.is_dir():
-            raise ConfigError(f"target.onnx_calibration {str(path)!r} is not a folder; give a folder of images")
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ConfigError(f"target.onnx_calibration {str(path)!r} holds no image ({', '.join(IMAGE_SUFFIXES)})")
-        images = iter(files)
+        from mobile_mllm.vision import image_files
+
+        images = iter(image_files(folder, what="target.calibration"))
     tiles: list[Any] = []
     for image in images:
         cut = preprocess(image, vision).tiles.numpy()
@@ -231,9 +226,9 @@ def write_vision_onnx(module: nn.Module, path: Path, *, vision: VisionConfig, cf
     quantization = OnnxQuantization(cfg.onnx_quantization)
     calibration = None
     if quantization == OnnxQuantization.STATIC:
-        calibration = calibration_tiles(vision, cfg.onnx_calibration)
+        calibration = calibration_tiles(vision, cfg.calibration or None)
         logger.info("%s: calibrating static int8 on %d tiles of %s", contract.VISION_ONNX_FILE, len(calibration),
-                    cfg.onnx_calibration or "the synthetic benchmark's images")
+                    cfg.calibration or "the synthetic benchmark's images")
     with tempfile.TemporaryDirectory(prefix="vision_onnx_") as tmp:
         fp32 = export_vision_onnx(module, Path(tmp) / "fp32.onnx", tile_size=vision.tile_size,
                                   tile_batch=cfg.tile_batch)

@@ -243,6 +243,8 @@ def export_program(
     cfg = job.target
     backend = backend if backend is not None else get_backend(cfg.target.value)
     backend.check(cfg)
+    if backend.export is not None:  # a target with its own products (e.g. MediaTek's static-shape shards)
+        return backend.export(job, verifier=verifier, on_progress=on_progress)
     out = Path(job.output)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()

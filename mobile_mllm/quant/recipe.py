@@ -130,8 +130,18 @@ PRESETS: dict[str, QuantConfig] = {
     "fp32": QuantConfig(
         decoder=Precision.FP32, lm_head=Precision.FP32, vision=Precision.FP32, embedding=Precision.FP32
     ),
+    # The paper's NPU recipe: on --target mediatek every quantized linear has 16-bit activations
+    # (A16), so these name the weights only: decoder 4-bit, vision/projector and lm_head 8-bit.
+    # The token embedding is a lookup on the phone's CPU there and stays float.
+    "a16w4": QuantConfig(embedding=Precision.FP32),
+    "a16w8": QuantConfig(
+        decoder=Precision.W8, lm_head=Precision.W8, vision=Precision.W8, embedding=Precision.FP32
+    ),
 }
-"""Built-in precision presets (``--recipe w4|w8|fp32``); the files in ``export/reference/`` spell the same values."""
+"""Built-in precision presets (``--recipe w4|w8|fp32|a16w4|a16w8``); the files in ``export/`` spell the same values.
+
+``a16w4``/``a16w8`` are the MediaTek target's recipes (16-bit activations there); on the cpu
+target the same weight precisions run with XNNPACK's int8 dynamic activations."""
 
 
 def preset(name: str) -> QuantConfig:

@@ -50,8 +50,10 @@ def read_vision_config(model: str | Path) -> VisionConfig:
     from mobile_mllm.model.registry import BUILTIN_PREFIX, read_vision_config as read_model_vision  # noqa: PLC0415
     from mobile_mllm.vision.config import VisionConfig  # noqa: PLC0415
 
+    from mobile_mllm.export.manifest import is_program_dir  # noqa: PLC0415
+
     text = str(model)
-    if not text.startswith(BUILTIN_PREFIX) and (Path(text) / contract.PROGRAM_FILE).is_file():
+    if not text.startswith(BUILTIN_PREFIX) and is_program_dir(text):
         from mobile_mllm.export.manifest import read_manifest  # noqa: PLC0415
 
         manifest = read_manifest(Path(text))

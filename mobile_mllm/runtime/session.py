@@ -436,6 +436,8 @@ def open_backend(path: str | Path, runtime: RuntimeConfig = RuntimeConfig()) -> 
     * a directory with ``model.pte`` (``contract.PROGRAM_FILE``): the exported program, through
       ``mobile_mllm.runtime.pte.open_program_dir(path, runtime) -> Backend`` (its static sizes
       win over ``runtime``);
+    * a directory whose manifest has ``static_programs`` (a ``--simulate`` MediaTek export): its
+      graphs through the static-shape runner, ``mobile_mllm.runtime.static.open_static_dir``;
     * ``builtin:<preset>`` or a checkpoint directory: the eager model from ``mobile_mllm.model``.
 
     Raises:
@@ -443,11 +445,17 @@ def open_backend(path: str | Path, runtime: RuntimeConfig = RuntimeConfig()) -> 
     """
     from mobile_mllm.model.registry import BUILTIN_PREFIX
 
+    from mobile_mllm.export.manifest import has_static_programs
+
     text = str(path)
     if not text.startswith(BUILTIN_PREFIX) and (Path(text) / contract.PROGRAM_FILE).is_file():
         from mobile_mllm.runtime.pte import open_program_dir
 
         return open_program_dir(Path(text), runtime)
+    if not text.startswith(BUILTIN_PREFIX) and has_static_programs(text):
+        from mobile_mllm.runtime.static import open_static_dir
+
+        return open_static_dir(Path(text), runtime)
     return _open_eager(text, runtime)
 
 

@@ -39,14 +39,38 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ImageSource", "describe_source", "load_image", "read_image_size"]
+__all__ = ["IMAGE_SUFFIXES", "ImageSource", "describe_source", "image_files", "load_image", "read_image_size"]
 
 ImageSource = Union[str, Path, bytes, bytearray, memoryview, Image.Image, np.ndarray]
 """What :func:`load_image` accepts."""
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+"""File endings :func:`image_files` takes as images (case-insensitive)."""
+
 _EXIF_ORIENTATION = 0x0112
 _SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 or 270 degrees
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def image_files(folder: str | Path, *, what: str) -> list[Path]:
+    """The image files of a folder (by :data:`IMAGE_SUFFIXES`), sorted by name, e.g. a calibration set.
+
+    Args:
+        folder (str | Path): the folder.
+        what (str): how the caller names the folder (e.g. ``"target.calibration"``), for the error.
+
+    Raises:
+        ConfigError: ``folder`` is not a folder or holds no image.
+    """
+    from mobile_mllm.errors import ConfigError
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise ConfigError(f"{what} {str(path)!r} is not a folder; give a folder of images")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ConfigError(f"{what} {str(path)!r} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+    return files
 
 
 def describe_source(source: ImageSource) -> str:

@@ -45,7 +45,7 @@ def test_bad_group_size_is_a_config_error(tmp_path: Path) -> None:
 def test_mediatek_without_sdk_exits_8_before_loading(tiny_dir: Path, tmp_path: Path) -> None:
     r = _cli("export", str(tiny_dir), "-o", str(tmp_path / "out"), "--target", "mediatek", timeout=120)
     assert r.returncode == 8, r.stderr
-    assert "NeuroPilot" in r.stderr and "--target cpu" in r.stderr
+    assert "NeuroPilot" in r.stderr and "--simulate" in r.stderr and "--target cpu" in r.stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -69,3 +69,33 @@ def test_export_then_run_the_program(tiny_dir: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     turn = json.loads(r.stdout)["turns"][0]
     assert 1 <= len(turn["tokens"]) <= 5 and turn["stats"]["num_tiles"] >= 1
+
+
+@pytest.mark.slow
+def test_mediatek_simulated_a16w4_export_then_run(tiny_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from PIL import Image
+
+    out = tmp_path / "npu"
+    r = _cli("export", str(tiny_dir), "-o", str(out), "--target", "mediatek", "--simulate", "--soc", "mt6989",
+             "--recipe", "a16w4", "--max-context-len", "160", "--prefill-chunk", "32", "--calibration-samples", "1",
+             "--verify-tokens", "3")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "simulated on the host" in r.stdout and "activations int16" in r.stdout and "phone KV cache" in r.stdout
+    report = json.loads((out / "export_report.json").read_text())
+    layers = report["quantization"]["layers"]
+    decoder = [layer for layer in layers if layer["name"].startswith("text_decoder.layers.")]
+    assert decoder and all(layer["precision"] == "w4" for layer in decoder)
+    assert all(layer["precision"] == "w8" for layer in layers if not layer["name"].startswith("text_decoder.layers."))
+    w4_bytes = sum(layer["shape"][0] * layer["shape"][1] // 2 + layer["shape"][0] * 8 for layer in decoder)
+    assert w4_bytes == sum(layer["weight_bytes"] for layer in decoder)  # 4 bits a weight, scale + zero point a row
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["static_programs"]["soc"] == "mt6989" and not (out / "model.pte").exists()
+
+    Image.new("RGB", (120, 80), (200, 40, 40)).save(tmp_path / "red.png")
+    r = _cli("run", str(out), "--image", str(tmp_path / "red.png"), "--prompt", "What colour?",
+             "--max-new-tokens", "3", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    (turn,) = json.loads(r.stdout)["turns"]
+    assert len(turn["tokens"]) == 3 or turn["stop_reason"] == "eos"

@@ -1,14 +1,13 @@
-"""MediaTek NPU (NeuroPilot) target: guarded, because its SDK is proprietary and not on PyPI.
+"""MediaTek NPU (NeuroPilot) target: static-shape programs, PT2E A16W4/A16W8, simulated on the host without the SDK.
 
 ExecuTorch's ``executorch.backends.mediatek`` imports the NeuroPilot Express SDK wheels
 (``mtk_converter``, ``mtk_neuron``) at package import, so without them even its quantizer
-fails to import. This module says what to install instead of failing deep inside ExecuTorch.
-It does not pretend to export: MediaTek's LLM flow needs static shapes (a 128-token prompt
-method and a 1-token generate method sharing weights, the KV cache as inputs/outputs, PT2E
-quantization calibrated on prompts), which this toolkit does not implement yet. Each of those
-is one function of :class:`~mobile_mllm.export.backend.ExportBackend` (``prepare`` returns the
-two decoder methods, ``method_inputs`` static shapes with the cache tensors, ``quantize`` the
-PT2E flow with ``NeuropilotQuantizer``), so implementing it changes only this module.
+fails to import. The export itself (``export/static_program.py``) does not fit the one-``.pte``
+stage driver: the NPU needs fixed shapes, so vision is two graphs (tile batch ``tile_batch``
+and 1), the decoder shards of layers with a prompt and a generate graph each and the KV cache
+as inputs/outputs, plus a CPU lookup table; it hands that whole flow to the driver as
+``export``. With ``--simulate`` it needs no SDK (quantized ``torch.export`` graphs the host
+runs); without it, :func:`check` stops before any slow stage unless the SDK is importable.
 """
 
 from __future__ import annotations
@@ -22,12 +21,13 @@ if TYPE_CHECKING:
     from mobile_mllm.export.config import TargetConfig
     from mobile_mllm.model.adapter import MultimodalModel
 
-__all__ = ["BACKEND", "check", "edge_passes", "partitioners", "require_sdk"]
+__all__ = ["BACKEND", "check", "edge_passes", "export", "partitioners", "require_sdk"]
 
 _INSTALL = (
     "the MediaTek target needs the NeuroPilot Express SDK wheels (mtk_converter, mtk_neuron; "
     "Python 3.10, x86-64 Linux), which are not on PyPI: download them from MediaTek's NeuroPilot "
-    "portal, pip install both, then retry; or export with --target cpu"
+    "portal, pip install both, then retry; or add --simulate to run the NPU recipe on this host, "
+    "or export with --target cpu"
 )
 
 
@@ -44,48 +44,48 @@ def require_sdk() -> None:
 
 
 def check(cfg: TargetConfig) -> None:
-    """Fail before any slow stage when the SDK is missing (see :func:`require_sdk`)."""
-    del cfg
-    require_sdk()
+    """Fail before any slow stage when the SDK is missing and the export is not simulated (see :func:`require_sdk`)."""
+    if not cfg.simulate:
+        require_sdk()
 
 
 def edge_passes(method: str, cfg: TargetConfig) -> list[Any]:
-    """No graph passes of its own (lowering stops in :func:`partitioners` anyway)."""
+    """No graph passes of its own."""
     del method, cfg
     return []
 
 
 def partitioners(method: str, cfg: TargetConfig) -> list[Any]:
-    """NeuroPilot partitioners for ``method``.
+    """Not used by the stage driver (:func:`export` lowers each program itself); kept for the protocol.
 
     Raises:
         MissingDependencyError: without the SDK (the usual case).
-        ExportError: with the SDK, because the static-shape LLM flow is not implemented.
+        ExportError: with it: the MediaTek programs are lowered by :func:`export`, not method by method.
     """
     require_sdk()
-    _not_implemented("lower", method)
+    raise ExportError(f"method {method}: the MediaTek target lowers whole static-shape programs in its own export")
 
 
-def _not_implemented(stage: str, module: str) -> NoReturn:
-    raise ExportError(
-        f"stage {stage}, module {module}: the MediaTek target needs static-shape prompt/generate "
-        "methods and PT2E calibration, which mobile-mllm does not implement yet; use --target cpu"
-    )
-
-
-def _unimplemented_model_step(model: MultimodalModel, cfg: TargetConfig) -> NoReturn:
+def _whole_export_only(model: MultimodalModel, cfg: TargetConfig) -> NoReturn:
     del model, cfg
-    require_sdk()
-    _not_implemented("prepare", "all")
+    raise ExportError("the MediaTek target's programs are prepared by its own export (export/static_program.py)")
+
+
+def export(job: Any, **kwargs: Any) -> Any:
+    """The whole MediaTek export (``export/static_program.py::export_static``)."""
+    from mobile_mllm.export.static_program import export_static
+
+    return export_static(job, **kwargs)
 
 
 BACKEND = ExportBackend(
     name="mediatek",
-    prepare=_unimplemented_model_step,
-    method_inputs=_unimplemented_model_step,
+    prepare=_whole_export_only,
+    method_inputs=_whole_export_only,
     partitioners=partitioners,
-    constant_methods=_unimplemented_model_step,
+    constant_methods=_whole_export_only,
     edge_passes=edge_passes,
     check=check,
+    export=export,
 )
-"""The ``mediatek`` target: fails in ``check`` without the SDK, and in ``prepare`` with it."""
+"""The ``mediatek`` target: static-shape NPU programs (or their host simulation) through its own export."""

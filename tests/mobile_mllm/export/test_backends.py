@@ -48,3 +48,12 @@ def test_every_registered_backend_is_an_export_backend_named_for_its_target() ->
     for name in BACKENDS:
         backend = get_backend(name)
         assert isinstance(backend, ExportBackend) and backend.name == name
+
+
+def test_mediatek_simulation_needs_no_sdk_but_a_real_export_does() -> None:
+    from mobile_mllm.export.program import Target
+
+    backend = get_backend("mediatek")
+    backend.check(TargetConfig(target=Target.MEDIATEK, simulate=True))  # no SDK needed: nothing raised
+    with pytest.raises(MissingDependencyError, match="add --simulate"):
+        backend.check(TargetConfig(target=Target.MEDIATEK))

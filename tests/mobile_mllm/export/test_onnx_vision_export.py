@@ -87,10 +87,10 @@ def test_recipe_key_and_flag_choose_the_engine_flag_wins(tmp_path: Path) -> None
 def test_dropping_the_pte_vision_needs_the_onnx_engine_and_calibration_needs_static() -> None:
     with pytest.raises(ConfigError, match=r"pte_vision_encoder false .*vision_engine executorch; add --vision-engine onnxruntime"):
         TargetConfig(pte_vision_encoder=False)
-    with pytest.raises(ConfigError, match=r"onnx_calibration '/imgs' is only used by .*static, not dynamic"):
-        TargetConfig(vision_engine=VisionEngine.ONNXRUNTIME, onnx_calibration="/imgs")
+    with pytest.raises(ConfigError, match=r"calibration '/imgs' is only used by --target mediatek and by .*static"):
+        TargetConfig(vision_engine=VisionEngine.ONNXRUNTIME, calibration="/imgs")
     TargetConfig(vision_engine=VisionEngine.ONNXRUNTIME, pte_vision_encoder=False,
-                 onnx_quantization=OnnxQuantization.STATIC, onnx_calibration="/imgs")
+                 onnx_quantization=OnnxQuantization.STATIC, calibration="/imgs")
 
 
 def test_without_the_pte_vision_the_program_has_two_methods_and_the_manifest_says_so(tiny) -> None:  # noqa: ANN001
@@ -135,7 +135,7 @@ def test_a_calibration_folder_without_images_is_refused_naming_it(tiny, tmp_path
     from mobile_mllm.export.onnx_vision import calibration_tiles
 
     (tmp_path / "a.txt").write_text("x")
-    with pytest.raises(ConfigError, match=rf"onnx_calibration '{tmp_path}' holds no image"):
+    with pytest.raises(ConfigError, match=rf"calibration '{tmp_path}' holds no image"):
         calibration_tiles(tiny.vision, tmp_path)
     with pytest.raises(ConfigError, match="is not a folder"):
         calibration_tiles(tiny.vision, tmp_path / "a.txt")
