@@ -80,6 +80,19 @@ def _host(args: list[str]) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+def _batch_both(
+    runner_bin: Path, program: Path, reqs: list[dict], tmp_path: Path, *, max_new_tokens: int
+) -> tuple[list[dict], list[dict]]:
+    """The host runner's and the native runner's records for one --requests file (both must exit 0)."""
+    path = tmp_path / "requests.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in reqs))
+    args = ["--program-dir", str(program), "--requests", str(path), "--max-new-tokens", str(max_new_tokens)]
+    code, host_out = _host(args)
+    proc = _native(runner_bin, args)
+    assert code == 0 and proc.returncode == 0, proc.stderr[-2000:]
+    return _records(host_out), _records(proc.stdout)
+
+
 def _native(runner_bin: Path, args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([str(runner_bin), *args], capture_output=True, text=True, timeout=300)
 
@@ -119,13 +132,7 @@ def test_batch_mode_equals_the_host(runner_bin: Path, program: Path, images: lis
         {"id": "overflow", "image": None, "prompt": "word " * 3000},
         {"id": "after", "image": None, "prompt": "And now?"},
     ]
-    path = tmp_path / "requests.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in reqs))
-    args = ["--program-dir", str(program), "--requests", str(path), "--max-new-tokens", "10"]
-    code, host_out = _host(args)
-    proc = _native(runner_bin, args)
-    assert code == 0 and proc.returncode == 0, proc.stderr[-2000:]
-    host, native = _records(host_out), _records(proc.stdout)
+    host, native = _batch_both(runner_bin, program, reqs, tmp_path, max_new_tokens=10)
     assert [r["id"] for r in native] == [r["id"] for r in reqs]
     _assert_answers(native, host, program)
     errors = {r["id"]: r["error_type"] for r in native if "error" in r}
@@ -215,12 +222,6 @@ def test_batch_requests_styled_false_take_the_prompt_as_written(
     (program / "manifest.json").write_text(json.dumps(manifest))
     reqs = [{"id": "styled", "image": str(images[0]), "prompt": "What shape is red?"},
             {"id": "as_is", "image": str(images[0]), "prompt": "What shape is red?", "styled": False}]
-    path = tmp_path / "requests.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in reqs))
-    args = ["--program-dir", str(program), "--requests", str(path), "--max-new-tokens", "3"]
-    code, host_out = _host(args)
-    proc = _native(runner_bin, args)
-    assert code == 0 and proc.returncode == 0, proc.stderr[-2000:]
-    host, native = _records(host_out), _records(proc.stdout)
+    host, native = _batch_both(runner_bin, program, reqs, tmp_path, max_new_tokens=3)
     assert [r["num_prompt_tokens"] for r in native] == [r["num_prompt_tokens"] for r in host]
     assert native[0]["num_prompt_tokens"] > native[1]["num_prompt_tokens"]  # the template's words are there
