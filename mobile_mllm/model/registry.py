@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _FAMILIES: dict[str, str] = {
+    "internvl": "mobile_mllm.model.internvl.adapter:InternVLAdapter",
     "reference": "mobile_mllm.model.reference.adapter:ReferenceAdapter",
 }
 """Family name (== folder name under model/) -> "module:class" of its ModelAdapter."""
