@@ -10,7 +10,9 @@ modules then share the HF model's parameters:
 - ``text_decoder``: the reference family's ``StaticCacheDecoder`` over the language model's
   layers, final norm, rotary embedding and the top-level ``lm_head``.
 
-``extra["hf_model"]`` keeps the HF model (the parity reference in tests).
+The vision tower and projector get :func:`~mobile_mllm.model.internvl.modules.use_delegable_ops`
+(layer norms and attention in ops XNNPACK lowers), so ``extra["hf_model"]``, which shares
+those modules, is no longer HF's exact graph: parity tests load their own copy.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from mobile_mllm.errors import ModelLoadError, UnsupportedModelError
 from mobile_mllm.model.adapter import MultimodalModel
 from mobile_mllm.model.internvl.files import CONFIG_FILE, read_json, read_vision_config
-from mobile_mllm.model.internvl.modules import InternVLVisionEncoder
+from mobile_mllm.model.internvl.modules import InternVLVisionEncoder, use_delegable_ops
 from mobile_mllm.model.internvl.prompt import FAMILY, INTERNVL_PROMPT
 from mobile_mllm.model.reference.modules import StaticCacheDecoder, TokenEmbedding
 
@@ -87,7 +89,7 @@ def load_internvl(path: Path, *, dtype: torch.dtype = torch.float32, max_context
 
     Returns:
         MultimodalModel: eval-mode modules sharing the HF model's weights; ``extra["hf_model"]``
-        is the transformers model.
+        is the transformers model they were taken from.
 
     Raises:
         ModelLoadError: a missing or malformed file, weights that do not match the config, or a
@@ -127,6 +129,8 @@ def load_internvl(path: Path, *, dtype: torch.dtype = torch.float32, max_context
         projector=hf.model.multi_modal_projector,
         grid_side=vision_tower_cfg.image_size[0] // vision_tower_cfg.patch_size[0],
     ).eval()
+    use_delegable_ops(vision_encoder.tower)
+    use_delegable_ops(vision_encoder.projector)
     token_embedding = TokenEmbedding(language_model.embed_tokens).eval()
     logger.info(
         "loaded %s (internvl, %s): vision %d layers, decoder %s x%d, %d tokens/tile, KV cache %d",

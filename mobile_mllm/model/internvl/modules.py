@@ -9,6 +9,17 @@ downsampler), which orders each 2x2 block's channels the same way (top-left, top
 bottom-left, bottom-right; the parity test checks it against HF's) with the grid side fixed at
 build time, so ``torch.export`` traces one static graph with a dynamic tile batch.
 
+Two HF operators do not lower to XNNPACK and would run outside the delegate (on ExecuTorch's
+portable kernels) between delegated pieces; :func:`use_delegable_ops` rewrites both in place,
+with the same parameters and the same function:
+
+- ``nn.LayerNorm`` (XNNPACK has no layer-norm kernel) -> :class:`MatmulLayerNorm`: mean and
+  variance as a matmul with a ``1/C`` column, then ``rsqrt``, ``mul``, ``add``;
+- SDPA attention, which ``torch.export`` decomposes into ``_safe_softmax`` (``eq``/``any``/
+  ``logical_not``/``where``/``full_like`` on the scores) -> HF's own eager attention
+  (``matmul``, ``softmax``, ``matmul``), selected through the tower config's attention
+  implementation.
+
 The token embedding and the static-cache decoder are the reference family's modules over the
 HF language model's own layers (``checkpoint.py`` wires them).
 """
@@ -20,7 +31,47 @@ from torch import nn
 
 from mobile_mllm.model.reference.modules import space_to_channel_2x2
 
-__all__ = ["InternVLVisionEncoder"]
+__all__ = ["InternVLVisionEncoder", "MatmulLayerNorm", "use_delegable_ops"]
+
+
+class MatmulLayerNorm(nn.Module):
+    """``nn.LayerNorm`` over the last dimension, written in ops XNNPACK delegates (same parameters, shared).
+
+    Args:
+        norm (nn.LayerNorm): the norm to replace (its ``weight``/``bias`` are reused, not copied).
+    """
+
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        super().__init__()
+        (channels,) = norm.normalized_shape
+        self.weight = norm.weight
+        self.bias = norm.bias
+        self.eps = norm.eps
+        self.register_buffer("average", torch.full((channels, 1), 1.0 / channels), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last dimension."""
+        centred = x - torch.matmul(x, self.average)
+        variance = torch.matmul(centred * centred, self.average)
+        return centred * torch.rsqrt(variance + self.eps) * self.weight + self.bias
+
+
+def use_delegable_ops(module: nn.Module) -> int:
+    """Swap every ``nn.LayerNorm`` under ``module`` for :class:`MatmulLayerNorm` and pick eager attention.
+
+    Returns:
+        int: the number of norms replaced.
+    """
+    replaced = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.LayerNorm) and len(child.normalized_shape) == 1 and child.elementwise_affine:
+                setattr(parent, name, MatmulLayerNorm(child))
+                replaced += 1
+    config = getattr(module, "config", None)
+    if config is not None:  # HF attention reads the implementation from its config at every call
+        config._attn_implementation = "eager"
+    return replaced
 
 
 class InternVLVisionEncoder(nn.Module):

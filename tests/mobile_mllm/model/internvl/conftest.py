@@ -15,6 +15,18 @@ def tiny_internvl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hf_model(tiny_internvl_dir: Path):  # -> InternVLForConditionalGeneration
+    """transformers' own model of the tiny directory (SDPA attention, HF's layer norms): the parity reference.
+
+    Loaded separately from the model under test, whose tower has its norms and attention
+    rewritten for lowering, so the two share no module.
+    """
+    from transformers import InternVLForConditionalGeneration
+
+    return InternVLForConditionalGeneration.from_pretrained(str(tiny_internvl_dir), attn_implementation="sdpa").eval()
+
+
+@pytest.fixture(scope="session")
 def real_size_processor_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """InternVL3's preprocessing at its real size (448-px tiles, up to 12, 256 tokens each); no weights.
 

@@ -80,23 +80,15 @@ def write_processor_files(out: Path, *, tile_px: int, max_patches: int, tokens_p
     return tokenizer
 
 
-def internvl_config(tokenizer: Any, *, tile_px: int = 28, patch_px: int = 7, text: dict[str, Any] | None = None) -> Any:
-    """A toy ``InternVLConfig``: 2-layer InternViT (width 32), 2-layer Qwen2 (width 64, GQA 4/2)."""
-    from transformers import InternVLConfig
+def tiny_config(tokenizer: Any) -> Any:
+    """A toy ``InternVLConfig``: 2-layer InternViT (width 32, 28-px tiles of 7-px patches), 2-layer Qwen2 (width 64, GQA 4/2)."""
+    from mobile_mllm.model.internvl.builders import internvl_config
 
-    per_side = tile_px // patch_px
-    return InternVLConfig(
-        vision_config=dict(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-            image_size=tile_px, patch_size=patch_px,
-        ),
-        text_config=dict(
-            model_type="qwen2", vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-            **(text or {}),
-        ),
-        image_token_id=tokenizer.context_image_token_id,
-        image_seq_length=(per_side // 2) ** 2,
+    return internvl_config(
+        vision_hidden_size=32, vision_layers=2, vision_heads=4, vision_intermediate_size=64, tile_px=28, patch_px=7,
+        vision_attention_bias=True, text_hidden_size=64, text_layers=2, text_heads=4, text_kv_heads=2,
+        text_intermediate_size=128, vocab_size=len(tokenizer), rope_theta=10000.0, max_position_embeddings=4096,
+        tie_word_embeddings=True, image_token_id=tokenizer.context_image_token_id,
     )
 
 
@@ -116,7 +108,7 @@ def write_tiny_internvl(out: Path, *, seed: int = 0, max_patches: int = 6) -> Pa
     from transformers import InternVLForConditionalGeneration
 
     tokenizer = write_processor_files(out, tile_px=28, max_patches=max_patches, tokens_per_tile=4)
-    model = InternVLForConditionalGeneration(internvl_config(tokenizer)).eval()
+    model = InternVLForConditionalGeneration(tiny_config(tokenizer)).eval()
     randomize(model, seed=seed)
     model.save_pretrained(out)
     return out

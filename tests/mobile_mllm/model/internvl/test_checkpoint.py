@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -43,17 +44,17 @@ def test_family_is_detected_from_hf_config(tiny_internvl_dir: Path) -> None:
     assert detect_family(tiny_internvl_dir) == "internvl"
 
 
-def test_pixel_shuffle_orders_channels_as_hf(model) -> None:
+def test_pixel_shuffle_orders_channels_as_hf(hf_model) -> None:
     from mobile_mllm.model.reference.modules import space_to_channel_2x2
 
-    hf = model.extra["hf_model"]
+    hf = hf_model
     x = torch.randn(3, 8, 8, 5)
     expected = hf.model.pixel_shuffle(x, scale_factor=0.5).reshape(3, 16, 20)
     torch.testing.assert_close(space_to_channel_2x2(x.reshape(3, 64, 5), 8), expected, rtol=0, atol=0)
 
 
-def test_vision_encoder_equals_hf_image_features(model) -> None:
-    hf = model.extra["hf_model"]
+def test_vision_encoder_equals_hf_image_features(model, hf_model) -> None:
+    hf = hf_model
     tiles = torch.randn(5, 3, 28, 28)
     with torch.no_grad():
         expected = hf.model.get_image_features(pixel_values=tiles, return_dict=True).pooler_output
@@ -64,7 +65,7 @@ def test_vision_encoder_equals_hf_image_features(model) -> None:
 
 @pytest.mark.parametrize("size", [(90, 50), (30, 30), (40, 160)], ids=["2x1+thumb", "1x1", "1x4+thumb"])
 @pytest.mark.parametrize("prefill_chunk", [128, 7], ids=["one-chunk", "chunks-of-7"])
-def test_prefill_logits_equal_hf_forward(model, tiny_internvl_dir: Path, size, prefill_chunk: int) -> None:
+def test_prefill_logits_equal_hf_forward(model, hf_model, tiny_internvl_dir: Path, size, prefill_chunk: int) -> None:
     """Our eager runtime (preprocess, layout, vision encoder, chunked prefill over the static cache) vs HF's forward."""
     image = _image(size, seed=size[0])
     session = _session(model, prefill_chunk=prefill_chunk)
@@ -77,15 +78,15 @@ def test_prefill_logits_equal_hf_forward(model, tiny_internvl_dir: Path, size, p
     inputs = hf_inputs(hf_processor(tiny_internvl_dir), image, QUESTION)
     assert embed_segments(session.methods, plan.segments, embeds).shape[1] == inputs["input_ids"].shape[1]
     with torch.no_grad():
-        expected = model.extra["hf_model"](**inputs).logits[0, -1]
+        expected = hf_model(**inputs).logits[0, -1]
     torch.testing.assert_close(logits[0], expected, rtol=0, atol=1e-4)
 
 
-def test_greedy_answer_equals_hf_generate(model, tiny_internvl_dir: Path) -> None:
+def test_greedy_answer_equals_hf_generate(model, hf_model, tiny_internvl_dir: Path) -> None:
     image = _image((90, 50), seed=3)
     processor = hf_processor(tiny_internvl_dir)
     inputs = hf_inputs(processor, image, QUESTION)
-    hf = model.extra["hf_model"]
+    hf = hf_model
     n = 12
     with torch.no_grad():
         out = hf.generate(**inputs, max_new_tokens=n, do_sample=False, eos_token_id=list(model.eos_ids), pad_token_id=model.eos_ids[-1])
@@ -95,13 +96,13 @@ def test_greedy_answer_equals_hf_generate(model, tiny_internvl_dir: Path) -> Non
     assert len(set(expected)) > 1  # a constant answer would not tell the decoders apart
 
 
-def test_text_only_turn_equals_hf(model, tiny_internvl_dir: Path) -> None:
+def test_text_only_turn_equals_hf(model, hf_model, tiny_internvl_dir: Path) -> None:
     processor = hf_processor(tiny_internvl_dir)
     text = processor.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": QUESTION}]}],
                                          add_generation_prompt=True, tokenize=False)
     ids = processor.tokenizer(text, return_tensors="pt")["input_ids"]
     with torch.no_grad():
-        out = model.extra["hf_model"].generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6,
+        out = hf_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6,
                                                do_sample=False, eos_token_id=list(model.eos_ids), pad_token_id=0)
     assert list(_session(model, max_new_tokens=6).ask(QUESTION).tokens) == out[0, ids.shape[1]:].tolist()
 
@@ -125,3 +126,15 @@ def test_missing_weight_is_an_error_not_a_random_tensor(tiny_internvl_dir: Path,
     save_file(weights, str(bad / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ModelLoadError, match="missing keys"):
         load_model(bad, max_context_len=64)
+
+
+def test_export_grid_policy_option_replaces_the_native_rule(tiny_internvl_dir: Path) -> None:
+    """``mobile-mllm export --grid-policy relaxed``: the model the program (and its manifest) is built from tiles by BlueLM's rule."""
+    from mobile_mllm.export.config import ExportJob, TargetConfig
+    from mobile_mllm.export.program import _load
+    from mobile_mllm.vision.config import GridPolicy
+
+    native = _load(ExportJob(model=str(tiny_internvl_dir), target=TargetConfig(max_context_len=64, prefill_chunk=32)))
+    relaxed = _load(ExportJob(model=str(tiny_internvl_dir), target=TargetConfig(max_context_len=64, prefill_chunk=32, grid_policy=GridPolicy.RELAXED)))
+    assert (native.vision.policy, relaxed.vision.policy) == (GridPolicy.INTERNVL, GridPolicy.RELAXED)
+    assert relaxed.vision == dataclasses.replace(native.vision, policy=GridPolicy.RELAXED)
