@@ -33,22 +33,15 @@ from mobile_mllm.model.reference.modules import StaticCacheDecoder, TokenEmbeddi
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TOKENIZER_FILE", "load_internvl"]
-
-TOKENIZER_FILE = "tokenizer.json"
+__all__ = ["load_internvl"]
 
 
 def _read_tokenizer(path: Path, vocab_size: int) -> tuple[Any, dict[str, int]]:
     """tokenizer.json and the ids of the prompt format's special tokens."""
-    from tokenizers import Tokenizer
+    from mobile_mllm.model.tokenizer_file import TOKENIZER_FILE, read_tokenizer_file
 
+    tokenizer = read_tokenizer_file(path, hint="save the checkpoint's tokenizer as a fast tokenizer")
     file = path / TOKENIZER_FILE
-    if not file.is_file():
-        raise ModelLoadError(f"{path}: missing {TOKENIZER_FILE} (save the checkpoint's tokenizer with a fast tokenizer)")
-    try:
-        tokenizer = Tokenizer.from_file(str(file))
-    except Exception as e:  # tokenizers raises a bare Exception on malformed files
-        raise ModelLoadError(f"{file} is not a valid tokenizers file: {e}") from e
     fmt = INTERNVL_PROMPT
     special_ids: dict[str, int] = {}
     for token in (fmt.image_placeholder, fmt.image_start, fmt.image_end, *fmt.eos):

