@@ -98,17 +98,17 @@ def load_internvl(path: Path, *, dtype: torch.dtype = torch.float32, max_context
             f"max_context_len {max_context_len} must be in 1..{max_positions} "
             f"(text_config.max_position_embeddings in {path / CONFIG_FILE})"
         )
+    if text.get("model_type", "qwen2") not in ("qwen2", "llama"):  # checked before the (slow) weight load
+        raise UnsupportedModelError(
+            f"{path / CONFIG_FILE}: text_config.model_type {text.get('model_type')!r} is not supported; "
+            "the internvl family runs Qwen2 or Llama decoders (InternVL3-1B/2B-hf)"
+        )
     vision = read_vision_config(path)
     hf = _from_pretrained(path, dtype)
     vocab_size = hf.config.text_config.vocab_size
     tokenizer, special_ids = _read_tokenizer(path, vocab_size)
     language_model = hf.model.language_model
     text_cfg = hf.config.text_config
-    if text_cfg.model_type not in ("qwen2", "llama"):
-        raise UnsupportedModelError(
-            f"{path / CONFIG_FILE}: text_config.model_type {text_cfg.model_type!r} is not supported; "
-            "the internvl family runs Qwen2 or Llama decoders (InternVL3-1B/2B-hf)"
-        )
     head_dim = getattr(text_cfg, "head_dim", None) or text_cfg.hidden_size // text_cfg.num_attention_heads
     # StaticCacheDecoder takes a causal LM's ``.model`` (layers, norm, rotary_emb) and ``.lm_head``;
     # InternVL keeps the head on the top-level model, beside the multimodal one.

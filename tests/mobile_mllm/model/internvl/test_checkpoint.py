@@ -138,3 +138,15 @@ def test_export_grid_policy_option_replaces_the_native_rule(tiny_internvl_dir: P
     relaxed = _load(ExportJob(model=str(tiny_internvl_dir), target=TargetConfig(max_context_len=64, prefill_chunk=32, grid_policy=GridPolicy.RELAXED)))
     assert (native.vision.policy, relaxed.vision.policy) == (GridPolicy.INTERNVL, GridPolicy.RELAXED)
     assert relaxed.vision == dataclasses.replace(native.vision, policy=GridPolicy.RELAXED)
+
+
+def test_unsupported_decoder_is_refused_before_loading_weights(tiny_internvl_dir: Path, tmp_path: Path) -> None:
+    from mobile_mllm.errors import UnsupportedModelError
+
+    bad = shutil.copytree(tiny_internvl_dir, tmp_path / "bad")
+    config = json.loads((bad / "config.json").read_text(encoding="utf-8"))
+    config["text_config"]["model_type"] = "internlm2"
+    (bad / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (bad / "model.safetensors").unlink()  # never reached
+    with pytest.raises(UnsupportedModelError, match="text_config.model_type 'internlm2' is not supported"):
+        load_model(bad, max_context_len=64)
