@@ -162,3 +162,21 @@ def test_every_norm_is_in_its_delegable_form(model) -> None:
     assert not [type(m).__name__ for m in modules if isinstance(m, nn.LayerNorm) or type(m).__name__.endswith("RMSNorm") and not isinstance(m, MatmulRMSNorm)]
     assert sum(isinstance(m, MatmulLayerNorm) for m in modules) == 2 * 2 + 1  # 2 per ViT layer + the projector's
     assert sum(isinstance(m, MatmulRMSNorm) for m in set(modules)) == 2 * 2 + 1  # 2 per decoder layer + the final norm
+
+
+def test_follow_up_turn_equals_hf_on_the_whole_conversation(model, hf_model, tiny_internvl_dir: Path) -> None:
+    """A follow-up (prefilled after the cached first turn) == HF generating from the whole two-turn prompt."""
+    image = _image((40, 160), seed=9)
+    processor = hf_processor(tiny_internvl_dir)
+    session = _session(model, max_new_tokens=5)
+    first = session.ask(QUESTION, image)
+    second = session.ask("And the colour?")
+    inputs = hf_inputs(processor, image, QUESTION)
+    turn_end = "<|im_end|>\n<|im_start|>user\nAnd the colour?<|im_end|>\n<|im_start|>assistant\n"
+    ids = torch.cat([inputs["input_ids"][0], torch.tensor(first.tokens), processor.tokenizer(turn_end, return_tensors="pt")["input_ids"][0]])
+    if first.tokens[-1] in model.eos_ids:  # a stop token is replaced by turn_end, as the chat template writes it
+        ids = torch.cat([inputs["input_ids"][0], torch.tensor(first.tokens[:-1]), processor.tokenizer(turn_end, return_tensors="pt")["input_ids"][0]])
+    with torch.no_grad():
+        out = hf_model.generate(input_ids=ids[None], attention_mask=torch.ones_like(ids)[None], pixel_values=inputs["pixel_values"],
+                                max_new_tokens=5, do_sample=False, eos_token_id=list(model.eos_ids), pad_token_id=model.eos_ids[-1])
+    assert list(second.tokens) == out[0, ids.shape[0]:].tolist()
