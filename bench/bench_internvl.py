@@ -9,7 +9,7 @@ its output already exists under ``--work-dir``:
 
 1. ``model/``: the random-weight InternVL3-1B-hf directory;
 2. ``w4/``: ``mobile-mllm export model -o w4 --recipe w4`` (wall time measured here);
-3. speed of ``w4/model.pte`` on this host, through ``bench_export.py``'s worker (a fresh
+3. speed of ``w4/model.pte`` (or, with ``--eager``, of the eager fp32 model, nothing exported) on this host, through ``bench_export.py``'s worker (a fresh
    process): ``vision_encoder`` ms per call at tile batch 1 and 4 (448-px tiles), chunked
    prefill of ``--prompt-len`` positions in ``--chunk``-position calls, and decode steps.
 
@@ -71,20 +71,32 @@ def export(model: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {"command": " ".join(cmd[1:]), "wall_s": round(wall, 1), "loadavg_start": load, "loadavg_end": loadavg()}
 
 
-def write_inputs(program: Path, prompt_len: int) -> Path:
-    """Random normalised 448-px tiles and prompt embeddings of the decoder's width, seeded."""
+def _save_inputs(path: Path, size: int, hidden: int, prompt_len: int) -> Path:
+    """Random normalised tiles and prompt embeddings of the decoder's width, seeded (what the worker reads)."""
     import torch
 
+    gen = torch.Generator().manual_seed(0)
+    torch.save({"tiles": torch.rand(4, 3, size, size, generator=gen) * 2 - 1,
+                "embeds": torch.randn(1, prompt_len, hidden, generator=gen) * 0.02}, path)
+    return path
+
+
+def write_inputs(program: Path, prompt_len: int) -> Path:
+    """Inputs sized from the program's manifest."""
     from mobile_mllm import contract
     from mobile_mllm.export.manifest import read_manifest
 
     manifest = read_manifest(program)
-    size, hidden = int(manifest[contract.M_VISION]["tile_size"]), int(manifest[contract.M_HIDDEN_SIZE])
-    gen = torch.Generator().manual_seed(0)
-    path = program / "bench_inputs.pt"
-    torch.save({"tiles": torch.rand(4, 3, size, size, generator=gen) * 2 - 1,
-                "embeds": torch.randn(1, prompt_len, hidden, generator=gen) * 0.02}, path)
-    return path
+    return _save_inputs(program / "bench_inputs.pt", int(manifest[contract.M_VISION]["tile_size"]),
+                        int(manifest[contract.M_HIDDEN_SIZE]), prompt_len)
+
+
+def write_eager_inputs(work: Path, prompt_len: int) -> Path:
+    """Inputs sized from the model directory (no program needed)."""
+    config = json.loads((work / "model" / "config.json").read_text())
+    size = config["vision_config"]["image_size"]
+    return _save_inputs(work / "eager_inputs.pt", size[0] if isinstance(size, list) else size,
+                        config["text_config"]["hidden_size"], prompt_len)
 
 
 def main() -> None:
@@ -99,6 +111,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--verify-tokens", type=int, default=4, help="greedy tokens verified at export; 0: --no-verify")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eager", action="store_true", help="measure the eager fp32 model instead (no export)")
     p.add_argument("--json-out", default=None)
     args = p.parse_args()
     work = Path(args.work_dir)
@@ -106,17 +119,21 @@ def main() -> None:
     result: dict[str, Any] = {"loadavg_start": loadavg()}
     if not (model / "config.json").is_file():
         result["model"] = write_model(model, args.seed)
-    if not (program / "model.pte").is_file():
-        result["export"] = export(model, program, args)
-    report = json.loads((program / "bench_export_report.json").read_text())
-    result["program_bytes"] = (program / "model.pte").stat().st_size
-    result["export_time_s"] = report.get("export_time_s")
-    result["export_stage_s"] = report.get("timings_s")
-    result["delegated"] = report.get("delegated")
-    result["verification_greedy"] = (report.get("verification") or {}).get("greedy")
-    inputs = write_inputs(program, args.prompt_len)
+    if args.eager:
+        backend, path, inputs = "eager", model, write_eager_inputs(work, args.prompt_len)
+    else:
+        if not (program / "model.pte").is_file():
+            result["export"] = export(model, program, args)
+        report = json.loads((program / "bench_export_report.json").read_text())
+        result["program_bytes"] = (program / "model.pte").stat().st_size
+        result["export_time_s"] = report.get("export_time_s")
+        result["export_stage_s"] = report.get("timings_s")
+        result["delegated"] = report.get("delegated")
+        result["verification_greedy"] = (report.get("verification") or {}).get("greedy")
+        backend, path, inputs = "pte", program, write_inputs(program, args.prompt_len)
+    result["backend"] = backend
     raw = run_json(REPO / "bench" / "bench_export.py", [
-        "worker", "--backend", "pte", "--path", str(program), "--inputs", str(inputs), "--threads", str(args.threads),
+        "worker", "--backend", backend, "--path", str(path), "--inputs", str(inputs), "--threads", str(args.threads),
         "--repeats", str(args.repeats), "--chunk", str(args.chunk), "--decode-tokens", str(args.decode_tokens),
         "--max-context-len", str(args.max_context_len),
     ])
