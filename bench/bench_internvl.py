@@ -14,7 +14,7 @@ its output already exists under ``--work-dir``:
    prefill of ``--prompt-len`` positions in ``--chunk``-position calls, and decode steps.
 
 Example:
-    .venv/bin/python bench/bench_internvl.py --work-dir /tmp/internvl_bench --json-out /tmp/internvl_bench/result.json
+    PYTHONPATH=. .venv/bin/python bench/bench_internvl.py --work-dir /tmp/internvl_bench --json-out /tmp/internvl_bench/result.json
 """
 
 from __future__ import annotations
