@@ -45,6 +45,7 @@ __all__ = [
 
 _FAMILIES: dict[str, str] = {
     "reference": "mobile_mllm.model.reference.adapter:ReferenceAdapter",
+    "smolvlm": "mobile_mllm.model.smolvlm.adapter:SmolVLMAdapter",
 }
 """Family name (== folder name under model/) -> "module:class" of its ModelAdapter."""
 
