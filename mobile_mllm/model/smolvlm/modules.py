@@ -3,8 +3,9 @@
 The HF vision transformer computes position ids per image from a patch mask with
 ``bucketize`` (NaViT-style, for padded images of any size). Our tiles are always whole
 ``image_size`` squares, so every patch is real and those ids are ``0 .. N-1`` in order: the
-adapter holds them as a constant buffer instead, which ``torch.export`` traces as a static
-graph (the HF path has data-dependent shapes from the mask sums and would not lower). The HF
+adapter adds the position table itself (row i is position i), which ``torch.export`` traces as
+a static graph with no lookup (the HF path has data-dependent shapes from the mask sums and a
+``bucketize`` that XNNPACK does not take). The HF
 modules' own weights are used as they are; ``tests/mobile_mllm/model/smolvlm`` checks the
 output against ``get_image_features``.
 
@@ -63,13 +64,15 @@ class SmolVLMVisionEncoder(nn.Module):
         self.scale_factor = scale_factor
         embeddings = vision_model.embeddings
         self.side = embeddings.num_patches_per_side
-        self.register_buffer("position_ids", torch.arange(embeddings.num_patches).unsqueeze(0), persistent=False)
+        # The table as a plain parameter (shared with the HF model, not copied): quantization rules
+        # target Embedding modules, and a weight-only quantized table could not be added to the patches.
+        self.position_table = embeddings.position_embedding.weight
 
     def forward(self, tiles: torch.Tensor) -> torch.Tensor:
         """``tiles [B, 3, S, S]`` normalised -> image embeddings in the decoder's width."""
         embeddings = self.vision_model.embeddings
         patches = embeddings.patch_embedding(tiles).flatten(2).transpose(1, 2)
-        hidden = patches + embeddings.position_embedding(self.position_ids)
+        hidden = patches + self.position_table  # ids 0..N-1 in order: the table itself, no lookup op
         hidden = self.vision_model.encoder(inputs_embeds=hidden, attention_mask=None).last_hidden_state
         hidden = self.vision_model.post_layernorm(hidden)
         return self.projection(pixel_shuffle(hidden, self.side, self.scale_factor))
