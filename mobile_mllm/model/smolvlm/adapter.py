@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mobile_mllm.model.adapter import MultimodalModel, PromptFormat
+from mobile_mllm.model.reference.adapter import ReferenceAdapter
 from mobile_mllm.model.smolvlm import FAMILY
 from mobile_mllm.model.smolvlm.files import CONFIG_FILE, MODEL_TYPES
 from mobile_mllm.model.smolvlm.prompt import SMOLVLM_PROMPT
@@ -14,7 +15,6 @@ from mobile_mllm.model.smolvlm.prompt import SMOLVLM_PROMPT
 if TYPE_CHECKING:
     import torch
 
-    from mobile_mllm.model.parts import DecoderParts
     from mobile_mllm.vision.config import VisionConfig
 
 __all__ = ["SmolVLMAdapter"]
@@ -42,11 +42,8 @@ class SmolVLMAdapter:
 
         return load_smolvlm(Path(path), dtype=dtype, max_context_len=max_context_len)
 
-    def decoder_parts(self, model: MultimodalModel) -> DecoderParts:
-        """The HF Llama decoder's parts (:func:`~mobile_mllm.model.hf_decoder.hf_decoder_parts`)."""
-        from mobile_mllm.model.hf_decoder import hf_decoder_parts
-
-        return hf_decoder_parts(model.text_decoder, model.token_embedding)
+    decoder_parts = ReferenceAdapter.decoder_parts
+    """The HF Llama decoder's parts: our ``text_decoder`` is the reference family's ``StaticCacheDecoder``, so its method."""
 
     def read_vision_config(self, path: Path) -> VisionConfig:
         """The directory's preprocessing (:func:`~mobile_mllm.model.smolvlm.files.read_vision_config`)."""
