@@ -13,7 +13,7 @@ double the time), and times the program through the runtime's own methods:
 Random weights give the real cost of every op (nothing is data-dependent in these programs).
 A script, not library code. Example:
 
-    .venv/bin/python bench/bench_smolvlm.py --work-dir /tmp/smolvlm_bench --variants 256m
+    PYTHONPATH=. .venv/bin/python bench/bench_smolvlm.py --work-dir /tmp/smolvlm_bench --variants 256m
 """
 
 from __future__ import annotations

@@ -88,6 +88,7 @@ def test_fp32_export_verifies_and_answers_with_hf_greedy_tokens(model_dir: Path,
 
 
 def test_w4_export_passes_verification(model_dir: Path, image_file: Path, tmp_path: Path) -> None:
+    from mobile_mllm.runtime.sampling import GenerationConfig
     from mobile_mllm.runtime.session import Session
 
     out = tmp_path / "w4"
@@ -98,7 +99,7 @@ def test_w4_export_passes_verification(model_dir: Path, image_file: Path, tmp_pa
     assert verification["by_method"]["vision_encoder"]["median_rel_err_vs_quantized"] <= verification["tolerance_vs_quantized"]
     assert verification["greedy"]["num_tokens"] == 16
     assert report["quantization"]["num_unexpected_fp32"] == 0
-    answer = Session.from_dir(out).ask(QUESTION, image_file)
+    answer = Session.from_dir(out, generation=GenerationConfig(max_new_tokens=10)).ask(QUESTION, image_file)
     assert answer.stats.num_tiles == 9 and answer.tokens
 
 
