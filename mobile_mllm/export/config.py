@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from mobile_mllm import contract
 from mobile_mllm.errors import ConfigError
 from mobile_mllm.quant.recipe import QuantConfig
+from mobile_mllm.vision.config import GridPolicy
 
 __all__ = ["ExportJob", "OnnxQuantization", "Target", "TargetConfig", "VisionEngine"]
 
@@ -57,6 +58,8 @@ class TargetConfig:
     """Largest number of local tiles m*n per image, thumbnail not counted (None: the model's); alone, it lifts the side bound, as in `grid`."""
     max_side: int | None = None
     """Largest number of tiles across or down per image (None: the model's, unless max_tiles alone is given)."""
+    grid_policy: GridPolicy | None = None
+    """Tile-grid rule written to the manifest (None: the model's own, e.g. internvl for InternVL; relaxed: BlueLM-V-3B's)."""
     vision_engine: VisionEngine = VisionEngine.EXECUTORCH
     """Which program encodes images: model.pte's vision_encoder, or vision.onnx beside it run by ONNX Runtime (cpu target only)."""
     onnx_quantization: OnnxQuantization = OnnxQuantization.DYNAMIC

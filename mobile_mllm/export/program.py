@@ -16,6 +16,7 @@ precision rules (``quant/``), the manifest's schema (``manifest.py``), loading a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -153,7 +154,7 @@ def _check_quantized(report: QuantReport) -> None:
 
 
 def _load(job: ExportJob) -> MultimodalModel:
-    """The float eager model, with the job's grid limits (``vision.config.with_grid_limits``) applied."""
+    """The float eager model, with the job's grid limits (``vision.config.with_grid_limits``) and grid policy applied."""
     import torch
 
     from mobile_mllm.model import load_model
@@ -162,6 +163,8 @@ def _load(job: ExportJob) -> MultimodalModel:
     cfg = job.target
     model = load_model(job.model, dtype=torch.float32, max_context_len=cfg.max_context_len)
     model.vision = with_grid_limits(model.vision, max_tiles=cfg.max_tiles, max_side=cfg.max_side)
+    if cfg.grid_policy is not None:
+        model.vision = dataclasses.replace(model.vision, policy=cfg.grid_policy)
     return model
 
 
@@ -401,16 +404,18 @@ def _lower_with_backend(
     )
 
 
-def _delegation_counts(edge: Any, methods: list[str]) -> dict[str, dict[str, int]]:
-    """Per method: delegate calls and the ops left outside any delegate (what runs on portable kernels)."""
-    out: dict[str, dict[str, int]] = {}
+def _delegation_counts(edge: Any, methods: list[str]) -> dict[str, dict[str, Any]]:
+    """Per method: delegate calls and the ops left outside any delegate (what runs on portable kernels), by name."""
+    out: dict[str, dict[str, Any]] = {}
     for method in methods:
         gm = edge.exported_program(method).graph_module
         delegates = sum(1 for n in gm.graph.nodes if n.op == "call_function" and "executorch_call_delegate" in str(n.target))
-        others = sum(
-            1 for n in gm.graph.nodes
-            if n.op == "call_function" and "executorch_call_delegate" not in str(n.target) and "getitem" not in str(n.target)
-        )
-        out[method] = {"delegate_calls": delegates, "non_delegated_ops": others}
-        logger.info("%s: %d delegate calls, %d ops outside delegates", method, delegates, others)
+        by_op: dict[str, int] = {}
+        for n in gm.graph.nodes:
+            if n.op == "call_function" and "executorch_call_delegate" not in str(n.target) and "getitem" not in str(n.target):
+                name = getattr(n.target, "__name__", str(n.target))
+                by_op[name] = by_op.get(name, 0) + 1
+        others = sum(by_op.values())
+        out[method] = {"delegate_calls": delegates, "non_delegated_ops": others, "non_delegated_by_op": dict(sorted(by_op.items()))}
+        logger.info("%s: %d delegate calls, %d ops outside delegates %s", method, delegates, others, by_op or "")
     return out

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _FAMILIES: dict[str, str] = {
+    "internvl": "mobile_mllm.model.internvl.adapter:InternVLAdapter",
     "reference": "mobile_mllm.model.reference.adapter:ReferenceAdapter",
     "smolvlm": "mobile_mllm.model.smolvlm.adapter:SmolVLMAdapter",
 }
@@ -136,8 +137,10 @@ def detect_family(path: Path) -> str:
         if get_adapter(name).can_load(Path(path)):
             return name
     model_type = data.get("model_type") if isinstance(data, dict) else None
+    architectures = data.get("architectures") if isinstance(data, dict) else None
+    names = ", ".join(map(str, architectures)) if isinstance(architectures, list) and architectures else "none named"
     raise UnsupportedModelError(
-        f"{config}: no {FAMILY_KEY} key and no family recognises model_type {model_type!r}; "
+        f"{config}: no {FAMILY_KEY} key and no family recognises model_type {model_type!r} (architectures: {names}); "
         f"known families: {', '.join(known_families())}"
     )
 

@@ -68,15 +68,10 @@ INIT_STD = 0.02
 
 
 def _read_tokenizer(path: Path, cfg: ReferenceConfig) -> tuple[Any, dict[str, int]]:
-    from tokenizers import Tokenizer
+    from mobile_mllm.model.tokenizer_file import read_tokenizer_file
 
     file = path / TOKENIZER_FILE
-    if not file.is_file():
-        raise ModelLoadError(f"{path}: missing {TOKENIZER_FILE}")
-    try:
-        tokenizer = Tokenizer.from_file(str(file))
-    except Exception as e:  # tokenizers raises a bare Exception on malformed files
-        raise ModelLoadError(f"{file} is not a valid tokenizers file: {e}") from e
+    tokenizer = read_tokenizer_file(path)
     special_ids: dict[str, int] = {}
     for token in SPECIAL_TOKENS:
         token_id = tokenizer.token_to_id(token)
