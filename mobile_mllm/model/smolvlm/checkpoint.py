@@ -4,8 +4,10 @@ The HF model is loaded with transformers' own class (``SmolVLMForConditionalGene
 ``Idefics3ForConditionalGeneration``, by ``model_type``); our modules share its weights:
 ``vision_encoder`` = its vision transformer + pixel shuffle + connector (:mod:`.modules`),
 ``token_embedding`` = its text model's embedding, ``text_decoder`` = its Llama layers over a
-static KV cache (the reference family's ``StaticCacheDecoder``). The HF model stays in
-``extra["hf_model"]``, the reference the parity tests compare with.
+static KV cache (the reference family's ``StaticCacheDecoder``). The tower's LayerNorms and SDPA
+attention are swapped in place for forms XNNPACK delegates whole (the internvl family's
+``use_delegable_ops``: same parameters, same function), so the loaded HF object is no longer a
+pristine reference: the parity tests load their own.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ import torch
 
 from mobile_mllm.errors import ModelLoadError
 from mobile_mllm.model.adapter import MultimodalModel
+from mobile_mllm.model.internvl.modules import use_delegable_ops
 from mobile_mllm.model.reference.modules import StaticCacheDecoder, TokenEmbedding
 from mobile_mllm.model.smolvlm import FAMILY
 from mobile_mllm.model.smolvlm.files import MODEL_TYPES, read_config, read_vision_config
 from mobile_mllm.model.smolvlm.modules import SmolVLMVisionEncoder
 from mobile_mllm.model.smolvlm.prompt import FAKE_TOKEN, GLOBAL_IMAGE, IMAGE, SMOLVLM_PROMPT
+from mobile_mllm.model.tokenizer_file import read_tokenizer_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TOKENIZER_FILE", "load_smolvlm"]
-
-TOKENIZER_FILE = "tokenizer.json"
+__all__ = ["load_smolvlm"]
 
 
 def _hf_class(model_type: str) -> type:
@@ -44,21 +46,16 @@ def load_smolvlm(path: Path, *, dtype: torch.dtype, max_context_len: int) -> Mul
         ModelLoadError: a file is missing or unreadable, or the tokenizer lacks a prompt token.
         UnsupportedModelError: a preprocessing setting we do not reproduce, or a non-Llama decoder.
     """
-    from tokenizers import Tokenizer
-
     path = Path(path)
     config = read_config(path)
     vision = read_vision_config(path)
-    try:
-        tokenizer = Tokenizer.from_file(str(path / TOKENIZER_FILE))
-    except Exception as e:  # tokenizers raises its own Exception type for missing and malformed files
-        raise ModelLoadError(f"{path / TOKENIZER_FILE}: cannot read the tokenizer ({e})") from e
+    tokenizer = read_tokenizer_file(path, "a SmolVLM directory holds the HF tokenizer.json")
     special_ids: dict[str, int] = {}
     for token in (*SMOLVLM_PROMPT.eos, FAKE_TOKEN, GLOBAL_IMAGE, IMAGE):
         tid = tokenizer.token_to_id(token)
         if tid is None:
             raise ModelLoadError(
-                f"{path / TOKENIZER_FILE} has no token {token!r}; a SmolVLM tokenizer defines the image and stop tokens"
+                f"{path}/tokenizer.json has no token {token!r}; a SmolVLM tokenizer defines the image and stop tokens"
             )
         special_ids[token] = tid
     try:
@@ -66,6 +63,7 @@ def load_smolvlm(path: Path, *, dtype: torch.dtype, max_context_len: int) -> Mul
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"{path}: transformers cannot load the checkpoint ({e})") from e
     inner = hf.model
+    replaced = use_delegable_ops(inner.vision_model)
     vision_encoder = SmolVLMVisionEncoder(
         vision_model=inner.vision_model,
         projection=inner.connector.modality_projection.proj,
@@ -79,7 +77,10 @@ def load_smolvlm(path: Path, *, dtype: torch.dtype, max_context_len: int) -> Mul
         num_kv_heads=text.num_key_value_heads,
         head_dim=head_dim,
     ).eval()
-    logger.debug("%s: %s, %d decoder layers, %d image tokens per tile", path, type(hf).__name__, text.num_hidden_layers, vision.tokens_per_tile)
+    logger.debug(
+        "%s: %s, %d decoder layers, %d image tokens per tile, %d tower norms as matmuls",
+        path, type(hf).__name__, text.num_hidden_layers, vision.tokens_per_tile, replaced,
+    )
     return MultimodalModel(
         family=FAMILY,
         vision_encoder=vision_encoder,
@@ -95,5 +96,5 @@ def load_smolvlm(path: Path, *, dtype: torch.dtype, max_context_len: int) -> Mul
         hidden_size=text.hidden_size,
         vocab_size=text.vocab_size,
         source=path,
-        extra={"hf_model": hf},
+        extra={"hf_config": hf.config},
     )

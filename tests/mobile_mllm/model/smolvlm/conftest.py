@@ -54,3 +54,13 @@ def smolvlm(smolvlm_dir: Path):  # -> MultimodalModel
     from mobile_mllm.model import load_model
 
     return load_model(smolvlm_dir, max_context_len=512)
+
+
+@pytest.fixture(scope="module")
+def hf_model(smolvlm_dir: Path):
+    """The HF model loaded on its own (transformers' class, its SDPA attention and LayerNorms untouched): the reference."""
+    from transformers import Idefics3ForConditionalGeneration, SmolVLMForConditionalGeneration
+
+    model_type = json.loads((smolvlm_dir / "config.json").read_text())["model_type"]
+    cls = SmolVLMForConditionalGeneration if model_type == "smolvlm" else Idefics3ForConditionalGeneration
+    return cls.from_pretrained(smolvlm_dir).eval()
