@@ -56,13 +56,16 @@ def export(model: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Step 2: the CLI export, timed as a user sees it (wall clock, verification included)."""
     cmd = [sys.executable, "-m", "mobile_mllm.cli", "export", str(model), "-o", str(out), "--recipe", args.recipe,
            "--max-context-len", str(args.max_context_len), "--prefill-chunk", str(args.chunk),
-           "--tile-batch", "4", "--verify-tokens", str(args.verify_tokens), "--json"]
+           "--tile-batch", "4", "--json"]
+    cmd += ["--verify-tokens", str(args.verify_tokens)] if args.verify_tokens > 0 else ["--no-verify"]
     load = loadavg()
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    log = out.parent / f"{out.name}_export.log"  # the export's progress lines, readable while it runs
+    with log.open("w") as stderr:
+        proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"export failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"export failed ({proc.returncode}): see {log}")
     report = json.loads(proc.stdout)
     (out / "bench_export_report.json").write_text(json.dumps(report, indent=1))
     return {"command": " ".join(cmd[1:]), "wall_s": round(wall, 1), "loadavg_start": load, "loadavg_end": loadavg()}
@@ -94,7 +97,7 @@ def main() -> None:
     p.add_argument("--decode-tokens", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--verify-tokens", type=int, default=4)
+    p.add_argument("--verify-tokens", type=int, default=4, help="greedy tokens verified at export; 0: --no-verify")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json-out", default=None)
     args = p.parse_args()

@@ -11,7 +11,7 @@ modules then share the HF model's parameters:
   layers, final norm, rotary embedding and the top-level ``lm_head``.
 
 The vision tower and projector get :func:`~mobile_mllm.model.internvl.modules.use_delegable_ops`
-(layer norms and attention in ops XNNPACK lowers), so ``extra["hf_model"]``, which shares
+(layer norms and attention in ops XNNPACK lowers), the language model its RMSNorms, so ``extra["hf_model"]``, which shares
 those modules, is no longer HF's exact graph: parity tests load their own copy.
 """
 
@@ -110,6 +110,7 @@ def load_internvl(path: Path, *, dtype: torch.dtype = torch.float32, max_context
     language_model = hf.model.language_model
     text_cfg = hf.config.text_config
     head_dim = getattr(text_cfg, "head_dim", None) or text_cfg.hidden_size // text_cfg.num_attention_heads
+    use_delegable_ops(language_model, eager_attention=False)  # its RMSNorms, before the decoder takes them
     # StaticCacheDecoder takes a causal LM's ``.model`` (layers, norm, rotary_emb) and ``.lm_head``;
     # InternVL keeps the head on the top-level model, beside the multimodal one.
     causal_lm = SimpleNamespace(model=language_model, lm_head=hf.lm_head)

@@ -150,3 +150,15 @@ def test_unsupported_decoder_is_refused_before_loading_weights(tiny_internvl_dir
     (bad / "model.safetensors").unlink()  # never reached
     with pytest.raises(UnsupportedModelError, match="text_config.model_type 'internlm2' is not supported"):
         load_model(bad, max_context_len=64)
+
+
+def test_every_norm_is_in_its_delegable_form(model) -> None:
+    """No HF LayerNorm/RMSNorm is left where XNNPACK cannot take it (the parity tests above hold with the rewrite)."""
+    from torch import nn
+
+    from mobile_mllm.model.internvl.modules import MatmulLayerNorm, MatmulRMSNorm
+
+    modules = [m for part in (model.vision_encoder, model.text_decoder) for m in part.modules()]
+    assert not [type(m).__name__ for m in modules if isinstance(m, nn.LayerNorm) or type(m).__name__.endswith("RMSNorm") and not isinstance(m, MatmulRMSNorm)]
+    assert sum(isinstance(m, MatmulLayerNorm) for m in modules) == 2 * 2 + 1  # 2 per ViT layer + the projector's
+    assert sum(isinstance(m, MatmulRMSNorm) for m in set(modules)) == 2 * 2 + 1  # 2 per decoder layer + the final norm
