@@ -5,9 +5,9 @@ The HF model is loaded with transformers' own class (``SmolVLMForConditionalGene
 ``vision_encoder`` = its vision transformer + pixel shuffle + connector (:mod:`.modules`),
 ``token_embedding`` = its text model's embedding, ``text_decoder`` = its Llama layers over a
 static KV cache (the reference family's ``StaticCacheDecoder``). The tower's LayerNorms and SDPA
-attention are swapped in place for forms XNNPACK delegates whole (the internvl family's
-``use_delegable_ops``: same parameters, same function), so the loaded HF object is no longer a
-pristine reference: the parity tests load their own.
+attention and the decoder's RMSNorms are swapped in place for forms XNNPACK delegates whole (the
+internvl family's ``use_delegable_ops``: same parameters, same function), so the loaded HF object
+is no longer a pristine reference: the parity tests load their own.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def load_smolvlm(path: Path, *, dtype: torch.dtype, max_context_len: int) -> Mul
         raise ModelLoadError(f"{path}: transformers cannot load the checkpoint ({e})") from e
     inner = hf.model
     replaced = use_delegable_ops(inner.vision_model)
+    replaced += use_delegable_ops(inner.text_model, eager_attention=False)  # RMSNorms; attention is rebuilt by the exporter
     vision_encoder = SmolVLMVisionEncoder(
         vision_model=inner.vision_model,
         projection=inner.connector.modality_projection.proj,
@@ -78,7 +79,7 @@ def load_smolvlm(path: Path, *, dtype: torch.dtype, max_context_len: int) -> Mul
         head_dim=head_dim,
     ).eval()
     logger.debug(
-        "%s: %s, %d decoder layers, %d image tokens per tile, %d tower norms as matmuls",
+        "%s: %s, %d decoder layers, %d image tokens per tile, %d norms as matmuls",
         path, type(hf).__name__, text.num_hidden_layers, vision.tokens_per_tile, replaced,
     )
     return MultimodalModel(

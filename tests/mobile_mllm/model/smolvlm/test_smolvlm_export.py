@@ -22,6 +22,13 @@ from PIL import Image
 pytestmark = pytest.mark.slow
 
 QUESTION = "What is in the picture?"
+DATA_MOVEMENT = {"aten.view_copy.default", "aten.expand_copy.default", "aten.slice_copy.Tensor", "aten.select_copy.int"}
+"""Ops that only reshape, slice or copy tensors (no arithmetic on values)."""
+SCALARS = {"sym_size.int", "mul", "add", "le", "ge", "_local_scalar_dense.default", "_assert_scalar.default"}
+"""Arithmetic and checks on sizes and on ``start_pos`` (Python scalars, not tensors)."""
+KV_CACHE_OPS = {"auto_functionalized_v2", "llama.custom_sdpa.default"}
+"""ExecuTorch's KV-cache custom ops (``llama.update_cache``, functionalized, and ``llama.custom_sdpa``), run on
+their own optimized CPU kernels by design (``export/decoder.py``)."""
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +84,12 @@ def test_fp32_export_verifies_and_answers_with_hf_greedy_tokens(model_dir: Path,
     assert greedy["num_agreeing_prefix"] == greedy["num_tokens"] == 16
     vision = report["delegated"]["vision_encoder"]
     assert vision["delegate_calls"] > 0
-    # Outside XNNPACK only the views between delegates and the size arithmetic of the dynamic tile batch:
-    # no LayerNorm (rewritten as matmuls), no position lookup, no SDPA guards.
-    compute = [op for op in vision["non_delegated_by_op"] if not any(k in op for k in ("view_copy", "sym_size", "mul"))]
-    assert compute == [], vision["non_delegated_by_op"]
+    # Outside XNNPACK only data movement between delegates (views, the norms' 1/C column broadcast over the
+    # batch), size arithmetic and ExecuTorch's KV-cache ops: no LayerNorm/RMSNorm, position lookup or SDPA guards.
+    assert set(vision["non_delegated_by_op"]) <= DATA_MOVEMENT | SCALARS, vision
+    decoder = report["delegated"]["text_decoder"]
+    assert decoder["delegate_calls"] > 0
+    assert set(decoder["non_delegated_by_op"]) <= DATA_MOVEMENT | SCALARS | KV_CACHE_OPS, decoder
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["vision"]["policy"] == "smolvlm" and manifest["vision"]["longest_edge_px"] == 256
     assert manifest["prompt"]["tile_start"] == "<fake_token_around_image><row_{row}_col_{col}>"
