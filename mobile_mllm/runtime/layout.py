@@ -126,54 +126,52 @@ def image_block(
     texts = (fmt.tile_start, fmt.row_end, fmt.tiles_end, fmt.thumbnail_start)
     if encode is None and any(texts):
         raise ConfigError("this prompt format marks tiles with text (tile_start, row_end, ...): pass encode")
-    # Items are ("special", s) looked up in token_ids, ("text", s) tokenized, or TileRefs.
-    special = lambda s: ("special", s)  # noqa: E731
-    text = lambda s: ("text", s)  # noqa: E731
+    # Items are strings (special tokens, or text when fmt sets its text fields) and tile references.
     if fmt.single_tile_as_thumbnail and n_local == 1 and thumbnail_index is None:
         n_local, thumbnail_index = 0, 0  # the lone tile is the global view
     offset = 1 if thumbnail_index == 0 else 0
-    thumb: list = []
+    thumb: list[str | TileRef] = []
     if thumbnail_index is not None:
-        thumb = [text(fmt.thumbnail_start), special(fmt.thumbnail_marker), TileRef(thumbnail_index, tokens_per_tile)]
-    local: list = []
+        thumb = [fmt.thumbnail_start, fmt.thumbnail_marker, TileRef(thumbnail_index, tokens_per_tile)]
+    local: list[str | TileRef] = []
     for i in range(n_local):
         last_in_row = (i + 1) % grid.cols == 0
         sep = fmt.row_sep if (last_in_row and fmt.row_sep) else fmt.tile_sep
         start = fmt.tile_start.format(row=i // grid.cols + 1, col=i % grid.cols + 1)
-        local += [text(start), TileRef(i + offset, tokens_per_tile), special(sep)]
+        local += [start, TileRef(i + offset, tokens_per_tile), sep]
         if last_in_row:
-            local.append(text(fmt.row_end))
+            local.append(fmt.row_end)
     if thumbnail_index == 0:
         body = thumb + local
     else:
-        body = local + ([text(fmt.tiles_end)] if thumb else []) + thumb
-    items = [special(fmt.image_start), *body, special(fmt.image_end)]
+        body = local + ([fmt.tiles_end] if thumb else []) + thumb
+    items = [fmt.image_start, *body, fmt.image_end]
     return _merge(_tokenize(items, token_ids, encode))
 
 
 def _tokenize(
-    items: Sequence, token_ids: Mapping[str, int], encode: Callable[[str], Sequence[int]] | None
+    items: Sequence[str | TileRef], token_ids: Mapping[str, int], encode: Callable[[str], Sequence[int]] | None
 ) -> list[Segment]:
     """Turn layout items into segments: each run of strings between two tiles becomes one token run.
 
     With ``encode`` the run is joined and tokenized at once (special tokens are recognised, so a
-    special item gets its own id as it would by lookup); without, each special is looked up.
+    special item gets the id a lookup would give); without, each string is a special token looked up.
     """
     out: list[Segment] = []
-    run: list[tuple[str, str]] = []
+    run: list[str] = []
 
     def flush() -> None:
         if encode is not None:
-            out.append(TokenRun(tuple(encode("".join(s for _, s in run)))) if run else TokenRun(()))
+            out.append(TokenRun(tuple(encode("".join(run))) if run else ()))
         else:
-            out.append(TokenRun(tuple(i for _, s in run for i in _special(s, token_ids))))
+            out.append(TokenRun(tuple(i for s in run for i in _special(s, token_ids))))
         run.clear()
 
     for item in items:
         if isinstance(item, TileRef):
             flush()
             out.append(item)
-        elif item[1]:
+        elif item:
             run.append(item)
     flush()
     return out
