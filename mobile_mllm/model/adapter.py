@@ -37,6 +37,15 @@ class PromptFormat:
     ``VisionConfig.thumbnail``; a row of tiles ends with ``row_sep`` instead of ``tile_sep``
     when ``row_sep`` is set). Each ``TILE``/``THUMB`` stands for ``tokens_per_tile`` embeddings
     from ``vision_encoder``; every other item is a special token of the tokenizer.
+
+    Families that mark tiles with text (SmolVLM/Idefics3: ``<fake_token_around_image><row_1_col_2>``
+    before a tile, a newline after each row, ``<global-img>`` before the global view) also set
+    the text fields below (``tile_start``, ``row_end``, ``tiles_end``, ``thumbnail_start``),
+    which are tokenized with the text around them, so a prompt gets exactly the ids the family's
+    own processor gives. Their defaults (empty) leave the layout above unchanged::
+
+        image_start, TILE_START(1,1), TILE_0, tile_sep, ..., [ROW_END], ..., [TILES_END],
+        THUMBNAIL_START, thumbnail_marker, THUMB, image_end
     """
 
     user_template: str = "<|user|>\n{content}<|end|>\n<|assistant|>\n"
@@ -61,6 +70,20 @@ class PromptFormat:
     """Token prepended to the whole prompt (empty: none)."""
     eos: tuple[str, ...] = ("<|end|>", "<|endoftext|>")
     """Tokens that stop generation."""
+    tile_start: str = ""
+    """Text before each local tile; ``{row}`` and ``{col}`` are its 1-based grid position (empty: none)."""
+    row_end: str = ""
+    """Text after the separator of each row's last tile (empty: none)."""
+    tiles_end: str = ""
+    """Text after the local tiles when the thumbnail follows them (empty: none)."""
+    thumbnail_start: str = ""
+    """Text before ``thumbnail_marker`` (empty: none)."""
+    single_tile_as_thumbnail: bool = False
+    """Lay a lone tile (1x1 grid, no thumbnail) out as the thumbnail: SmolVLM calls an unsplit image its global image."""
+    text_lead: str = ""
+    """Text before a turn's content that does not begin with the image (SmolVLM: ``User: text`` but ``User:<image>``)."""
+    image_join: str = "\n"
+    """Text between the image and the question when the question has no image placeholder (the image goes first)."""
     question_template: str = "{question}"
     """How a user's question is worded before it enters the user turn (``{question}`` is the
     user's text): the model's prompt style, e.g. an answer-format instruction it was trained

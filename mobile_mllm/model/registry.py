@@ -46,6 +46,7 @@ __all__ = [
 _FAMILIES: dict[str, str] = {
     "internvl": "mobile_mllm.model.internvl.adapter:InternVLAdapter",
     "reference": "mobile_mllm.model.reference.adapter:ReferenceAdapter",
+    "smolvlm": "mobile_mllm.model.smolvlm.adapter:SmolVLMAdapter",
 }
 """Family name (== folder name under model/) -> "module:class" of its ModelAdapter."""
 

@@ -92,6 +92,7 @@ def image_block(
     thumbnail_index: int | None,
     tokens_per_tile: int,
     token_ids: Mapping[str, int],
+    encode: Callable[[str], Sequence[int]] | None = None,
 ) -> list[Segment]:
     """The segments that stand for one image.
 
@@ -102,9 +103,16 @@ def image_block(
             local tiles, ``grid.num_tiles`` = after them), or None without a thumbnail.
         tokens_per_tile (int): embeddings per tile.
         token_ids (Mapping[str, int]): special string -> id (:func:`special_token_ids`).
+        encode (Callable[[str], Sequence[int]] | None): text -> ids, special tokens recognised, as in
+            :func:`first_turn`; needed when ``fmt`` sets its text fields (``tile_start`` ...): the
+            text between two tiles is then tokenized as one piece, as the family's processor does.
+            Default None: every item is looked up in ``token_ids``.
 
     Returns:
         list[Segment]: the image block, adjacent token runs merged.
+
+    Raises:
+        ConfigError: ``fmt`` sets a text field but no ``encode`` is given, or a bad ``thumbnail_index``.
 
     Example:
         >>> fmt = PromptFormat(image_start="<i>", image_end="</i>", tile_sep="<t>", thumbnail_marker="<g>")
@@ -115,19 +123,58 @@ def image_block(
     n_local = grid.num_tiles
     if thumbnail_index not in (None, 0, n_local):
         raise ConfigError(f"thumbnail_index must be 0, {n_local} (the number of local tiles) or None, got {thumbnail_index}")
+    texts = (fmt.tile_start, fmt.row_end, fmt.tiles_end, fmt.thumbnail_start)
+    if encode is None and any(texts):
+        raise ConfigError("this prompt format marks tiles with text (tile_start, row_end, ...): pass encode")
+    # Items are strings (special tokens, or text when fmt sets its text fields) and tile references.
+    if fmt.single_tile_as_thumbnail and n_local == 1 and thumbnail_index is None:
+        n_local, thumbnail_index = 0, 0  # the lone tile is the global view
     offset = 1 if thumbnail_index == 0 else 0
-    thumb: list[Segment] = []
+    thumb: list[str | TileRef] = []
     if thumbnail_index is not None:
-        thumb = [TokenRun(_special(fmt.thumbnail_marker, token_ids)), TileRef(thumbnail_index, tokens_per_tile)]
-    local: list[Segment] = []
+        thumb = [fmt.thumbnail_start, fmt.thumbnail_marker, TileRef(thumbnail_index, tokens_per_tile)]
+    local: list[str | TileRef] = []
     for i in range(n_local):
         last_in_row = (i + 1) % grid.cols == 0
         sep = fmt.row_sep if (last_in_row and fmt.row_sep) else fmt.tile_sep
-        local += [TileRef(i + offset, tokens_per_tile), TokenRun(_special(sep, token_ids))]
-    body = thumb + local if thumbnail_index == 0 else local + thumb
-    return _merge(
-        [TokenRun(_special(fmt.image_start, token_ids)), *body, TokenRun(_special(fmt.image_end, token_ids))]
-    )
+        start = fmt.tile_start.format(row=i // grid.cols + 1, col=i % grid.cols + 1)
+        local += [start, TileRef(i + offset, tokens_per_tile), sep]
+        if last_in_row:
+            local.append(fmt.row_end)
+    if thumbnail_index == 0:
+        body = thumb + local
+    else:
+        body = local + ([fmt.tiles_end] if thumb else []) + thumb
+    items = [fmt.image_start, *body, fmt.image_end]
+    return _merge(_tokenize(items, token_ids, encode))
+
+
+def _tokenize(
+    items: Sequence[str | TileRef], token_ids: Mapping[str, int], encode: Callable[[str], Sequence[int]] | None
+) -> list[Segment]:
+    """Turn layout items into segments: each run of strings between two tiles becomes one token run.
+
+    With ``encode`` the run is joined and tokenized at once (special tokens are recognised, so a
+    special item gets the id a lookup would give); without, each string is a special token looked up.
+    """
+    out: list[Segment] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if encode is not None:
+            out.append(TokenRun(tuple(encode("".join(run))) if run else ()))
+        else:
+            out.append(TokenRun(tuple(i for s in run for i in _special(s, token_ids))))
+        run.clear()
+
+    for item in items:
+        if isinstance(item, TileRef):
+            flush()
+            out.append(item)
+        elif item:
+            run.append(item)
+    flush()
+    return out
 
 
 def _merge(segments: Sequence[Segment]) -> list[Segment]:
@@ -178,7 +225,9 @@ def first_turn(
                 "a conversation takes one image: keep at most one"
             )
         if count == 0:
-            content = f"{fmt.image_placeholder}\n{question}"
+            content = f"{fmt.image_placeholder}{fmt.image_join}{question}"
+    if image is None or not content.startswith(fmt.image_placeholder):
+        content = fmt.text_lead + content
     text = fmt.system + fmt.user_template.format(content=content)
     segments: list[Segment] = [TokenRun(_special(fmt.bos, token_ids))]
     if image is None:
@@ -205,7 +254,7 @@ def next_turn(
         unfed_answer (Sequence[int]): tokens of the previous answer not yet in the KV cache
             (its last token, unless it was a stop token: stop tokens are replaced by ``turn_end``).
     """
-    text = fmt.turn_end + fmt.user_template.format(content=question)
+    text = fmt.turn_end + fmt.user_template.format(content=fmt.text_lead + question)
     return _merge([TokenRun(tuple(unfed_answer)), TokenRun(tuple(encode(text)))])
 
 

@@ -300,6 +300,7 @@ class Session:
             thumbnail_index=tiles.thumbnail_index,
             tokens_per_tile=self.vision.tokens_per_tile,
             token_ids=self.token_ids,
+            encode=self._encode,
         )
         segs = first_turn(self.prompt, question, encode=self._encode, token_ids=self.token_ids, image=block)
         return _Plan(segs, count_positions(segs), tiles, budget)

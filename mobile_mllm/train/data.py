@@ -279,6 +279,7 @@ def build_dialogue(
         thumbnail_index=tiles.thumbnail_index,
         tokens_per_tile=vision.tokens_per_tile,
         token_ids=token_ids,
+        encode=encode,
     )
     ids: list[int] = []
     mask: list[bool] = []

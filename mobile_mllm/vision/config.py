@@ -22,6 +22,7 @@ class GridPolicy(str, enum.Enum):
     RELAXED = "relaxed"  # BlueLM-V-3B Algorithm 1 (relaxed aspect-ratio matching)
     LLAVA_NEXT = "llava_next"  # LLaVA-NeXT: largest effective resolution, then least waste
     INTERNVL = "internvl"  # InternVL 1.5: closest aspect ratio
+    SMOLVLM = "smolvlm"  # SmolVLM/Idefics3: longest edge resized, then rounded up to whole tiles
 
 
 class ThumbnailPosition(str, enum.Enum):
@@ -38,6 +39,7 @@ class Resample(str, enum.Enum):
     BICUBIC = "bicubic"
     BILINEAR = "bilinear"
     NEAREST = "nearest"
+    LANCZOS = "lanczos"
 
 
 MAX_SIDE_LIMIT = 100
@@ -51,7 +53,7 @@ class VisionConfig:
     """Everything that decides how an image becomes tiles. Stored in manifest.json."""
 
     policy: GridPolicy = GridPolicy.RELAXED
-    """Grid policy: relaxed (BlueLM-V-3B), llava_next or internvl."""
+    """Grid policy: relaxed (BlueLM-V-3B), llava_next, internvl or smolvlm."""
     tile_size: int = 384
     """Side of one square tile in pixels."""
     max_side: int | None = 3
@@ -77,7 +79,18 @@ class VisionConfig:
     tokens_per_tile: int = 196
     """Image tokens the model produces per tile (after the token downsampler)."""
     resample: Resample = Resample.BICUBIC
-    """Interpolation for the canvas and the thumbnail: bicubic, bilinear or nearest."""
+    """Interpolation for the canvas and the thumbnail: bicubic, bilinear, nearest or lanczos."""
+    longest_edge_px: int | None = None
+    """smolvlm policy only: the longest edge an image is first resized to (SmolVLM/Idefics3's
+    ``size.longest_edge``, e.g. 2048 = 4 tiles of 512); a token budget lowers it by whole tiles.
+    Default None: ``max_side`` (else ``max_tiles``) tiles."""
+
+    @property
+    def smolvlm_longest_edge_px(self) -> int:
+        """The smolvlm policy's first longest edge: ``longest_edge_px``, else ``max_side`` (else ``max_tiles``) tiles."""
+        if self.longest_edge_px is not None:
+            return self.longest_edge_px
+        return self.tile_size * int(self.max_side or self.max_tiles or 1)
 
     def __post_init__(self) -> None:
         if self.max_side is None and self.max_tiles is None:
@@ -94,6 +107,8 @@ class VisionConfig:
             raise ConfigError(f"vision.alpha must be a finite number >= 0, got {self.alpha}")
         if self.tokens_per_tile <= 0:
             raise ConfigError(f"vision.tokens_per_tile must be positive, got {self.tokens_per_tile}")
+        if self.longest_edge_px is not None and self.longest_edge_px <= 0:
+            raise ConfigError(f"vision.longest_edge_px must be positive, got {self.longest_edge_px}")
         if self.max_pixels <= 0:
             raise ConfigError(f"vision.max_pixels must be positive, got {self.max_pixels}")
         if len(self.mean) != 3 or len(self.std) != 3:

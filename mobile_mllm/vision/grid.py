@@ -12,6 +12,12 @@ size alone, so the runtime can check a token budget before any pixel is decoded.
 - ``internvl``: closest aspect ratio (InternVL 1.5's ``find_closest_aspect_ratio``), candidates
   ordered by tile count; on an exact tie in ratio distance the later (larger) grid wins only
   when the image area exceeds half of that grid's canvas area.
+- ``smolvlm``: SmolVLM/Idefics3 image splitting. The longest edge is resized to
+  ``longest_edge_px`` (aspect kept, the other side made even), then both sides are rounded up
+  to whole tiles; the grid is what that canvas holds. Not a choice among candidates: the
+  longest edge is lowered by whole tiles until the grid is a candidate (what a user of the HF
+  processor does with a smaller ``size``), so a bound or budget gives the grid of a smaller
+  ``longest_edge_px``.
 
 Candidates are all grids with ``m, n <= max_side`` and/or ``m * n <= max_tiles``. A token
 budget removes candidates whose image tokens (local tiles plus the thumbnail, times
@@ -48,6 +54,9 @@ __all__ = [
     "select_internvl",
     "select_llava_next",
     "select_relaxed",
+    "select_smolvlm",
+    "smolvlm_edges",
+    "smolvlm_sizes",
 ]
 
 
@@ -270,6 +279,83 @@ def select_internvl(image_size: Size, candidates: tuple[Grid, ...], tile_size: i
     return best
 
 
+_SMOLVLM_MAX_PX = 4096
+"""SmolVLM's absolute bound on the resized image's longest edge (its processor's MAX_IMAGE_SIZE)."""
+
+
+def _fit_longest(image_size: Size, edge: int, *, even: bool) -> Size:
+    """Scale so the longest side is ``edge``, the other ``int(edge / aspect)`` (made even when asked)."""
+    width, height = image_size.width, image_size.height
+    aspect = width / height
+    if width >= height:
+        width, height = edge, int(edge / aspect)
+        height += int(even and height % 2 != 0)
+    else:
+        width, height = int(edge * aspect), edge
+        width += int(even and width % 2 != 0)
+    return Size(max(width, 1), max(height, 1))
+
+
+def smolvlm_sizes(image_size: Size, longest_edge_px: int, tile_size: int) -> tuple[Size, Size]:
+    """The two resizes of SmolVLM's splitting: longest edge to ``longest_edge_px``, then up to whole tiles.
+
+    Both follow SmolVLM/Idefics3's processor arithmetic (``int`` truncation, the short side made
+    even, at most 4096 px; the second resize rounds the long side up to a multiple of
+    ``tile_size`` and derives the short side from it before rounding that up too).
+
+    Returns:
+        (first, canvas): the size after the first resize, and the canvas (a multiple of the tile).
+
+    Example:
+        >>> [str(s) for s in smolvlm_sizes(Size(1000, 600), 2048, 512)]
+        ['2048x1228', '2048x1536']
+        >>> [str(s) for s in smolvlm_sizes(Size(300, 1000), 1024, 512)]
+        ['308x1024', '512x1024']
+    """
+    first = _fit_longest(image_size, longest_edge_px, even=True)
+    if max(first.width, first.height) > _SMOLVLM_MAX_PX:
+        first = _fit_longest(first, _SMOLVLM_MAX_PX, even=False)
+    aspect = first.width / first.height
+    if first.width >= first.height:
+        width = math.ceil(first.width / tile_size) * tile_size
+        height = math.ceil(int(width / aspect) / tile_size) * tile_size
+    else:
+        height = math.ceil(first.height / tile_size) * tile_size
+        width = math.ceil(int(height * aspect) / tile_size) * tile_size
+    return first, Size(max(width, tile_size), max(height, tile_size))
+
+
+def smolvlm_edges(longest_edge_px: int, tile_size: int) -> tuple[int, ...]:
+    """The longest edges the smolvlm policy tries, largest first: the configured one, then whole tiles below it.
+
+    Example:
+        >>> smolvlm_edges(2048, 512)
+        (2048, 1536, 1024, 512)
+    """
+    below = range(math.ceil(longest_edge_px / tile_size) - 1, 0, -1)
+    return (longest_edge_px, *(k * tile_size for k in below))
+
+
+def select_smolvlm(image_size: Size, candidates: tuple[Grid, ...], tile_size: int, longest_edge_px: int) -> Grid:
+    """SmolVLM's grid: that of the largest longest edge (:func:`smolvlm_edges`) whose grid is a candidate.
+
+    Example:
+        >>> cands = candidate_grids(4, None)
+        >>> str(select_smolvlm(Size(1000, 600), cands, 512, 2048)), str(select_smolvlm(Size(1000, 600), cands[:5], 512, 2048))
+        ('4:3', '1:1')
+    """
+    allowed = set(_require(candidates))
+    for edge in smolvlm_edges(longest_edge_px, tile_size):
+        canvas = smolvlm_sizes(image_size, edge, tile_size)[1]
+        grid = Grid(canvas.width // tile_size, canvas.height // tile_size)
+        if grid in allowed:
+            return grid
+    raise ConfigError(
+        f"no longest edge up to {longest_edge_px} px gives {image_size} a grid within vision.max_side/max_tiles; "
+        "allow the 1:1 grid"
+    )
+
+
 def has_thumbnail(grid: Grid, cfg: VisionConfig) -> bool:
     """Whether a grid gets a thumbnail: never with ``thumbnail="none"``, for 1x1 only if asked.
 
@@ -298,6 +384,7 @@ _SELECTORS = {
     GridPolicy.RELAXED: lambda size, cands, cfg: select_relaxed(size, cands, cfg.tile_size, cfg.alpha),
     GridPolicy.LLAVA_NEXT: lambda size, cands, cfg: select_llava_next(size, cands, cfg.tile_size),
     GridPolicy.INTERNVL: lambda size, cands, cfg: select_internvl(size, cands, cfg.tile_size),
+    GridPolicy.SMOLVLM: lambda size, cands, cfg: select_smolvlm(size, cands, cfg.tile_size, cfg.smolvlm_longest_edge_px),
 }
 
 

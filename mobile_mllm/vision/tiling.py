@@ -11,6 +11,9 @@ Conventions (also what the phone must do; they are stored in manifest.json via V
   ``round(side * scale)`` (at most the canvas), then pasted **centred** on a canvas filled with
   ``pad_color`` (left/top offset = floor of half the slack), as LLaVA-NeXT pads.
 - ``internvl``: the image is stretched to the canvas, no padding, as InternVL does.
+- ``smolvlm``: stretched too, in SmolVLM's two steps (longest edge first, then the canvas,
+  ``grid.smolvlm_sizes``); its thumbnail (SmolVLM's global image) is the canvas squashed to
+  one tile, not the original image.
 - Tiles are cut row-major (left to right, then top to bottom), ``S x S`` each.
 - The thumbnail is the whole image as one tile, laid out with the same rule as the canvas
   (aspect kept and padded to a square, or stretched for ``internvl``), placed first or last.
@@ -30,7 +33,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from mobile_mllm.vision.config import GridPolicy, Resample, ThumbnailPosition, VisionConfig
-from mobile_mllm.vision.grid import Grid, Size
+from mobile_mllm.errors import ConfigError
+from mobile_mllm.vision.grid import Grid, Size, smolvlm_edges, smolvlm_sizes
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -80,8 +84,8 @@ class CanvasLayout:
 
 
 def pads_canvas(cfg: VisionConfig) -> bool:
-    """Whether the policy keeps the aspect ratio and pads (all but ``internvl``, which stretches)."""
-    return GridPolicy(cfg.policy) is not GridPolicy.INTERNVL
+    """Whether the policy keeps the aspect ratio and pads (all but ``internvl`` and ``smolvlm``, which stretch)."""
+    return GridPolicy(cfg.policy) not in (GridPolicy.INTERNVL, GridPolicy.SMOLVLM)
 
 
 def layout_canvas(image_size: Size, canvas: Size, *, pad: bool) -> CanvasLayout:
@@ -183,10 +187,25 @@ def render_tiles(
     size = Size(img.width, img.height)
     pad = pads_canvas(cfg)
     s = cfg.tile_size
+    if GridPolicy(cfg.policy) is GridPolicy.SMOLVLM:
+        first = _smolvlm_first_resize(size, grid, cfg)
+        img = _place(img, layout_canvas(size, first, pad=False), cfg)
+        size = first
     canvas = _place(img, layout_canvas(size, grid.canvas(s), pad=pad), cfg)
     local = [canvas.crop((c * s, r * s, (c + 1) * s, (r + 1) * s)) for r in range(grid.rows) for c in range(grid.cols)]
-    thumb = _place(img, layout_canvas(size, Size(s, s), pad=pad), cfg) if with_thumbnail else None
+    thumb_source = canvas if GridPolicy(cfg.policy) is GridPolicy.SMOLVLM else img
+    thumb_size = Size(thumb_source.width, thumb_source.height)
+    thumb = _place(thumb_source, layout_canvas(thumb_size, Size(s, s), pad=pad), cfg) if with_thumbnail else None
     return order_tiles(local, thumb, cfg.thumbnail)
+
+
+def _smolvlm_first_resize(size: Size, grid: Grid, cfg: VisionConfig) -> Size:
+    """The first of SmolVLM's two resizes: for the largest longest edge that gives ``grid`` (what ``select_smolvlm`` picked)."""
+    for edge in smolvlm_edges(cfg.smolvlm_longest_edge_px, cfg.tile_size):
+        first, canvas = smolvlm_sizes(size, edge, cfg.tile_size)
+        if canvas == grid.canvas(cfg.tile_size):
+            return first
+    raise ConfigError(f"grid {grid} is not a smolvlm grid of a {size} image (longest edge <= {cfg.smolvlm_longest_edge_px} px)")
 
 
 def _place(img: Image.Image, layout: CanvasLayout, cfg: VisionConfig) -> Image.Image:
@@ -196,6 +215,7 @@ def _place(img: Image.Image, layout: CanvasLayout, cfg: VisionConfig) -> Image.I
         Resample.BICUBIC: Image.Resampling.BICUBIC,
         Resample.BILINEAR: Image.Resampling.BILINEAR,
         Resample.NEAREST: Image.Resampling.NEAREST,
+        Resample.LANCZOS: Image.Resampling.LANCZOS,
     }
     resized = img.resize((layout.resized.width, layout.resized.height), filters[Resample(cfg.resample)])
     if layout.resized == layout.canvas:

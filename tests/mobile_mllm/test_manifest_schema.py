@@ -46,7 +46,7 @@ _DELETE = object()
         ("hidden_size", True, "hidden_size: expected integer, got bool"),
         ("bos_id", 1.5, "bos_id: expected integer or null, got float"),
         ("version", 3, "version: expected 2, got 3"),
-        ("vision.policy", "relaxd", "vision.policy: 'relaxd' is not one of ['relaxed', 'llava_next', 'internvl']"),
+        ("vision.policy", "relaxd", "vision.policy: 'relaxd' is not one of ['relaxed', 'llava_next', 'internvl', 'smolvlm']"),
         ("tile_batch", 0, "tile_batch: 0 is below the minimum 1"),
         ("vision.pad_color", [127, 127, 300], r"vision.pad_color[2]: 300 is above the maximum 255"),
         ("vision.mean", [0.5, 0.5], "vision.mean: needs at least 3 item(s), got 2"),

@@ -33,12 +33,19 @@ TARGET_VOCAB_SIZE = TINY_VOCAB_SIZE
 """Vocabulary size asked of the trainer (the tiny preset's; a small corpus may yield fewer merges)."""
 
 
-def train_tokenizer(corpus: Sequence[Path] = (CORPUS,), *, vocab_size: int = TARGET_VOCAB_SIZE) -> Tokenizer:
+def train_tokenizer(
+    corpus: Sequence[Path] = (CORPUS,),
+    *,
+    vocab_size: int = TARGET_VOCAB_SIZE,
+    special_tokens: Sequence[str] = SPECIAL_TOKENS,
+) -> Tokenizer:
     """Train a byte-level BPE tokenizer with the family's special tokens.
 
     Args:
         corpus (Sequence[Path]): text files to learn merges from. Default the bundled corpus.
         vocab_size (int): upper bound on the vocabulary (specials + 256 bytes + merges). Default 2048.
+        special_tokens (Sequence[str]): never split, ids in this order from 0. Default this
+            family's; the smolvlm family's test models pass theirs.
 
     Returns:
         Tokenizer: special tokens have ids ``0 .. len(SPECIAL_TOKENS)-1``.
@@ -51,7 +58,7 @@ def train_tokenizer(corpus: Sequence[Path] = (CORPUS,), *, vocab_size: int = TAR
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=2,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )

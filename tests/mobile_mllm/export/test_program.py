@@ -28,7 +28,7 @@ def test_unknown_family_fails_before_any_work(tiny_dir: Path, tmp_path: Path) ->
     config = json.loads((bad / "config.json").read_text())
     config["mobile_mllm_family"] = "internv1"
     (bad / "config.json").write_text(json.dumps(config))
-    with pytest.raises(UnsupportedModelError, match="no family 'internv1'; known: internvl, reference"):
+    with pytest.raises(UnsupportedModelError, match="no family 'internv1'; known: internvl, reference, smolvlm"):
         export_program(_job(bad, tmp_path / "out"))
     assert not (tmp_path / "out" / contract.PROGRAM_FILE).exists()
 

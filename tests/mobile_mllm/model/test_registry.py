@@ -89,3 +89,16 @@ def test_read_vision_config_is_the_preprocessor_file_checked_against_the_archite
         read_vision_config(tmp_path)
     with pytest.raises(ModelLoadError, match=r"is a file; MODEL is a model directory"):
         read_vision_config(tmp_path / "config.json")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"model_type": "smolvlm"},
+        {"model_type": "idefics3"},
+        {"architectures": ["SmolVLMForConditionalGeneration"]},
+        {"architectures": ["Idefics3ForConditionalGeneration"]},
+    ],
+)
+def test_smolvlm_and_idefics3_checkpoints_are_detected_by_model_type_or_architecture(tmp_path: Path, config: dict) -> None:
+    assert detect_family(_config(tmp_path, config)) == "smolvlm"

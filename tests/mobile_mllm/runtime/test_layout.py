@@ -113,3 +113,48 @@ def test_special_token_ids_and_missing_token() -> None:
     missing = {k: v for k, v in IDS.items() if k != "G"}
     with pytest.raises(ModelLoadError, match="'G'.*not in the tokenizer"):
         special_token_ids(_Tok(missing), FMT)
+
+
+# --------------------------------------------------------------------------- text fields (SmolVLM-style tiles)
+
+
+def _char_encode(text: str) -> list[int]:
+    """A stand-in tokenizer: one id per character, so the expected ids can be written by hand."""
+    return [ord(c) for c in text]
+
+
+def test_text_fields_lay_out_row_and_column_markers_and_join_text_between_tiles() -> None:
+    fmt = PromptFormat(
+        image_start="", image_end="E", tile_sep="", row_sep="", thumbnail_marker="G", tile_start="[{row}{col}]",
+        row_end="/", tiles_end="|", thumbnail_start="<",
+    )
+    ids = {"E": ord("E"), "G": ord("G")}
+    block = image_block(fmt, grid=Grid(2, 1), thumbnail_index=2, tokens_per_tile=3, token_ids=ids, encode=_char_encode)
+    assert block == [
+        TokenRun(tuple(map(ord, "[11]"))), TileRef(0, 3), TokenRun(tuple(map(ord, "[12]"))), TileRef(1, 3),
+        TokenRun(tuple(map(ord, "/|<G"))), TileRef(2, 3), TokenRun((ord("E"),)),
+    ]
+
+
+def test_a_lone_tile_can_be_laid_out_as_the_thumbnail() -> None:
+    fmt = PromptFormat(image_start="", image_end="E", tile_sep="", thumbnail_marker="G", tile_start="[{row}{col}]",
+                       thumbnail_start="<", single_tile_as_thumbnail=True)
+    block = image_block(fmt, grid=Grid(1, 1), thumbnail_index=None, tokens_per_tile=3,
+                        token_ids={"E": 69, "G": 71}, encode=_char_encode)
+    assert block == [TokenRun((ord("<"), ord("G"))), TileRef(0, 3), TokenRun((ord("E"),))]
+
+
+def test_text_fields_without_an_encoder_are_refused() -> None:
+    with pytest.raises(ConfigError, match="pass encode"):
+        image_block(PromptFormat(row_end="\n"), grid=Grid(1, 1), thumbnail_index=None, tokens_per_tile=1, token_ids={})
+
+
+def test_text_lead_and_image_join_follow_a_template_that_spaces_text_but_not_images() -> None:
+    fmt = PromptFormat(user_template="U:{content}.", system="", image_start="", image_end="", tile_sep="",
+                       thumbnail_marker="", text_lead=" ", image_join="")
+    image = [TileRef(0, 2)]
+    assert first_turn(fmt, "hi", encode=_char_encode, token_ids={}, image=image) == [
+        TokenRun(tuple(map(ord, "U:"))), TileRef(0, 2), TokenRun(tuple(map(ord, "hi.")))]
+    assert first_turn(fmt, "hi<image>", encode=_char_encode, token_ids={}, image=image) == [
+        TokenRun(tuple(map(ord, "U: hi"))), TileRef(0, 2), TokenRun((ord("."),))]
+    assert next_turn(fmt, "and?", encode=_char_encode) == [TokenRun(tuple(map(ord, "<|end|>\nU: and?.")))]

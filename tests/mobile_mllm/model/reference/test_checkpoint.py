@@ -117,7 +117,7 @@ def test_unknown_family_lists_known_families(broken: Path) -> None:
     cfg = json.loads((broken / "config.json").read_text())
     cfg["mobile_mllm_family"] = "internv1"
     (broken / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(UnsupportedModelError, match=r"no family 'internv1'; known: internvl, reference"):
+    with pytest.raises(UnsupportedModelError, match=r"no family 'internv1'; known: internvl, reference, smolvlm"):
         load_model(broken)
 
 
