@@ -225,3 +225,15 @@ def test_batch_requests_styled_false_take_the_prompt_as_written(
     host, native = _batch_both(runner_bin, program, reqs, tmp_path, max_new_tokens=3)
     assert [r["num_prompt_tokens"] for r in native] == [r["num_prompt_tokens"] for r in host]
     assert native[0]["num_prompt_tokens"] > native[1]["num_prompt_tokens"]  # the template's words are there
+
+
+def test_a_manifest_with_text_tile_markers_is_refused(runner_bin: Path, tiny_program: Path, images: list[Path], tmp_path: Path) -> None:
+    """SmolVLM's text-marked tiles are not laid out by the native runner: refused (exit 6), never mis-laid."""
+    program = tmp_path / "marked"
+    shutil.copytree(tiny_program, program)
+    manifest = json.loads((program / "manifest.json").read_text())
+    manifest["prompt"].update(tile_start="<row_{row}_col_{col}>", image_join="")
+    (program / "manifest.json").write_text(json.dumps(manifest))
+    proc = _native(runner_bin, ["--program-dir", str(program), "--image", str(images[0]), "--prompt", "what?"])
+    assert proc.returncode == 6, proc.stderr[-2000:]
+    assert "tile_start, image_join" in proc.stderr and "host runner" in proc.stderr

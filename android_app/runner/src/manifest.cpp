@@ -2,6 +2,8 @@
 
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "errors.h"
 #include "json.h"
@@ -78,6 +80,26 @@ VisionConfig read_vision(const Json& v) {
   return c;
 }
 
+// The text-marked tile layout (SmolVLM/Idefics3: PromptFormat.tile_start ... image_join) is not
+// implemented here; a manifest that uses it must be refused, not laid out as the plain layout.
+void refuse_text_tile_markers(const Json& p) {
+  static const char* const kEmptyByDefault[] = {"tile_start", "row_end", "tiles_end", "thumbnail_start", "text_lead"};
+  std::vector<std::string> used;
+  for (const char* key : kEmptyByDefault) {
+    if (const Json* v = p.find(key); v != nullptr && !v->as_string(std::string("prompt.") + key).empty()) used.push_back(key);
+  }
+  if (const Json* v = p.find("single_tile_as_thumbnail"); v != nullptr && v->as_bool("prompt.single_tile_as_thumbnail")) {
+    used.push_back("single_tile_as_thumbnail");
+  }
+  if (const Json* v = p.find("image_join"); v != nullptr && v->as_string("prompt.image_join") != "\n") used.push_back("image_join");
+  if (used.empty()) return;
+  std::string keys;
+  for (const std::string& k : used) keys += (keys.empty() ? "" : ", ") + k;
+  throw ContractError("manifest prompt uses text tile markers (" + keys +
+                      ", e.g. SmolVLM's <row_R_col_C>), which this runner does not lay out; run this program "
+                      "with the host runner (python -m mobile_mllm.device.runner) or mobile-mllm run");
+}
+
 PromptFormat read_prompt(const Json& p) {
   PromptFormat f;
   auto str = [&](const char* key, std::string& out) {
@@ -98,6 +120,7 @@ PromptFormat read_prompt(const Json& p) {
     f.eos.clear();
     for (const Json& s : e->as_array("prompt.eos")) f.eos.push_back(s.as_string("prompt.eos"));
   }
+  refuse_text_tile_markers(p);
   return f;
 }
 

@@ -27,7 +27,8 @@ import torch
 from mobile_mllm.errors import ModelLoadError, UnsupportedModelError
 from mobile_mllm.model.adapter import MultimodalModel
 from mobile_mllm.model.internvl.files import CONFIG_FILE, read_json, read_vision_config
-from mobile_mllm.model.internvl.modules import InternVLVisionEncoder, use_delegable_ops
+from mobile_mllm.model.delegable import use_delegable_ops
+from mobile_mllm.model.internvl.modules import InternVLVisionEncoder
 from mobile_mllm.model.internvl.prompt import FAMILY, INTERNVL_PROMPT
 from mobile_mllm.model.reference.modules import StaticCacheDecoder, TokenEmbedding
 

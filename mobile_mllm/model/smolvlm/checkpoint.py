@@ -20,7 +20,7 @@ import torch
 
 from mobile_mllm.errors import ModelLoadError
 from mobile_mllm.model.adapter import MultimodalModel
-from mobile_mllm.model.internvl.modules import use_delegable_ops
+from mobile_mllm.model.delegable import use_delegable_ops
 from mobile_mllm.model.reference.modules import StaticCacheDecoder, TokenEmbedding
 from mobile_mllm.model.smolvlm import FAMILY
 from mobile_mllm.model.smolvlm.files import MODEL_TYPES, read_config, read_vision_config

@@ -156,7 +156,7 @@ def test_every_norm_is_in_its_delegable_form(model) -> None:
     """No HF LayerNorm/RMSNorm is left where XNNPACK cannot take it (the parity tests above hold with the rewrite)."""
     from torch import nn
 
-    from mobile_mllm.model.internvl.modules import MatmulLayerNorm, MatmulRMSNorm
+    from mobile_mllm.model.delegable import MatmulLayerNorm, MatmulRMSNorm
 
     modules = [m for part in (model.vision_encoder, model.text_decoder) for m in part.modules()]
     assert not [type(m).__name__ for m in modules if isinstance(m, nn.LayerNorm) or type(m).__name__.endswith("RMSNorm") and not isinstance(m, MatmulRMSNorm)]

@@ -119,12 +119,30 @@ data class PromptFormat(
         @JvmStatic
         fun fromJson(p: Map<String, Any?>): PromptFormat {
             val w = "prompt"
+            refuseTextTileMarkers(p)
             return PromptFormat(
                 p.str("user_template", w), p.str("turn_end", w), p.str("system", w), p.str("image_placeholder", w),
                 p.str("image_start", w), p.str("image_end", w), p.str("tile_sep", w), p.str("row_sep", w),
                 p.str("thumbnail_marker", w), p.str("bos", w), p.list("eos", w).map { it as String },
                 (p["question_template"] as String?) ?: "{question}"
             )
+        }
+
+        /**
+         * SmolVLM/Idefics3's text-marked tiles (PromptFormat.tile_start ... image_join) are not laid
+         * out by this app: a manifest using them is refused rather than laid out as the plain layout.
+         */
+        private fun refuseTextTileMarkers(p: Map<String, Any?>) {
+            val used = listOf("tile_start", "row_end", "tiles_end", "thumbnail_start", "text_lead")
+                .filter { ((p[it] as String?) ?: "").isNotEmpty() }.toMutableList()
+            if (p["single_tile_as_thumbnail"] == true) used.add("single_tile_as_thumbnail")
+            if (((p["image_join"] as String?) ?: "\n") != "\n") used.add("image_join")
+            if (used.isNotEmpty()) {
+                throw ContractException(
+                    "manifest prompt uses text tile markers (${used.joinToString(", ")}, e.g. SmolVLM's " +
+                        "<row_R_col_C>), which this app does not lay out; run this program with mobile-mllm run"
+                )
+            }
         }
 
         /** Python's `template.format(content=...)`: `{content}` replaced, `{{`/`}}` unescaped, any other field refused. */

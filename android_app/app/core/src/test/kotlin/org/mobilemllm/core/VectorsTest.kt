@@ -194,7 +194,15 @@ class VectorsTest {
             val data = Manifest.upgrade(Json.parse(text) as Map<String, Any?>)
             val paths = ManifestSchema.errors(data, schema).map { it.substring(0, it.indexOf(':')) }
             assertEquals("$name: error paths", m["error_paths"], paths)
-            if (paths.isEmpty()) {
+            val refused = m["refused"] as String?
+            if (refused != null) {
+                try {
+                    Manifest.parse(text, schemaText)
+                    fail("$name: parse accepted a layout the app does not implement")
+                } catch (e: ContractException) {
+                    assertTrue("$name: message names $refused: ${e.message}", e.message!!.contains(refused))
+                }
+            } else if (paths.isEmpty()) {
                 val man = Manifest.parse(text, schemaText)
                 val got = linkedMapOf<String, Any?>(
                     "policy" to man.vision.policy.value, "tile_size" to man.vision.tileSize,
