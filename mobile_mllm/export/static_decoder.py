@@ -36,9 +36,12 @@ if TYPE_CHECKING:
 
 __all__ = ["MASK_VALUE", "StaticDecoderShard", "build_shards", "shard_layers"]
 
-MASK_VALUE = -30000.0
+MASK_VALUE = -1000.0
 """What the mask adds to a score a query must not see: far enough below any real score that its
-softmax weight is 0 in float32, and inside float16's range (an NPU may run the add in fp16)."""
+softmax weight is 0 in float32 and float16 (an NPU may run the add in fp16), and no further: the
+NPU recipe quantizes the mask input and ``scores + mask`` to int16 per tensor, whose step is
+``|MASK_VALUE| / 32767`` (0.03 here; -30000 made it 0.9 and doubled the tiny model's logit error,
+bench/RESULTS.md)."""
 
 
 class _StaticAttention(nn.Module):

@@ -164,7 +164,7 @@ def _quantizers(names: list[str], recipe: QuantRecipe, quant: QuantConfig) -> tu
     """Graph name -> quantizer: the SDK's ``NeuropilotQuantizer`` when importable, else :class:`A16Quantizer`."""
     from mobile_mllm.quant.pt2e import A16Quantizer, neuropilot_quantizer
 
-    out, which = {}, "A16Quantizer (torchao PT2E, NeuroPilot's A16W4/A16W8 bit widths and granularity)"
+    out, which = {}, "A16Quantizer (torchao PT2E, NeuroPilot's A16W4/A16W8 bit widths, granularity and annotated ops)"
     for name in names:
         vision = name.startswith("vision")
         method = contract.VISION_ENCODER if vision else contract.TEXT_DECODER

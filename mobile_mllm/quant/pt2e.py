@@ -13,11 +13,12 @@ so the accuracy of the recipe is known before the SDK is installed. Both use (Ex
 
 Which layer gets which weight precision is the toolkit's precision recipe (``recipe.py``: first
 matching rule over ``<method>.<module path>``), so ``--decoder``/``--rules`` work as for the cpu
-target. What :class:`A16Quantizer` annotates: every ``linear`` the recipe quantizes (input,
-weight, output). ``NeuropilotQuantizer`` also annotates the elementwise and normalisation ops
-between them; those stay float here (what the simulation measures is the weight and linear
-activation rounding, which dominates). The report (:func:`observe_graph`) is read off the
-converted graph (an integer weight behind a dequantize node), not restated from the recipe.
+target. What :class:`A16Quantizer` annotates is what NeuroPilot's annotator does (its class
+docstring lists it): the graph inputs (the KV cache included), every quantized ``linear``'s
+weight and output, and the output of each elementwise/normalisation/matmul op NeuroPilot lists,
+so the simulated accuracy includes the int16 rounding between layers. The report
+(:func:`observe_graph`) is read off the converted graph (an integer weight behind a dequantize
+node), not restated from the recipe.
 
 Deliberately not here: which graphs exist and how they are calibrated (``export/backends/mediatek.py``).
 """
@@ -77,8 +78,91 @@ def _quantizer_base() -> type:
     return Quantizer
 
 
+_OUTPUT_OPS = (
+    "add.Scalar", "add.Tensor", "add_.Scalar", "add_.Tensor", "bmm.default", "div.Scalar", "div.Tensor",
+    "div_.Scalar", "div_.Tensor", "divide.Scalar", "divide.Tensor", "gelu.default", "group_norm.default",
+    "layer_norm.default", "leaky_relu.default", "matmul.default", "mul.Scalar", "mul.Tensor", "mul_.Scalar",
+    "mul_.Tensor", "pow.Scalar", "pow.Tensor_Scalar", "pow.Tensor_Tensor", "prelu.default", "rsub.Scalar",
+    "rsub.Tensor", "silu.default", "sub.Scalar", "sub.Tensor", "sub_.Scalar", "sub_.Tensor",
+)
+"""The aten ops whose output NeuroPilot quantizes to int16 (its annotator's per-op list, ExecuTorch 1.5).
+
+Not in it, so left float between quantized neighbours, as on the NPU recipe: softmax, mean,
+rsqrt, exp, neg, cat and every data-movement op (view, transpose, slice, expand: they carry
+their input's already-rounded values)."""
+
+_AFFINE_OPS = ("linear.default", "conv1d.default", "conv2d.default")
+_RELU_OPS = ("relu.default", "relu_.default", "relu6.default")
+_ARITHMETIC = tuple(o for o in _OUTPUT_OPS if o.split(".")[0].rstrip("_") in {"add", "sub", "rsub", "mul", "div", "divide"})
+
+
+def _ops(names: Sequence[str]) -> frozenset[Any]:
+    """aten overloads from ``packet.overload`` names."""
+    import torch
+
+    out = set()
+    for name in names:
+        packet, overload = name.split(".")
+        out.add(getattr(getattr(torch.ops.aten, packet), overload))
+    return frozenset(out)
+
+
+def _is_float_tensor(node: fx.Node) -> bool:
+    import torch
+
+    val = node.meta.get("val")
+    return isinstance(val, torch.Tensor) and val.dtype == torch.float32
+
+
+def _rms_norm_nodes(graph: fx.Graph) -> dict[fx.Node, list[fx.Node]]:
+    """Each RMS norm's result (``x * rsqrt(mean(x*x or x**2, -1) + eps)``) -> its inner pow/mul/add nodes.
+
+    NeuroPilot quantizes a norm only at its result (one int16 tensor), not its square, sum or scale.
+    """
+    import torch
+
+    aten = torch.ops.aten
+    found: dict[fx.Node, list[fx.Node]] = {}
+    for node in graph.nodes:
+        if node.op != "call_function" or node.target != aten.mul.Tensor:
+            continue
+        for x, r in (node.args, tuple(reversed(node.args))):
+            if not (isinstance(r, torch.fx.Node) and r.target == aten.rsqrt.default):
+                continue
+            add = r.args[0]
+            if not (isinstance(add, torch.fx.Node) and add.target in (aten.add.Scalar, aten.add.Tensor)
+                    and not isinstance(add.args[1], torch.fx.Node)  # + eps
+                    and isinstance(add.args[0], torch.fx.Node) and add.args[0].target == aten.mean.dim):
+                continue
+            square = add.args[0].args[0]
+            if isinstance(square, torch.fx.Node) and (
+                (square.target == aten.pow.Tensor_Scalar and square.args[0] is x and square.args[1] == 2)
+                or (square.target == aten.mul.Tensor and square.args[0] is x and square.args[1] is x)
+            ):
+                found[node] = [square, add]
+    return found
+
+
 class A16Quantizer(_quantizer_base()):  # type: ignore[misc]
-    """Annotate each ``linear`` of a graph by the precision recipe: int16 activations, int8/int4 per-channel weights.
+    """NeuroPilot's PT2E annotation written for this toolkit: int16 activations, int8/int4 per-channel weights.
+
+    Mirrors what ExecuTorch's ``backends/mediatek/quantizer/annotator.py`` marks (read, not
+    copied), so the simulated accuracy is the NPU recipe's:
+
+    * every float graph input is quantized (hidden states, RoPE rows, the mask and the **KV
+      cache inputs**); the new keys/values come out of a quantized op (the RoPE add, the
+      ``v_proj`` linear), so the cache is int16 both ways, as on the NPU;
+    * ``linear``/``conv``: the weight per output channel at the rule's width, the output int16
+      (the input is whatever its producer's output already is);
+    * the output of each op in :data:`_OUTPUT_OPS` (add, mul, sub, div, matmul, bmm, pow, gelu,
+      silu, layer/group norm, ...);
+    * an RMS norm only at its result; a ``relu`` after an affine or arithmetic op only after the
+      relu (fused on the NPU).
+
+    The one difference is the toolkit's precision recipe: a linear whose rule is ``fp32`` is
+    left float (weight and output), so ``--decoder``/``--rules`` work as for the cpu target.
+    Attention here is already matmul + softmax (no SDPA node), which is what NeuroPilot's
+    ``transform_for_annotation`` decomposes SDPA into first.
 
     Args:
         recipe (QuantRecipe): the precision rules.
@@ -93,18 +177,51 @@ class A16Quantizer(_quantizer_base()):  # type: ignore[misc]
         import torch
         from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
 
-        for node in model.graph.nodes:
-            if node.op != "call_function" or node.target != torch.ops.aten.linear.default:
-                continue
-            precision = self.recipe.requested(layer_name(self.method, _module_path(node)))
-            if precision is None or precision is Precision.FP32:
-                continue
-            activation, weight = _specs(precision)
+        graph = model.graph
+        activation, _ = _specs(Precision.W8)
+        done: set[fx.Node] = set()
+
+        def mark(node: fx.Node, *, output: bool = False, weight: tuple[fx.Node, Any] | None = None) -> None:
             node.meta["quantization_annotation"] = QuantizationAnnotation(
-                input_qspec_map={node.args[0]: activation, node.args[1]: weight},
-                output_qspec=activation,
-                _annotated=True,
+                input_qspec_map={} if weight is None else {weight[0]: weight[1]},
+                output_qspec=activation if output else None, _annotated=True,
             )
+            done.add(node)
+
+        def weight_spec(node: fx.Node) -> Any | None:
+            precision = self.recipe.requested(layer_name(self.method, _module_path(node)))
+            return None if precision is None or precision is Precision.FP32 else _specs(precision)[1]
+
+        for result, inner in _rms_norm_nodes(graph).items():
+            for node in inner:
+                mark(node)
+            mark(result, output=True)
+        affine, relus, arithmetic = _ops(_AFFINE_OPS), _ops(_RELU_OPS), _ops(_ARITHMETIC)
+        for relu in graph.nodes:
+            producer = relu.args[0] if relu.op == "call_function" and relu.target in relus else None
+            if not isinstance(producer, torch.fx.Node) or producer.op != "call_function" or len(producer.users) != 1:
+                continue
+            if producer.target in affine:
+                spec = weight_spec(producer)
+                mark(producer, weight=None if spec is None else (producer.args[1], spec))
+                mark(relu, output=spec is not None)
+            elif producer.target in arithmetic and producer not in done:
+                mark(producer)
+                mark(relu, output=True)
+        outputs, embedding = _ops(_OUTPUT_OPS), torch.ops.aten.embedding.default
+        for node in graph.nodes:
+            if node in done:
+                continue
+            if node.op == "placeholder" and _is_float_tensor(node):
+                mark(node, output=True)
+            elif node.op == "call_function" and node.target in affine:
+                spec = weight_spec(node)
+                if spec is not None:
+                    mark(node, output=True, weight=(node.args[1], spec))
+            elif node.op == "call_function" and node.target in outputs:
+                mark(node, output=True)
+            elif node.op == "call_function" and node.target == embedding:
+                mark(node, weight=(node.args[0], activation))
         return model
 
     def validate(self, model: fx.GraphModule) -> None:
