@@ -18,11 +18,11 @@ Deliberately not here: weights and modules (``checkpoint.py``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from mobile_mllm.errors import ModelLoadError, UnsupportedModelError
+from mobile_mllm.model.json_file import read_json_object
 from mobile_mllm.vision.config import GridPolicy, Resample, ThumbnailPosition, VisionConfig
 
 __all__ = [
@@ -51,16 +51,8 @@ _RESAMPLE = {0: Resample.NEAREST, 2: Resample.BILINEAR, 3: Resample.BICUBIC}
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object file, or a ModelLoadError naming the file."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ModelLoadError(f"{path.parent}: missing {path.name}; is this an InternVL-hf directory?") from e
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
+    """A JSON object file of an InternVL-hf directory, or a ModelLoadError naming the file."""
+    return read_json_object(path, missing_hint="; is this an InternVL-hf directory?")
 
 
 def is_internvl_config(data: dict[str, Any]) -> bool:

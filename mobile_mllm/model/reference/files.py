@@ -9,13 +9,13 @@ Deliberately not here: weights and the tokenizer (``checkpoint.py``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from mobile_mllm.config import from_dict
 from mobile_mllm.errors import ConfigError, ModelLoadError
 from mobile_mllm.model.adapter import FAMILY_KEY
+from mobile_mllm.model.json_file import read_json_object
 from mobile_mllm.model.reference.config import CONFIG_FILE, FAMILY, ReferenceConfig
 from mobile_mllm.vision.config import VisionConfig
 
@@ -35,16 +35,8 @@ _META_KEYS = (FAMILY_KEY, "model_type", "torch_dtype", "dtype", "architectures",
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelLoadError(f"{path.parent}: missing {path.name} (a reference model directory needs "
-                             f"{CONFIG_FILE}, {WEIGHTS_FILE}, {TOKENIZER_FILE}, {PREPROCESSOR_FILE})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(path, missing_hint=f" (a reference model directory needs {CONFIG_FILE}, {WEIGHTS_FILE}, "
+                                               f"{TOKENIZER_FILE}, {PREPROCESSOR_FILE})")
 
 
 def read_reference_config(path: Path) -> ReferenceConfig:

@@ -8,12 +8,12 @@ policy; a setting this toolkit does not reproduce is an error naming it, never i
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from mobile_mllm.errors import ModelLoadError, UnsupportedModelError
+from mobile_mllm.model.json_file import read_json_object
 from mobile_mllm.vision.config import GridPolicy, Resample, ThumbnailPosition, VisionConfig
 
 __all__ = ["CONFIG_FILE", "MODEL_TYPES", "PREPROCESSOR_FILE", "read_config", "read_vision_config", "tokens_per_tile"]
@@ -28,15 +28,7 @@ _PIL_RESAMPLE = {0: Resample.NEAREST, 1: Resample.LANCZOS, 2: Resample.BILINEAR,
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ModelLoadError(f"{path.parent}: missing {path.name}; a SmolVLM directory holds the HF checkpoint and processor files") from e
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(path, missing_hint="; a SmolVLM directory holds the HF checkpoint and processor files")
 
 
 def read_config(path: Path) -> dict[str, Any]:
