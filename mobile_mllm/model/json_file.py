@@ -12,7 +12,7 @@ from typing import Any
 
 from mobile_mllm.errors import ModelLoadError
 
-__all__ = ["read_json_object"]
+__all__ = ["peek_json_object", "read_json_object"]
 
 
 def read_json_object(path: Path, *, missing_hint: str) -> dict[str, Any]:
@@ -36,3 +36,11 @@ def read_json_object(path: Path, *, missing_hint: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path} must hold a JSON object, got {type(data).__name__}")
     return data
+
+
+def peek_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is missing or not one: for ``can_load`` probes, which must not raise."""
+    try:
+        return read_json_object(path, missing_hint="")
+    except ModelLoadError:
+        return None

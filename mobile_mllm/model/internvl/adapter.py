@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mobile_mllm.model.adapter import MultimodalModel, PromptFormat
+from mobile_mllm.model.json_file import peek_json_object
 from mobile_mllm.model.internvl.files import CONFIG_FILE, is_internvl_config
 from mobile_mllm.model.internvl.prompt import FAMILY, INTERNVL_PROMPT
 
@@ -26,11 +26,8 @@ class InternVLAdapter:
 
     def can_load(self, path: Path) -> bool:
         """True when ``path/config.json`` has ``model_type`` internvl or the InternVL architecture."""
-        try:
-            data = json.loads((Path(path) / CONFIG_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return isinstance(data, dict) and is_internvl_config(data)
+        data = peek_json_object(Path(path) / CONFIG_FILE)
+        return data is not None and is_internvl_config(data)
 
     def load(self, path: Path, *, dtype: torch.dtype, max_context_len: int) -> MultimodalModel:
         """Load the checkpoint (see :func:`mobile_mllm.model.internvl.checkpoint.load_internvl`)."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mobile_mllm.model.adapter import FAMILY_KEY, MultimodalModel, PromptFormat
+from mobile_mllm.model.json_file import peek_json_object
 from mobile_mllm.model.reference.config import CONFIG_FILE, FAMILY, MODEL_TYPE
 from mobile_mllm.model.reference.prompt import REFERENCE_PROMPT
 
@@ -26,11 +26,8 @@ class ReferenceAdapter:
 
     def can_load(self, path: Path) -> bool:
         """True when ``path/config.json`` names this family (or its ``model_type``)."""
-        try:
-            data = json.loads((Path(path) / CONFIG_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return isinstance(data, dict) and (
+        data = peek_json_object(Path(path) / CONFIG_FILE)
+        return data is not None and (
             data.get(FAMILY_KEY) == FAMILY or data.get("model_type") == MODEL_TYPE
         )
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mobile_mllm.model.adapter import MultimodalModel, PromptFormat
+from mobile_mllm.model.json_file import peek_json_object
 from mobile_mllm.model.reference.adapter import ReferenceAdapter
 from mobile_mllm.model.smolvlm import FAMILY
 from mobile_mllm.model.smolvlm.files import CONFIG_FILE, MODEL_TYPES
@@ -27,11 +27,8 @@ class SmolVLMAdapter:
 
     def can_load(self, path: Path) -> bool:
         """True when ``path/config.json`` is a SmolVLM or Idefics3 checkpoint (``model_type`` or ``architectures``)."""
-        try:
-            data = json.loads((Path(path) / CONFIG_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        if not isinstance(data, dict):
+        data = peek_json_object(Path(path) / CONFIG_FILE)
+        if data is None:
             return False
         architectures = data.get("architectures") or []
         return data.get("model_type") in MODEL_TYPES or any(a in MODEL_TYPES.values() for a in architectures)
