@@ -246,6 +246,10 @@ def export_program(
     cfg = job.target
     backend = backend if backend is not None else get_backend(cfg.target.value)
     backend.check(cfg)
+    if cfg.calibration:  # a bad folder fails now, not after minutes of lowering (it is read when calibrating)
+        from mobile_mllm.vision import image_files
+
+        image_files(cfg.calibration, what="target.calibration")
     if backend.export is not None:  # a target with its own products (e.g. MediaTek's static-shape shards)
         return backend.export(job, verifier=verifier, on_progress=on_progress)
     out = Path(job.output)

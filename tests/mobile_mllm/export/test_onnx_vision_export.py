@@ -160,3 +160,22 @@ def test_static_int8_is_qdq_calibrated_and_close_to_the_tower(tiny, fp32_onnx: P
         expected = tiny.vision_encoder(tiles.clamp(-1, 1))
     err = relative_error(OnnxVisionEncoder(static, max_tile_batch=4)(tiles.clamp(-1, 1)), expected)
     assert 1e-4 < err < 5e-2
+
+
+@pytest.mark.parametrize("target", [
+    TargetConfig(vision_engine=VisionEngine.ONNXRUNTIME, onnx_quantization=OnnxQuantization.STATIC),
+    TargetConfig(target=Target.MEDIATEK, simulate=True),
+])
+def test_a_bad_calibration_folder_fails_before_any_work_and_writes_nothing(target: TargetConfig, tmp_path: Path) -> None:
+    import dataclasses
+
+    from mobile_mllm.export.config import ExportJob
+    from mobile_mllm.export.program import export_program
+
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "notes.txt").write_text("no image here")
+    job = ExportJob(model="builtin:synth-small", output=str(tmp_path / "out"),
+                    target=dataclasses.replace(target, calibration=str(tmp_path / "cal")))
+    with pytest.raises(ConfigError, match=r"target.calibration .* holds no image"):
+        export_program(job, on_progress=lambda *a: pytest.fail(f"a stage started: {a}"))
+    assert not (tmp_path / "out").exists()
