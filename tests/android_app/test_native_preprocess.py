@@ -2,9 +2,11 @@
 
 Through the runner's program-free debug mode (``--preprocess MANIFEST --image|--image-size``), so
 no export is needed: the grids of ``shared/testdata/grid_cases.json`` (the vectors the Kotlin code
-is tested on too), plans of seeded random sizes with and without token budgets against
-``plan_tiles``, and the tile pixels of PNG images (RGB, RGBA, gray, gray+alpha, palette with and
-without transparency, 16-bit gray, EXIF-rotated) under every policy, resample filter and thumbnail
+is tested on too; the smolvlm policy, which has no column there, against ``mobile_mllm.vision.grid``
+on the same sizes), plans of seeded random sizes with and without token budgets against
+``plan_tiles``, PIL's ``Image.resize`` itself (``--resize``: every filter, up and down, many sizes),
+and the tile pixels of PNG images (RGB, RGBA, gray, gray+alpha, palette with and without
+transparency, 16-bit gray, EXIF-rotated) under every policy, resample filter and thumbnail
 position, which must equal ``preprocess``'s float32 tiles bit for bit. JPEG is the exception:
 stb_image's decoder and PIL's libjpeg-turbo round the IDCT and colour conversion differently, so
 JPEG tiles are compared with a tolerance (measured: at most 4 of 255 levels, on ~1-12% of values).
@@ -66,6 +68,45 @@ def test_grid_cases(runner_bin: Path, tmp_path: Path, policy: str) -> None:
         assert [p["grid"] for p in plans] == [c[policy] for c in rows]
 
 
+def test_smolvlm_grids_on_grid_cases_sizes(runner_bin: Path, tmp_path: Path) -> None:
+    """The smolvlm policy (longest edge, then whole tiles; lowered by whole tiles to fit the bounds) as grid.py picks it."""
+    from mobile_mllm.vision.config import VisionConfig
+    from mobile_mllm.vision.grid import Size, select_grid
+
+    cases = _grid_cases()
+    sizes = [(c["width"], c["height"]) for c in cases] + [(1, 1), (1, 9000), (9000, 1), (100, 8000), (4097, 4095)]
+    configs = [  # SmolVLM-256M's (512-px tiles, 2048 = 4 tiles), bounds that cut it, an edge off the tile grid, the 4096 cap
+        VisionConfig(policy="smolvlm", tile_size=512, max_side=4, longest_edge_px=2048),
+        VisionConfig(policy="smolvlm", tile_size=512, max_side=None, max_tiles=6, longest_edge_px=2048),
+        VisionConfig(policy="smolvlm", tile_size=384, max_side=3),
+        VisionConfig(policy="smolvlm", tile_size=64, max_side=5, longest_edge_px=300),
+        VisionConfig(policy="smolvlm", tile_size=512, max_side=10, longest_edge_px=5000),
+    ]
+    for i, cfg in enumerate(configs):
+        plans = _plans(runner_bin, _manifest(cfg, tmp_path / f"m{i}.json"), sizes)
+        want = [select_grid(Size(w, h), cfg).grid for w, h in sizes]
+        assert [p["grid"] for p in plans] == [[g.cols, g.rows] for g in want], cfg
+        assert len({tuple(p["grid"]) for p in plans}) > 3, cfg  # the sizes reach several grids
+
+
+def test_resize_equals_pil(runner_bin: Path, tmp_path: Path) -> None:
+    """PIL's convolution resize (lanczos: support 3, the sinc window) and nearest, bit for bit, up and down."""
+    rng = np.random.default_rng(1)
+    for w, h in [(37, 23), (200, 90), (1, 50), (640, 480), (64, 64)]:
+        path = tmp_path / f"in_{w}x{h}.png"
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+        sizes = [(1, 1), (3 * w, h), (max(1, w // 3), 2 * h), (17, 911), (511, 3), (w, max(1, h // 7)), (1000, 1000),
+                 (w + 1, h - 1 or 1)]
+        for name in ("lanczos", "bicubic", "bilinear", "nearest"):
+            out = tmp_path / "pixels.bin"
+            proc = subprocess.run([str(runner_bin), "--resize", str(path), "--to", ",".join(f"{a}x{b}" for a, b in sizes),
+                                   "--filter", name, "--dump-pixels", str(out)], capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            with Image.open(path) as img:
+                want = [np.asarray(img.resize(s, Image.Resampling[name.upper()])).ravel() for s in sizes]
+            assert np.array_equal(np.fromfile(out, dtype=np.uint8), np.concatenate(want)), (w, h, name)
+
+
 def test_plans_equal_python(runner_bin: Path, tmp_path: Path) -> None:
     from mobile_mllm.errors import ContextOverflowError
     from mobile_mllm.vision.config import VisionConfig
@@ -79,6 +120,8 @@ def test_plans_equal_python(runner_bin: Path, tmp_path: Path) -> None:
         VisionConfig(), VisionConfig(policy="llava_next", max_side=4, thumbnail="first"),
         VisionConfig(policy="internvl", max_side=None, max_tiles=12, thumbnail="none"),
         VisionConfig(max_side=3, max_tiles=5, alpha=0.3, thumbnail_for_single=True, tile_size=224, tokens_per_tile=64),
+        VisionConfig(policy="smolvlm", tile_size=512, max_side=4, longest_edge_px=2048, tokens_per_tile=64),
+        VisionConfig(policy="smolvlm", tile_size=64, max_side=None, max_tiles=8, thumbnail="first", tokens_per_tile=16),
     ]
     for i, cfg in enumerate(configs):
         manifest = _manifest(cfg, tmp_path / f"m{i}.json")
@@ -157,6 +200,11 @@ def _configs() -> list[object]:
         base,
         dataclasses.replace(base, resample="bilinear"),
         dataclasses.replace(base, resample="nearest"),
+        dataclasses.replace(base, resample="lanczos"),
+        # SmolVLM's (two lanczos resizes, the canvas squashed to the global image), with a longest edge off the tile grid
+        dataclasses.replace(base, policy="smolvlm", resample="lanczos", longest_edge_px=150),
+        dataclasses.replace(base, policy="smolvlm", resample="lanczos", max_side=2, thumbnail="first",
+                            thumbnail_for_single=True),
         dataclasses.replace(base, policy="llava_next", thumbnail="first"),
         dataclasses.replace(base, policy="internvl", max_side=None, max_tiles=6, thumbnail="none"),
         dataclasses.replace(base, thumbnail_for_single=True, pad_color=(0, 10, 200),

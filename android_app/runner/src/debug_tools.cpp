@@ -2,6 +2,8 @@
 // preprocessing and tokenizer against the Python toolkit quickly (not part of RUNNER.md):
 //   --preprocess MANIFEST.json (--image PATH | --image-size WxH[,WxH...]) [--token-budget N] [--dump-tiles OUT]
 //       prints the tile plan as one JSON line (per size); with an image, writes float32 [N, 3, S, S] tiles to OUT.
+//   --resize IMAGE --to WxH[,WxH...] --filter bicubic|bilinear|nearest|lanczos --dump-pixels OUT
+//       writes the image resized to each size (PIL's Image.resize), uint8 RGB rows, one after another, to OUT.
 //   --tokenizer TOKENIZER.json --encode FILE.jsonl   one JSON string per line -> one JSON id array per line
 //   --tokenizer TOKENIZER.json --decode FILE.jsonl   one JSON id array per line -> one JSON string per line
 //                                                    (special tokens skipped, as Session decodes answers)
@@ -27,20 +29,43 @@ Json pair(int64_t a, int64_t b) { return Json::array({Json::integer(a), Json::in
 
 void print_plan(Size size, const TilePlan& p);
 
+// Each "WxH" of a comma-separated list, in order.
+std::vector<Size> parse_sizes(const std::string& text) {
+  std::vector<Size> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t end = std::min(text.find(',', at), text.size());
+    long long w = 0, h = 0;
+    if (std::sscanf(text.substr(at, end - at).c_str(), "%lldx%lld", &w, &h) != 2) {
+      throw ConfigError("bad size list " + text + " (WxH[,WxH...])");
+    }
+    out.push_back(Size{w, h});
+    at = end + 1;
+  }
+  return out;
+}
+
+int resize_mode(const std::string& image, const std::string& sizes, const std::string& filter, const std::string& dump) {
+  Resample r = Resample::Bicubic;
+  if (filter == "bilinear") r = Resample::Bilinear;
+  else if (filter == "nearest") r = Resample::Nearest;
+  else if (filter == "lanczos") r = Resample::Lanczos;
+  else if (filter != "bicubic") throw ConfigError("unknown --filter " + filter);
+  const RgbImage img = load_image(image, VisionConfig{});
+  std::ofstream f(dump, std::ios::binary);
+  for (const Size& size : parse_sizes(sizes)) {
+    const RgbImage out = resize_like_pil(img, size.width, size.height, r);
+    f.write(reinterpret_cast<const char*>(out.rgb.data()), static_cast<std::streamsize>(out.rgb.size()));
+  }
+  if (!f) throw std::runtime_error("cannot write " + dump);
+  return 0;
+}
+
 int preprocess_mode(const std::string& manifest_path, const std::string& image, const std::string& size_text,
                     std::optional<int64_t> budget, const std::string& dump) {
   const Manifest m = read_manifest_file(manifest_path);
   if (image.empty()) {  // one plan per size of a comma-separated list
-    size_t at = 0;
-    while (at < size_text.size()) {
-      const size_t end = std::min(size_text.find(',', at), size_text.size());
-      long long w = 0, h = 0;
-      if (std::sscanf(size_text.substr(at, end - at).c_str(), "%lldx%lld", &w, &h) != 2) {
-        throw ConfigError("bad --image-size " + size_text);
-      }
-      print_plan(Size{w, h}, plan_tiles(Size{w, h}, m.vision, budget));
-      at = end + 1;
-    }
+    for (const Size& size : parse_sizes(size_text)) print_plan(size, plan_tiles(size, m.vision, budget));
     return 0;
   }
   const Size size = read_image_size(image, m.vision);
@@ -93,7 +118,7 @@ int tokenizer_mode(const std::string& path, const std::string& encode, const std
 }  // namespace
 
 int debug_tool(int argc, char** argv) {
-  std::string manifest, image, size, dump, tokenizer, encode, decode;
+  std::string manifest, image, size, dump, tokenizer, encode, decode, resize, to, filter = "bicubic";
   std::optional<int64_t> budget;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -105,6 +130,10 @@ int debug_tool(int argc, char** argv) {
     else if (k == "--tokenizer") tokenizer = v;
     else if (k == "--encode") encode = v;
     else if (k == "--decode") decode = v;
+    else if (k == "--resize") resize = v;
+    else if (k == "--to") to = v;
+    else if (k == "--filter") filter = v;
+    else if (k == "--dump-pixels") dump = v;
     else {
       std::fprintf(stderr, "mobile-mllm-runner: error: unknown debug argument %s\n", k.c_str());
       return 2;
@@ -112,6 +141,7 @@ int debug_tool(int argc, char** argv) {
   }
   return exit_code_of([&] {
     if (!manifest.empty()) return preprocess_mode(manifest, image, size, budget, dump);
+    if (!resize.empty()) return resize_mode(resize, to, filter, dump);
     return tokenizer_mode(tokenizer, encode, decode);
   });
 }

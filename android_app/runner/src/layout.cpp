@@ -48,23 +48,61 @@ size_t count_occurrences(const std::string& s, const std::string& sub) {
   return n;
 }
 
-// Python's str.format(content=...) for a template whose only field is {content}.
-std::string format_content(const std::string& tmpl, const std::string& content) {
+// Python's str.format(**fields) for a template whose only fields are the given names ({{ and }} escape).
+std::string format_fields(const std::string& tmpl, const std::map<std::string, std::string>& fields, const char* key) {
   std::string out;
   for (size_t i = 0; i < tmpl.size(); ++i) {
-    if (tmpl.compare(i, 9, "{content}") == 0) {
-      out += content;
-      i += 8;
-    } else if ((tmpl[i] == '{' || tmpl[i] == '}') && i + 1 < tmpl.size() && tmpl[i + 1] == tmpl[i]) {
+    if ((tmpl[i] == '{' || tmpl[i] == '}') && i + 1 < tmpl.size() && tmpl[i + 1] == tmpl[i]) {
       out += tmpl[i];
       ++i;
-    } else if (tmpl[i] == '{' || tmpl[i] == '}') {
-      throw ContractError("prompt.user_template " + tmpl + " has a field other than {content}");
+      continue;
+    }
+    if (tmpl[i] == '{') {
+      const size_t close = tmpl.find('}', i);
+      const auto field = close == std::string::npos ? fields.end() : fields.find(tmpl.substr(i + 1, close - i - 1));
+      if (field == fields.end()) {
+        std::string names;
+        for (const auto& f : fields) names += (names.empty() ? "{" : ", {") + f.first + "}";
+        throw ContractError(std::string("prompt.") + key + " " + tmpl + " has a field other than " + names);
+      }
+      out += field->second;
+      i = close;
+    } else if (tmpl[i] == '}') {
+      throw ContractError(std::string("prompt.") + key + " " + tmpl + " has a single '}'");
     } else {
       out += tmpl[i];
     }
   }
   return out;
+}
+
+std::string format_content(const std::string& tmpl, const std::string& content) {
+  return format_fields(tmpl, {{"content", content}}, "user_template");
+}
+
+// One item of an image block before tokenization: text (a special token or a text marker) or a tile.
+struct Item {
+  std::string text;
+  bool is_tile = false;
+  int64_t tile = 0;
+};
+
+// layout._tokenize + _merge: each run of texts between two tiles is joined and tokenized at once
+// (special tokens recognised), as the host session does, so a marker gets the family processor's ids.
+std::vector<Segment> tokenize_items(const std::vector<Item>& items, const Tokenizer& tok, int64_t tokens_per_tile) {
+  std::vector<Segment> segs;
+  std::string pending;
+  for (const Item& it : items) {
+    if (!it.is_tile) {
+      pending += it.text;
+      continue;
+    }
+    segs.push_back(run(tok.encode(pending)));
+    pending.clear();
+    segs.push_back(tile_ref(it.tile, tokens_per_tile));
+  }
+  segs.push_back(run(tok.encode(pending)));
+  return merge(segs);
 }
 
 }  // namespace
@@ -87,25 +125,38 @@ std::map<std::string, int64_t> special_token_ids(const Tokenizer& tok, const Pro
 }
 
 std::vector<Segment> image_block(const PromptFormat& fmt, Grid grid, int64_t thumbnail_index, int64_t tokens_per_tile,
-                                 const std::map<std::string, int64_t>& ids) {
-  const int64_t n_local = grid.num_tiles();
+                                 const Tokenizer& tok) {
+  int64_t n_local = grid.num_tiles();
+  if (fmt.single_tile_as_thumbnail && n_local == 1 && thumbnail_index < 0) {
+    n_local = 0;  // the lone tile is the global view
+    thumbnail_index = 0;
+  }
   const int64_t offset = thumbnail_index == 0 ? 1 : 0;
-  std::vector<Segment> thumb;
-  if (thumbnail_index >= 0) thumb = {run(special(fmt.thumbnail_marker, ids)), tile_ref(thumbnail_index, tokens_per_tile)};
-  std::vector<Segment> local;
+  auto text = [](const std::string& s) { return Item{s, false, 0}; };
+  auto tile = [](int64_t i) { return Item{"", true, i}; };
+  std::vector<Item> thumb;
+  if (thumbnail_index >= 0) thumb = {text(fmt.thumbnail_start), text(fmt.thumbnail_marker), tile(thumbnail_index)};
+  std::vector<Item> local;
   for (int64_t i = 0; i < n_local; ++i) {
     const bool last_in_row = (i + 1) % grid.cols == 0;
     const std::string& sep = (last_in_row && !fmt.row_sep.empty()) ? fmt.row_sep : fmt.tile_sep;
-    local.push_back(tile_ref(i + offset, tokens_per_tile));
-    local.push_back(run(special(sep, ids)));
+    const std::string start = format_fields(
+        fmt.tile_start, {{"row", std::to_string(i / grid.cols + 1)}, {"col", std::to_string(i % grid.cols + 1)}},
+        "tile_start");
+    local.insert(local.end(), {text(start), tile(i + offset), text(sep)});
+    if (last_in_row) local.push_back(text(fmt.row_end));
   }
-  std::vector<Segment> all = {run(special(fmt.image_start, ids))};
-  const std::vector<Segment>& first = thumbnail_index == 0 ? thumb : local;
-  const std::vector<Segment>& second = thumbnail_index == 0 ? local : thumb;
-  all.insert(all.end(), first.begin(), first.end());
-  all.insert(all.end(), second.begin(), second.end());
-  all.push_back(run(special(fmt.image_end, ids)));
-  return merge(all);
+  std::vector<Item> items = {text(fmt.image_start)};
+  if (thumbnail_index == 0) {
+    items.insert(items.end(), thumb.begin(), thumb.end());
+    items.insert(items.end(), local.begin(), local.end());
+  } else {
+    items.insert(items.end(), local.begin(), local.end());
+    if (!thumb.empty()) items.push_back(text(fmt.tiles_end));
+    items.insert(items.end(), thumb.begin(), thumb.end());
+  }
+  items.push_back(text(fmt.image_end));
+  return tokenize_items(items, tok, tokens_per_tile);
 }
 
 std::vector<Segment> first_turn(const PromptFormat& fmt, const std::string& question, const Tokenizer& tok,
@@ -117,7 +168,10 @@ std::vector<Segment> first_turn(const PromptFormat& fmt, const std::string& ques
       throw ConfigError("the prompt holds " + std::to_string(count) + " image placeholders '" + fmt.image_placeholder +
                         "'; a conversation takes one image: keep at most one");
     }
-    if (count == 0) content = fmt.image_placeholder + "\n" + question;
+    if (count == 0) content = fmt.image_placeholder + fmt.image_join + question;
+  }
+  if (image == nullptr || content.compare(0, fmt.image_placeholder.size(), fmt.image_placeholder) != 0) {
+    content = fmt.text_lead + content;
   }
   const std::string text = fmt.system + format_content(fmt.user_template, content);
   std::vector<Segment> segs = {run(special(fmt.bos, ids))};
@@ -130,6 +184,12 @@ std::vector<Segment> first_turn(const PromptFormat& fmt, const std::string& ques
     segs.push_back(run(tok.encode(text.substr(at + fmt.image_placeholder.size()))));
   }
   return merge(segs);
+}
+
+std::vector<Segment> next_turn(const PromptFormat& fmt, const std::string& question, const Tokenizer& tok,
+                               const std::vector<int64_t>& unfed_answer) {
+  const std::string text = fmt.turn_end + format_content(fmt.user_template, fmt.text_lead + question);
+  return merge({run(unfed_answer), run(tok.encode(text))});
 }
 
 int64_t count_positions(const std::vector<Segment>& segs) {

@@ -22,12 +22,18 @@ struct Segment {
 
 // Special string -> id for every non-empty special string of the format; ModelLoadError if absent.
 std::map<std::string, int64_t> special_token_ids(const Tokenizer& tok, const PromptFormat& fmt);
+// The segments of one image (layout.image_block): thumbnail_index -1 = none. Each run of items
+// between two tiles (special tokens, the text markers of fmt) is tokenized as one piece by `tok`.
 std::vector<Segment> image_block(const PromptFormat& fmt, Grid grid, int64_t thumbnail_index, int64_t tokens_per_tile,
-                                 const std::map<std::string, int64_t>& ids);
+                                 const Tokenizer& tok);
 // The first turn: bos, system, the user turn, with the image (when `image` is non-null) where the
-// question has the placeholder, else before the question on its own line.
+// question has the placeholder, else before the question (joined by fmt.image_join).
 std::vector<Segment> first_turn(const PromptFormat& fmt, const std::string& question, const Tokenizer& tok,
                                 const std::map<std::string, int64_t>& ids, const std::vector<Segment>* image);
+// A follow-up turn, prefilled right after the previous answer (`unfed_answer`: its tokens not yet
+// in the KV cache, i.e. its last token unless that was a stop token).
+std::vector<Segment> next_turn(const PromptFormat& fmt, const std::string& question, const Tokenizer& tok,
+                               const std::vector<int64_t>& unfed_answer);
 int64_t count_positions(const std::vector<Segment>& segs);
 // PromptFormat.style_question: question_template with {question} replaced.
 std::string style_question(const PromptFormat& fmt, const std::string& question);

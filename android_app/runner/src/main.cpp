@@ -5,7 +5,7 @@
 // --dump-tiles (debug, not in the contract) writes the last run's normalised tiles, float32
 // [N, 3, S, S] in native byte order, so a test can compare them with mobile_mllm.vision.preprocess.
 // `--model ...` selects the token-level debug mode (token_mode.cpp), `--calls` the method-level one
-// (calls_mode.cpp); `--preprocess` and
+// (calls_mode.cpp); `--preprocess`, `--resize` and
 // `--tokenizer` the program-free debug modes (debug_tools.cpp).
 #include <cstdio>
 #include <cstdlib>
@@ -219,7 +219,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--model") == 0) return mobile_mllm::token_mode(argc, argv);
     if (std::strcmp(argv[i], "--calls") == 0) return mobile_mllm::calls_mode(argc, argv);
-    if (std::strcmp(argv[i], "--preprocess") == 0 || std::strcmp(argv[i], "--tokenizer") == 0) {
+    if (std::strcmp(argv[i], "--preprocess") == 0 || std::strcmp(argv[i], "--tokenizer") == 0 ||
+        std::strcmp(argv[i], "--resize") == 0) {
       return mobile_mllm::debug_tool(argc, argv);
     }
   }

@@ -1,5 +1,6 @@
 #include "manifest.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -49,11 +50,30 @@ void read_color(const Json& v, const std::string& key, uint8_t out[3]) {
 
 int64_t optional_bound(const Json& v) { return v.is_null() ? 0 : v.as_int("bound"); }
 
+// The keys this runner reads; any other key may change how a prompt is laid out or an image tiled,
+// so a manifest holding one is refused rather than run differently from the host.
+void refuse_unknown_keys(const Json& v, const char* section, std::initializer_list<const char*> known) {
+  std::string unknown;
+  for (const auto& kv : v.as_object(section)) {
+    if (std::find_if(known.begin(), known.end(), [&](const char* k) { return kv.first == k; }) == known.end()) {
+      unknown += (unknown.empty() ? "" : ", ") + kv.first;
+    }
+  }
+  if (!unknown.empty()) {
+    throw ContractError(std::string("manifest ") + section + " has keys this runner does not know (" + unknown +
+                        "); rebuild the runner from the toolkit that exported the program, or run it with the host "
+                        "runner (python -m mobile_mllm.device.runner)");
+  }
+}
+
 VisionConfig read_vision(const Json& v) {
+  refuse_unknown_keys(v, "vision", {"policy", "tile_size", "max_side", "max_tiles", "alpha", "thumbnail",
+                                    "thumbnail_for_single", "mean", "std", "pad_color", "background", "max_pixels",
+                                    "tokens_per_tile", "resample", "longest_edge_px"});
   VisionConfig c;
   c.policy = enum_value<GridPolicy>(v.at("policy"), "vision.policy",
                                     {{"relaxed", GridPolicy::Relaxed}, {"llava_next", GridPolicy::LlavaNext},
-                                     {"internvl", GridPolicy::InternVL}});
+                                     {"internvl", GridPolicy::InternVL}, {"smolvlm", GridPolicy::SmolVLM}});
   c.tile_size = v.at("tile_size").as_int("vision.tile_size");
   c.max_side = optional_bound(v.at("max_side"));
   c.max_tiles = v.find("max_tiles") ? optional_bound(v.at("max_tiles")) : 0;
@@ -72,7 +92,11 @@ VisionConfig read_vision(const Json& v) {
   if (const Json* r = v.find("resample")) {
     c.resample = enum_value<Resample>(*r, "vision.resample",
                                       {{"bicubic", Resample::Bicubic}, {"bilinear", Resample::Bilinear},
-                                       {"nearest", Resample::Nearest}});
+                                       {"nearest", Resample::Nearest}, {"lanczos", Resample::Lanczos}});
+  }
+  if (const Json* e = v.find("longest_edge_px")) {
+    c.longest_edge_px = optional_bound(*e);
+    if (!e->is_null() && c.longest_edge_px <= 0) throw ContractError("manifest vision.longest_edge_px must be positive");
   }
   if (c.tile_size <= 0 || c.tokens_per_tile <= 0 || (c.max_side <= 0 && c.max_tiles <= 0)) {
     throw ContractError("manifest vision: tile_size, tokens_per_tile and max_side or max_tiles must be positive");
@@ -80,27 +104,11 @@ VisionConfig read_vision(const Json& v) {
   return c;
 }
 
-// The text-marked tile layout (SmolVLM/Idefics3: PromptFormat.tile_start ... image_join) is not
-// implemented here; a manifest that uses it must be refused, not laid out as the plain layout.
-void refuse_text_tile_markers(const Json& p) {
-  static const char* const kEmptyByDefault[] = {"tile_start", "row_end", "tiles_end", "thumbnail_start", "text_lead"};
-  std::vector<std::string> used;
-  for (const char* key : kEmptyByDefault) {
-    if (const Json* v = p.find(key); v != nullptr && !v->as_string(std::string("prompt.") + key).empty()) used.push_back(key);
-  }
-  if (const Json* v = p.find("single_tile_as_thumbnail"); v != nullptr && v->as_bool("prompt.single_tile_as_thumbnail")) {
-    used.push_back("single_tile_as_thumbnail");
-  }
-  if (const Json* v = p.find("image_join"); v != nullptr && v->as_string("prompt.image_join") != "\n") used.push_back("image_join");
-  if (used.empty()) return;
-  std::string keys;
-  for (const std::string& k : used) keys += (keys.empty() ? "" : ", ") + k;
-  throw ContractError("manifest prompt uses text tile markers (" + keys +
-                      ", e.g. SmolVLM's <row_R_col_C>), which this runner does not lay out; run this program "
-                      "with the host runner (python -m mobile_mllm.device.runner) or mobile-mllm run");
-}
-
 PromptFormat read_prompt(const Json& p) {
+  refuse_unknown_keys(p, "prompt", {"user_template", "turn_end", "system", "image_placeholder", "image_start",
+                                    "image_end", "tile_sep", "row_sep", "thumbnail_marker", "bos", "eos",
+                                    "question_template", "tile_start", "row_end", "tiles_end", "thumbnail_start",
+                                    "single_tile_as_thumbnail", "text_lead", "image_join"});
   PromptFormat f;
   auto str = [&](const char* key, std::string& out) {
     if (const Json* v = p.find(key)) out = v->as_string(std::string("prompt.") + key);
@@ -116,11 +124,17 @@ PromptFormat read_prompt(const Json& p) {
   str("thumbnail_marker", f.thumbnail_marker);
   str("bos", f.bos);
   str("question_template", f.question_template);
+  str("tile_start", f.tile_start);
+  str("row_end", f.row_end);
+  str("tiles_end", f.tiles_end);
+  str("thumbnail_start", f.thumbnail_start);
+  str("text_lead", f.text_lead);
+  str("image_join", f.image_join);
+  if (const Json* v = p.find("single_tile_as_thumbnail")) f.single_tile_as_thumbnail = v->as_bool("prompt.single_tile_as_thumbnail");
   if (const Json* e = p.find("eos")) {
     f.eos.clear();
     for (const Json& s : e->as_array("prompt.eos")) f.eos.push_back(s.as_string("prompt.eos"));
   }
-  refuse_text_tile_markers(p);
   return f;
 }
 

@@ -24,6 +24,14 @@ struct PromptFormat {
   std::string bos;
   std::vector<std::string> eos = {"<|end|>", "<|endoftext|>"};
   std::string question_template = "{question}";
+  // Text tile markers (SmolVLM/Idefics3), tokenized with the text around them; empty: none.
+  std::string tile_start;  // before each local tile; {row} and {col} are its 1-based position
+  std::string row_end;     // after the separator of each row's last tile
+  std::string tiles_end;   // after the local tiles when the thumbnail follows them
+  std::string thumbnail_start;  // before thumbnail_marker
+  bool single_tile_as_thumbnail = false;  // a lone tile (1x1, no thumbnail) is laid out as the thumbnail
+  std::string text_lead;         // before a turn's content that does not begin with the image
+  std::string image_join = "\n";  // between the image and a question without the placeholder
 };
 
 struct Manifest {

@@ -124,7 +124,7 @@ Session::Session(const std::string& dir, const SessionOptions& options) {
 
 Session::Plan Session::image_plan(const std::string& question, const TilePlan& tiles, std::optional<int64_t> budget) {
   const std::vector<Segment> block =
-      image_block(manifest_.prompt, tiles.grid, tiles.thumbnail_index, manifest_.vision.tokens_per_tile, special_ids_);
+      image_block(manifest_.prompt, tiles.grid, tiles.thumbnail_index, manifest_.vision.tokens_per_tile, tokenizer_);
   Plan p;
   p.segments = first_turn(manifest_.prompt, question, tokenizer_, special_ids_, &block);
   p.num_positions = count_positions(p.segments);

@@ -120,6 +120,72 @@ Grid select_internvl(Size image, const std::vector<Grid>& candidates, int64_t ti
 
 namespace {
 
+constexpr int64_t kSmolVLMMaxPx = 4096;  // SmolVLM's bound on the resized longest edge (MAX_IMAGE_SIZE)
+
+int64_t ceil_div(int64_t num, int64_t den) { return (num + den - 1) / den; }
+
+// grid._fit_longest: the longest side to `edge`, the other int(edge / aspect) (made even when asked).
+Size fit_longest(Size image, int64_t edge, bool even) {
+  const double aspect = static_cast<double>(image.width) / static_cast<double>(image.height);
+  int64_t w = 0, h = 0;
+  if (image.width >= image.height) {
+    w = edge;
+    h = static_cast<int64_t>(static_cast<double>(edge) / aspect);
+    if (even && h % 2 != 0) ++h;
+  } else {
+    w = static_cast<int64_t>(static_cast<double>(edge) * aspect);
+    h = edge;
+    if (even && w % 2 != 0) ++w;
+  }
+  return {std::max<int64_t>(w, 1), std::max<int64_t>(h, 1)};
+}
+
+}  // namespace
+
+SmolVLMSizes smolvlm_sizes(Size image, int64_t longest_edge_px, int64_t tile_size) {
+  Size first = fit_longest(image, longest_edge_px, true);
+  if (std::max(first.width, first.height) > kSmolVLMMaxPx) first = fit_longest(first, kSmolVLMMaxPx, false);
+  const double aspect = static_cast<double>(first.width) / static_cast<double>(first.height);
+  int64_t w = 0, h = 0;
+  if (first.width >= first.height) {
+    w = ceil_div(first.width, tile_size) * tile_size;
+    h = ceil_div(static_cast<int64_t>(static_cast<double>(w) / aspect), tile_size) * tile_size;
+  } else {
+    h = ceil_div(first.height, tile_size) * tile_size;
+    w = ceil_div(static_cast<int64_t>(static_cast<double>(h) * aspect), tile_size) * tile_size;
+  }
+  return {first, {std::max(w, tile_size), std::max(h, tile_size)}};
+}
+
+std::vector<int64_t> smolvlm_edges(int64_t longest_edge_px, int64_t tile_size) {
+  std::vector<int64_t> edges = {longest_edge_px};
+  for (int64_t k = ceil_div(longest_edge_px, tile_size) - 1; k > 0; --k) edges.push_back(k * tile_size);
+  return edges;
+}
+
+Grid select_smolvlm(Size image, const std::vector<Grid>& candidates, int64_t tile_size, int64_t longest_edge_px) {
+  require(candidates);
+  for (int64_t edge : smolvlm_edges(longest_edge_px, tile_size)) {
+    const Size canvas = smolvlm_sizes(image, edge, tile_size).canvas;
+    const Grid g{canvas.width / tile_size, canvas.height / tile_size};
+    if (std::find(candidates.begin(), candidates.end(), g) != candidates.end()) return g;
+  }
+  throw ConfigError("no longest edge up to " + std::to_string(longest_edge_px) + " px gives a " +
+                    std::to_string(image.width) + "x" + std::to_string(image.height) +
+                    " image a grid within vision.max_side/max_tiles; allow the 1:1 grid");
+}
+
+int64_t smolvlm_longest_edge_px(const VisionConfig& cfg) {
+  if (cfg.longest_edge_px > 0) return cfg.longest_edge_px;
+  return cfg.tile_size * (cfg.max_side > 0 ? cfg.max_side : (cfg.max_tiles > 0 ? cfg.max_tiles : 1));
+}
+
+bool pads_canvas(const VisionConfig& cfg) {
+  return cfg.policy != GridPolicy::InternVL && cfg.policy != GridPolicy::SmolVLM;
+}
+
+namespace {
+
 bool has_thumbnail(Grid g, const VisionConfig& cfg) {
   if (cfg.thumbnail == ThumbnailPosition::None) return false;
   return g.num_tiles() > 1 || cfg.thumbnail_for_single;
@@ -132,6 +198,7 @@ Grid select(Size image, const std::vector<Grid>& c, const VisionConfig& cfg) {
     case GridPolicy::Relaxed: return select_relaxed(image, c, cfg.tile_size, cfg.alpha);
     case GridPolicy::LlavaNext: return select_llava_next(image, c, cfg.tile_size);
     case GridPolicy::InternVL: return select_internvl(image, c, cfg.tile_size);
+    case GridPolicy::SmolVLM: return select_smolvlm(image, c, cfg.tile_size, smolvlm_longest_edge_px(cfg));
   }
   return Grid{};
 }
@@ -183,7 +250,7 @@ TilePlan plan_tiles(Size image, const VisionConfig& cfg, std::optional<int64_t> 
     p.grid = select(image, fitting, cfg);
   }
   const Size canvas{p.grid.cols * cfg.tile_size, p.grid.rows * cfg.tile_size};
-  p.layout = layout_canvas(image, canvas, cfg.policy != GridPolicy::InternVL);
+  p.layout = layout_canvas(image, canvas, pads_canvas(cfg));
   const bool thumb = has_thumbnail(p.grid, cfg);
   p.thumbnail_index = !thumb ? -1 : (cfg.thumbnail == ThumbnailPosition::First ? 0 : p.grid.num_tiles());
   p.num_tiles = count_tiles(p.grid, cfg);
@@ -410,6 +477,33 @@ double bicubic(double x) {  // Keys' cubic convolution, a = -0.5
   return 0.0;
 }
 
+double sinc(double x) {
+  constexpr double kPi = 3.14159265358979323846;  // M_PI, which strict C++ does not define
+  if (x == 0.0) return 1.0;
+  x *= kPi;
+  return std::sin(x) / x;
+}
+
+double lanczos(double x) {  // sinc windowed by sinc over [-3, 3), as PIL's (the upper end excluded)
+  return -3.0 <= x && x < 3.0 ? sinc(x) * sinc(x / 3) : 0.0;
+}
+
+// PIL's filters of the convolution resize: the kernel and its support (radius at scale 1).
+struct Filter {
+  double (*f)(double);
+  double support;
+};
+
+Filter filter_of(Resample r) {
+  switch (r) {
+    case Resample::Bilinear: return {bilinear, 1.0};
+    case Resample::Bicubic: return {bicubic, 2.0};
+    case Resample::Lanczos: return {lanczos, 3.0};
+    case Resample::Nearest: break;  // not a convolution: resize_nearest
+  }
+  throw std::logic_error("resample filter without a convolution kernel");
+}
+
 struct Coeffs {
   int ksize = 0;
   std::vector<int> bounds;    // per output pixel: first input index, count
@@ -419,11 +513,10 @@ struct Coeffs {
 // Weights of each output pixel over the input, the filter widened by the downscale factor (an
 // antialiasing resize), normalised to sum 1, then rounded to fixed point with 22 fraction bits.
 Coeffs coefficients(int in_size, int out_size, Resample filter) {
-  const double support0 = filter == Resample::Bicubic ? 2.0 : 1.0;
-  double (*f)(double) = filter == Resample::Bicubic ? bicubic : bilinear;
+  const Filter kernel = filter_of(filter);
   const double scale = static_cast<double>(static_cast<float>(in_size) - 0.0f) / out_size;
   const double filterscale = std::max(scale, 1.0);
-  const double support = support0 * filterscale;
+  const double support = kernel.support * filterscale;
   Coeffs c;
   c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
   c.bounds.resize(static_cast<size_t>(out_size) * 2);
@@ -439,7 +532,7 @@ Coeffs coefficients(int in_size, int out_size, Resample filter) {
     xmax -= xmin;
     double ww = 0.0;
     for (int x = 0; x < xmax; ++x) {
-      const double w = f((x + xmin - center + 0.5) * ss);
+      const double w = kernel.f((x + xmin - center + 0.5) * ss);
       k[x] = w;
       ww += w;
     }
@@ -578,22 +671,37 @@ void crop_into(const RgbImage& canvas, int64_t x0, int64_t y0, int64_t s, uint8_
   for (int64_t y = 0; y < s; ++y) std::memcpy(out + y * s * 3, &canvas.rgb[((y0 + y) * canvas.width + x0) * 3], s * 3);
 }
 
+// tiling._smolvlm_first_resize: SmolVLM's first resize, for the largest longest edge that gives the plan's grid.
+Size smolvlm_first_resize(Size image, Grid grid, const VisionConfig& cfg) {
+  const Size canvas{grid.cols * cfg.tile_size, grid.rows * cfg.tile_size};
+  for (int64_t edge : smolvlm_edges(smolvlm_longest_edge_px(cfg), cfg.tile_size)) {
+    const SmolVLMSizes sizes = smolvlm_sizes(image, edge, cfg.tile_size);
+    if (sizes.canvas.width == canvas.width && sizes.canvas.height == canvas.height) return sizes.first;
+  }
+  throw ConfigError("grid " + std::to_string(grid.cols) + ":" + std::to_string(grid.rows) +
+                    " is not a smolvlm grid of a " + std::to_string(image.width) + "x" + std::to_string(image.height) +
+                    " image");
+}
+
 }  // namespace
 
 std::vector<uint8_t> render_tiles(const RgbImage& img, const TilePlan& plan, const VisionConfig& cfg) {
   const int64_t s = cfg.tile_size;
   const size_t tile_bytes = static_cast<size_t>(s * s * 3);
   std::vector<uint8_t> out(tile_bytes * plan.num_tiles);
-  const RgbImage canvas = place(img, plan.layout, cfg);
+  const bool smolvlm = cfg.policy == GridPolicy::SmolVLM;
+  RgbImage first;  // smolvlm: stretched to its first resize, then (plan.layout) to the canvas
+  if (smolvlm) first = place(img, layout_canvas(plan.original, smolvlm_first_resize(plan.original, plan.grid, cfg), false), cfg);
+  const RgbImage canvas = place(smolvlm ? first : img, plan.layout, cfg);
   const int64_t offset = plan.thumbnail_index == 0 ? 1 : 0;
   for (int64_t r = 0; r < plan.grid.rows; ++r) {
     for (int64_t c = 0; c < plan.grid.cols; ++c) {
       crop_into(canvas, c * s, r * s, s, &out[tile_bytes * (offset + r * plan.grid.cols + c)]);
     }
   }
-  if (plan.thumbnail_index >= 0) {
-    const CanvasLayout tl = layout_canvas(plan.original, Size{s, s}, cfg.policy != GridPolicy::InternVL);
-    const RgbImage thumb = place(img, tl, cfg);
+  if (plan.thumbnail_index >= 0) {  // smolvlm's global image is the canvas squashed to one tile
+    const RgbImage& whole = smolvlm ? canvas : img;
+    const RgbImage thumb = place(whole, layout_canvas(Size{whole.width, whole.height}, Size{s, s}, pads_canvas(cfg)), cfg);
     std::memcpy(&out[tile_bytes * plan.thumbnail_index], thumb.rgb.data(), tile_bytes);
   }
   return out;

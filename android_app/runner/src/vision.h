@@ -1,8 +1,9 @@
 // Image -> tiles, exactly as mobile_mllm.vision does on the host (grid.py, tiling.py, processor.py,
-// io.py, normalize.py): the three grid policies, the token budget, canvas layout (aspect kept and
-// centred on pad_color, or stretched for internvl), PIL-identical resampling (bicubic / bilinear
-// with PIL's fixed-point two-pass filter, nearest with PIL's affine stepping), row-major tiles,
-// the thumbnail first or last, and (x / 255 - mean) / std in float32.
+// io.py, normalize.py): the four grid policies, the token budget, canvas layout (aspect kept and
+// centred on pad_color, or stretched for internvl and smolvlm, smolvlm in its two resizes with the
+// canvas squashed to one tile as the global image), PIL-identical resampling (bicubic / bilinear /
+// lanczos with PIL's fixed-point two-pass filter, nearest with PIL's affine stepping), row-major
+// tiles, the thumbnail first or last, and (x / 255 - mean) / std in float32.
 #pragma once
 
 #include <cstdint>
@@ -14,9 +15,9 @@
 
 namespace mobile_mllm {
 
-enum class GridPolicy { Relaxed, LlavaNext, InternVL };
+enum class GridPolicy { Relaxed, LlavaNext, InternVL, SmolVLM };
 enum class ThumbnailPosition { First, Last, None };
-enum class Resample { Bicubic, Bilinear, Nearest };
+enum class Resample { Bicubic, Bilinear, Nearest, Lanczos };
 
 struct VisionConfig {
   GridPolicy policy = GridPolicy::Relaxed;
@@ -33,7 +34,13 @@ struct VisionConfig {
   int64_t max_pixels = 80000000;
   int64_t tokens_per_tile = 196;
   Resample resample = Resample::Bicubic;
+  int64_t longest_edge_px = 0;  // smolvlm only; <= 0: max_side (else max_tiles) tiles
 };
+
+// VisionConfig.smolvlm_longest_edge_px: the smolvlm policy's first longest edge.
+int64_t smolvlm_longest_edge_px(const VisionConfig& cfg);
+// Whether the policy keeps the aspect ratio and pads (tiling.pads_canvas: not internvl or smolvlm).
+bool pads_canvas(const VisionConfig& cfg);
 
 struct Size {
   int64_t width = 0, height = 0;
@@ -65,6 +72,16 @@ std::vector<Grid> candidate_grids(int64_t max_side, int64_t max_tiles);
 Grid select_relaxed(Size image, const std::vector<Grid>& candidates, int64_t tile_size, double alpha);
 Grid select_llava_next(Size image, const std::vector<Grid>& candidates, int64_t tile_size);
 Grid select_internvl(Size image, const std::vector<Grid>& candidates, int64_t tile_size);
+// grid.smolvlm_sizes: the size after SmolVLM's first resize (longest edge to `longest_edge_px`) and
+// the canvas after the second (rounded up to whole tiles).
+struct SmolVLMSizes {
+  Size first, canvas;
+};
+SmolVLMSizes smolvlm_sizes(Size image, int64_t longest_edge_px, int64_t tile_size);
+// grid.smolvlm_edges: the longest edges tried, largest first (the configured one, then whole tiles below).
+std::vector<int64_t> smolvlm_edges(int64_t longest_edge_px, int64_t tile_size);
+// Throws ConfigError when no edge gives a candidate grid.
+Grid select_smolvlm(Size image, const std::vector<Grid>& candidates, int64_t tile_size, int64_t longest_edge_px);
 CanvasLayout layout_canvas(Size image, Size canvas, bool pad);
 // Throws ImageError (bad size) or ContextOverflowError (budget below the smallest grid).
 TilePlan plan_tiles(Size image, const VisionConfig& cfg, std::optional<int64_t> token_budget);
