@@ -133,7 +133,8 @@ def _batch(args: argparse.Namespace, out: TextIO) -> Any:
         rid = req.get("id", str(i))
         try:
             session.generation = _with_max_new_tokens(session.generation, req.get("max_new_tokens", args.max_new_tokens))
-            session.reset()  # requests are independent: a text-only one must not continue the previous answer
+            if not req.get("follow_up", False):  # requests are independent unless one says it follows up
+                session.reset()
             answer = session.ask(req["prompt"], req.get("image"), styled=bool(req.get("styled", True)))
         except (MobileMLLMError, KeyError) as e:
             kind = type(e).__name__ if isinstance(e, MobileMLLMError) else "ConfigError"

@@ -4,6 +4,11 @@
 //       prints the tile plan as one JSON line (per size); with an image, writes float32 [N, 3, S, S] tiles to OUT.
 //   --resize IMAGE --to WxH[,WxH...] --filter bicubic|bilinear|nearest|lanczos --dump-pixels OUT
 //       writes the image resized to each size (PIL's Image.resize), uint8 RGB rows, one after another, to OUT.
+//   --layout MANIFEST.json --tokenizer TOKENIZER.json --cases FILE.jsonl
+//       one case per line, {"grid": [cols, rows] | null, "thumbnail_index": N | null, "question": str,
+//       "next": str (optional), "unfed": [id, ...]} -> {"first": SEGMENTS, "next": SEGMENTS} per line, a
+//       segment being a token-id array or {"tile": i, "tokens": n}: the prompt layout of a first turn
+//       (with the image block when "grid" is set) and of a follow-up turn.
 //   --tokenizer TOKENIZER.json --encode FILE.jsonl   one JSON string per line -> one JSON id array per line
 //   --tokenizer TOKENIZER.json --decode FILE.jsonl   one JSON id array per line -> one JSON string per line
 //                                                    (special tokens skipped, as Session decodes answers)
@@ -12,11 +17,13 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 
 #include "errors.h"
 #include "json.h"
+#include "layout.h"
 #include "manifest.h"
 #include "tokenizer.h"
 #include "vision.h"
@@ -95,6 +102,55 @@ void print_plan(Size size, const TilePlan& p) {
   std::printf("%s\n", out.dump().c_str());
 }
 
+Json segments_json(const std::vector<Segment>& segs) {
+  Json out = Json::array();
+  for (const Segment& s : segs) {
+    if (s.is_tile) {
+      Json t = Json::object();
+      t.set("tile", Json::integer(s.tile));
+      t.set("tokens", Json::integer(s.num_tokens));
+      out.items().push_back(t);
+    } else {
+      Json ids = Json::array();
+      for (int64_t id : s.ids) ids.items().push_back(Json::integer(id));
+      out.items().push_back(ids);
+    }
+  }
+  return out;
+}
+
+int layout_mode(const std::string& manifest_path, const std::string& tokenizer, const std::string& cases) {
+  const Manifest m = read_manifest_file(manifest_path);
+  const Tokenizer tok = Tokenizer::from_file(tokenizer);
+  const std::map<std::string, int64_t> ids = special_token_ids(tok, m.prompt);
+  std::ifstream in(cases);
+  if (!in) throw ConfigError("cannot read " + cases);
+  std::string line;
+  while (std::getline(in, line)) {
+    const Json c = Json::parse(line);
+    const std::string question = c.at("question").as_string("question");
+    std::vector<Segment> block;
+    const bool with_image = !c.at("grid").is_null();
+    if (with_image) {
+      const auto& g = c.at("grid").as_array("grid");
+      const Json& t = c.at("thumbnail_index");
+      block = image_block(m.prompt, Grid{g.at(0).as_int("grid"), g.at(1).as_int("grid")},
+                          t.is_null() ? -1 : t.as_int("thumbnail_index"), m.vision.tokens_per_tile, tok);
+    }
+    Json out = Json::object();
+    out.set("first", segments_json(first_turn(m.prompt, question, tok, ids, with_image ? &block : nullptr)));
+    if (const Json* next = c.find("next")) {
+      std::vector<int64_t> unfed;
+      if (const Json* u = c.find("unfed")) {
+        for (const Json& id : u->as_array("unfed")) unfed.push_back(id.as_int("unfed"));
+      }
+      out.set("next", segments_json(next_turn(m.prompt, next->as_string("next"), tok, unfed)));
+    }
+    std::printf("%s\n", out.dump().c_str());
+  }
+  return 0;
+}
+
 int tokenizer_mode(const std::string& path, const std::string& encode, const std::string& decode) {
   const Tokenizer tok = Tokenizer::from_file(path);
   std::ifstream in(encode.empty() ? decode : encode);
@@ -118,7 +174,7 @@ int tokenizer_mode(const std::string& path, const std::string& encode, const std
 }  // namespace
 
 int debug_tool(int argc, char** argv) {
-  std::string manifest, image, size, dump, tokenizer, encode, decode, resize, to, filter = "bicubic";
+  std::string manifest, image, size, dump, tokenizer, encode, decode, resize, to, filter = "bicubic", layout, cases;
   std::optional<int64_t> budget;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -131,6 +187,8 @@ int debug_tool(int argc, char** argv) {
     else if (k == "--encode") encode = v;
     else if (k == "--decode") decode = v;
     else if (k == "--resize") resize = v;
+    else if (k == "--layout") layout = v;
+    else if (k == "--cases") cases = v;
     else if (k == "--to") to = v;
     else if (k == "--filter") filter = v;
     else if (k == "--dump-pixels") dump = v;
@@ -140,6 +198,7 @@ int debug_tool(int argc, char** argv) {
     }
   }
   return exit_code_of([&] {
+    if (!layout.empty()) return layout_mode(layout, tokenizer, cases);
     if (!manifest.empty()) return preprocess_mode(manifest, image, size, budget, dump);
     if (!resize.empty()) return resize_mode(resize, to, filter, dump);
     return tokenizer_mode(tokenizer, encode, decode);

@@ -5,7 +5,7 @@
 // --dump-tiles (debug, not in the contract) writes the last run's normalised tiles, float32
 // [N, 3, S, S] in native byte order, so a test can compare them with mobile_mllm.vision.preprocess.
 // `--model ...` selects the token-level debug mode (token_mode.cpp), `--calls` the method-level one
-// (calls_mode.cpp); `--preprocess`, `--resize` and
+// (calls_mode.cpp); `--preprocess`, `--resize`, `--layout` and
 // `--tokenizer` the program-free debug modes (debug_tools.cpp).
 #include <cstdio>
 #include <cstdlib>
@@ -144,12 +144,16 @@ void write_file(const std::string& path, const void* data, size_t size) {
 }
 
 int run_single(const Args& a, mobile_mllm::Session& s) {
-  for (long i = 0; i < a.warmup; ++i) s.ask(a.prompt, a.image, a.max_new_tokens, nullptr);
+  for (long i = 0; i < a.warmup; ++i) {
+    s.reset();  // every run a new conversation, with or without an image
+    s.ask(a.prompt, a.image, a.max_new_tokens, nullptr);
+  }
   auto stream = [](const std::string& piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
   };
   for (long run = 0; run < a.runs; ++run) {
+    s.reset();
     const mobile_mllm::Answer ans =
         s.ask(a.prompt, a.image, a.max_new_tokens, a.no_stream ? std::function<void(const std::string&)>() : stream);
     std::fputs("\n", stdout);
@@ -189,6 +193,11 @@ int run_batch(const Args& a, mobile_mllm::Session& s) {
       if (max_new < 1) throw mobile_mllm::ConfigError("max_new_tokens must be >= 1");
       bool styled = true;
       if (const Json* st = req.find("styled"); st != nullptr && !st->is_null()) styled = st->as_bool("styled");
+      // a request is a new conversation unless it says "follow_up": true (then, without an image, it
+      // continues the previous request's conversation)
+      bool follow_up = false;
+      if (const Json* f = req.find("follow_up"); f != nullptr && !f->is_null()) follow_up = f->as_bool("follow_up");
+      if (!follow_up) s.reset();
       const mobile_mllm::Answer ans = s.ask(prompt->as_string(), image, max_new, nullptr, styled);
       Json r = observer_record(ans, static_cast<long>(i));
       r.set("id", id);
@@ -220,7 +229,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--model") == 0) return mobile_mllm::token_mode(argc, argv);
     if (std::strcmp(argv[i], "--calls") == 0) return mobile_mllm::calls_mode(argc, argv);
     if (std::strcmp(argv[i], "--preprocess") == 0 || std::strcmp(argv[i], "--tokenizer") == 0 ||
-        std::strcmp(argv[i], "--resize") == 0) {
+        std::strcmp(argv[i], "--resize") == 0 || std::strcmp(argv[i], "--layout") == 0) {
       return mobile_mllm::debug_tool(argc, argv);
     }
   }

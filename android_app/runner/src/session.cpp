@@ -142,8 +142,10 @@ Session::Plan Session::plan(const std::string& raw_question, const std::string& 
   const std::string question = styled ? style_question(manifest_.prompt, raw_question) : raw_question;
   Plan p;
   if (image.empty()) {
-    p.segments = first_turn(manifest_.prompt, question, tokenizer_, special_ids_, nullptr);
+    p.segments = started_ ? next_turn(manifest_.prompt, question, tokenizer_, unfed_)
+                          : first_turn(manifest_.prompt, question, tokenizer_, special_ids_, nullptr);
     p.num_positions = count_positions(p.segments);
+    check_fits(p, pos_);
   } else {
     const Size size = read_image_size(image, manifest_.vision);
     // the image must leave room for the answer: a bigger grid is worth less than an answer
@@ -160,14 +162,26 @@ Session::Plan Session::plan(const std::string& raw_question, const std::string& 
       if (smaller.image_tokens >= p.tiles->image_tokens) break;
       p = image_plan(question, smaller, budget);
     }
-  }
-  if (p.num_positions > max_context_len_) {
-    throw ContextOverflowError("the prompt needs " + std::to_string(p.num_positions) + " positions but only " +
-                               std::to_string(max_context_len_) + " of max_context_len " +
-                               std::to_string(max_context_len_) +
-                               " are free; shorten the prompt, use a smaller image grid or raise max_context_len");
+    check_fits(p, 0);
   }
   return p;
+}
+
+void Session::check_fits(const Plan& p, int64_t start) const {
+  const int64_t free = max_context_len_ - start;
+  if (p.num_positions <= free) return;
+  const std::string used = start ? " (" + std::to_string(start) + " hold earlier turns)" : "";
+  throw ContextOverflowError("the prompt needs " + std::to_string(p.num_positions) + " positions but only " +
+                             std::to_string(free) + " of max_context_len " + std::to_string(max_context_len_) +
+                             " are free" + used +
+                             "; shorten the prompt, use a smaller image grid or raise max_context_len");
+}
+
+void Session::reset() {
+  pos_ = 0;
+  started_ = false;
+  unfed_.clear();
+  rng_.seed(0);
 }
 
 int64_t Session::pick(const std::vector<float>& logits) {
@@ -190,8 +204,10 @@ Answer Session::ask(const std::string& question, const std::string& image, int64
   st.inference_start_ms = now_ms();
   st.model_load_start_ms = load_start_ms_;
   st.model_load_end_ms = load_end_ms_;
-  const Plan p = plan(question, image, max_new_tokens, styled);
-  rng_.seed(0);
+  const Plan p = plan(question, image, max_new_tokens, styled);  // every check, before any compute
+  if (!image.empty()) reset();
+  const int64_t start = pos_;
+  st.num_cached_tokens = start;
   // image: decode, tile as planned, encode in batches
   FloatTensor image_embeds;
   int64_t tokens_per_row = 0, D = 0;
@@ -247,13 +263,14 @@ Answer Session::ask(const std::string& question, const std::string& image, int64
   FloatTensor logits;
   for (int64_t i = 0; i < T; i += prefill_chunk_) {
     const int64_t n = std::min(prefill_chunk_, T - i);
-    logits = program_->text_decoder(embeds.data() + i * D, n, D, i);
+    logits = program_->text_decoder(embeds.data() + i * D, n, D, start + i);
   }
+  started_ = true;
   st.prompt_eval_end_ms = now_ms();
   // decode (session.decode_n_tokens), streaming the new text as the host's _streamer does
   Answer a;
   std::string shown;
-  int64_t pos = T;
+  int64_t pos = start + T;
   auto answer_text = [&]() {
     std::vector<int64_t> kept;
     for (int64_t t : a.tokens) {
@@ -288,6 +305,9 @@ Answer Session::ask(const std::string& question, const std::string& image, int64
     logits = program_->text_decoder(e.data.data(), 1, e.sizes.back(), pos);
     ++pos;
   }
+  pos_ = pos;  // every answer token but the last was fed
+  unfed_.clear();
+  if (a.stop_reason != "eos") unfed_.push_back(a.tokens.back());
   st.inference_end_ms = now_ms();
   st.num_prompt_tokens = T;
   st.num_generated_tokens = static_cast<int64_t>(a.tokens.size());

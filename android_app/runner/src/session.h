@@ -59,11 +59,16 @@ class Session {
   // Loads manifest.json, tokenizer.json and model.pte from dir; throws MllmError.
   Session(const std::string& dir, const SessionOptions& options);
 
-  // Answers `question` about the image at `image` (empty: text only), a new conversation each call.
-  // on_text gets each new piece of answer text (may be empty function). styled=false takes the
-  // question as written (no manifest question_template): eval prompts carry their own instruction.
+  // Answers `question` about the image at `image`, which starts a new conversation; without an image
+  // (empty) the conversation goes on (a follow-up turn after the previous answer; call reset() first
+  // for a new text-only conversation). on_text gets each new piece of answer text (may be empty
+  // function). styled=false takes the question as written (no manifest question_template): eval
+  // prompts carry their own instruction. A turn that fails its checks leaves the conversation as it was.
   Answer ask(const std::string& question, const std::string& image, int64_t max_new_tokens,
              const std::function<void(const std::string&)>& on_text, bool styled = true);
+
+  // Forget the conversation: the next question starts at position 0 (and sampling is reseeded).
+  void reset();
 
   // The float32 [N, 3, S, S] tiles the last ask() encoded (for --dump-tiles).
   const std::vector<float>& last_tiles() const { return last_tiles_; }
@@ -77,6 +82,7 @@ class Session {
     std::optional<int64_t> token_budget;
   };
   Plan plan(const std::string& question, const std::string& image, int64_t max_new_tokens, bool styled);
+  void check_fits(const Plan& p, int64_t start) const;
   Plan image_plan(const std::string& question, const TilePlan& tiles, std::optional<int64_t> budget);
   int64_t pick(const std::vector<float>& logits);
 
@@ -89,6 +95,11 @@ class Session {
   std::mt19937_64 rng_{0};
   double load_start_ms_ = 0, load_end_ms_ = 0;
   std::vector<float> last_tiles_;
+  // the conversation: positions in the KV cache, whether a turn was prefilled, the previous answer's
+  // tokens not yet fed (its last one unless it was a stop token)
+  int64_t pos_ = 0;
+  bool started_ = false;
+  std::vector<int64_t> unfed_;
 };
 
 }  // namespace mobile_mllm
