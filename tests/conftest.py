@@ -48,6 +48,29 @@ def tiny_program(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture(scope="session")
+def smolvlm_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random SmolVLM checkpoint directory in the HF layout (seed 1), written once per run: the SmolVLM
+    export tests and the native-runner tests use it (the family's parity tests have their own, per model type)."""
+    from mobile_mllm.model.smolvlm.synthetic import write_random_smolvlm
+
+    return write_random_smolvlm(tmp_path_factory.mktemp("smolvlm") / "model", seed=1)
+
+
+@pytest.fixture(scope="session")
+def smolvlm_program(smolvlm_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``smolvlm_model_dir`` exported once per run with the fp32 recipe, unverified (the export tests verify their
+    own): the native runner is compared with the host runner on it."""
+    from mobile_mllm.export.program import ExportJob, TargetConfig, export_program
+    from mobile_mllm.quant.recipe import preset
+
+    job = ExportJob(
+        model=str(smolvlm_model_dir), output=str(tmp_path_factory.mktemp("smolvlm_program") / "smolvlm_fp32"),
+        quant=preset("fp32"), target=TargetConfig(max_context_len=320, prefill_chunk=32, tile_batch=4), verify=False,
+    )
+    return Path(export_program(job).output)
+
+
+@pytest.fixture(scope="session")
 def adb_user_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private ``ANDROID_USER_HOME`` holding a fresh ADB key pair (tests never touch the user's ~/.android)."""
     import os

@@ -6,7 +6,8 @@ exported fp32 (``tiny_program``) and 8da4w (``exported("w4")``) the native runne
 (greedy), stop reasons, prompt / image-token / tile counts and grids equal the host's on images of
 several sizes and modes, its tiles (``--dump-tiles``) equal ``mobile_mllm.vision.preprocess``'s,
 batch mode reports the same errors, and the exit codes, ``--runs``/``--warmup``/``--no-stream``
-and ``--etdump`` behave as RUNNER.md says.
+and ``--etdump`` behave as RUNNER.md says. The same for a tiny SmolVLM exported fp32 (``smolvlm_program``:
+its smolvlm grid policy, Lanczos resizes and text tile markers), with follow-up turns in batch mode.
 
 Answers of the 8da4w program are compared with a quota, not one by one: the runner's own
 ``llama::custom_sdpa`` kernel rounds differently from ExecuTorch's (vectorised exp and sums), and
@@ -99,6 +100,11 @@ def _native(runner_bin: Path, args: list[str]) -> subprocess.CompletedProcess:
 
 def test_single_mode_answers_and_tiles_equal_the_host(runner_bin: Path, program: Path, images: list[Path],
                                                       tmp_path: Path) -> None:
+    _assert_single_mode_equals_the_host(runner_bin, program, images, tmp_path)
+
+
+def _assert_single_mode_equals_the_host(runner_bin: Path, program: Path, images: list[Path], tmp_path: Path) -> None:
+    """Each image asked in single mode by both runners: records as ``_assert_answers`` wants, tiles as ``preprocess``'s."""
     from mobile_mllm.config import from_dict
     from mobile_mllm.vision import preprocess
     from mobile_mllm.vision.config import VisionConfig
@@ -114,7 +120,12 @@ def test_single_mode_answers_and_tiles_equal_the_host(runner_bin: Path, program:
         (host,), (native,) = _records(host_out), _records(proc.stdout)
         hosts.append(host)
         natives.append(native)
-        assert proc.stdout == native["text"] + "\n" + proc.stdout.splitlines()[-1] + "\n"  # streamed text, then the line
+        streamed = proc.stdout.rsplit("PyTorchObserver ", 1)[0]
+        assert proc.stdout == streamed + proc.stdout.splitlines()[-1] + "\n"  # streamed text, then the line
+        # the host's pieces: the answer's text, or its prefix up to a piece that changed an earlier character
+        # (a byte-level token completing a replacement character "\ufffd")
+        assert streamed == host_out.rsplit("PyTorchObserver ", 1)[0]
+        assert streamed == native["text"] + "\n" or "\ufffd" in native["text"]
         assert set(native) >= set(host)  # every key the host prints
         want = preprocess(image, vision).tiles.numpy()
         got = np.fromfile(tmp_path / "tiles.bin", dtype=np.float32)
@@ -227,13 +238,71 @@ def test_batch_requests_styled_false_take_the_prompt_as_written(
     assert native[0]["num_prompt_tokens"] > native[1]["num_prompt_tokens"]  # the template's words are there
 
 
-def test_a_manifest_with_text_tile_markers_is_refused(runner_bin: Path, tiny_program: Path, images: list[Path], tmp_path: Path) -> None:
-    """SmolVLM's text-marked tiles are not laid out by the native runner: refused (exit 6), never mis-laid."""
+def test_text_tile_markers_on_the_tiny_program_equal_the_host(runner_bin: Path, tiny_program: Path,
+                                                              images: list[Path], tmp_path: Path) -> None:
+    """Text tile markers laid out as the host does on another family's tokenizer (the markers are plain text there)."""
     program = tmp_path / "marked"
     shutil.copytree(tiny_program, program)
     manifest = json.loads((program / "manifest.json").read_text())
-    manifest["prompt"].update(tile_start="<row_{row}_col_{col}>", image_join="")
+    manifest["prompt"].update(tile_start="[{row},{col}]", row_end="\n", tiles_end="--", image_join="",
+                              text_lead=" ", single_tile_as_thumbnail=True)
     (program / "manifest.json").write_text(json.dumps(manifest))
-    proc = _native(runner_bin, ["--program-dir", str(program), "--image", str(images[0]), "--prompt", "what?"])
-    assert proc.returncode == 6, proc.stderr[-2000:]
-    assert "tile_start, image_join" in proc.stderr and "host runner" in proc.stderr
+    reqs = [{"id": p.name, "image": str(p), "prompt": "What is it?"} for p in images[:3]]
+    reqs.append({"id": "more", "image": None, "prompt": "And?", "follow_up": True})
+    host, native = _batch_both(runner_bin, program, reqs, tmp_path, max_new_tokens=6)
+    _assert_answers(native, host, program)
+    plain, _ = _batch_both(runner_bin, tiny_program, reqs[:1], tmp_path, max_new_tokens=6)
+    assert native[0]["num_prompt_tokens"] > plain[0]["num_prompt_tokens"]  # the markers are in the prompt
+
+
+def test_unknown_manifest_keys_and_values_are_refused(runner_bin: Path, tiny_program: Path, images: list[Path],
+                                                      tmp_path: Path) -> None:
+    """A key or value this runner does not know may change the layout or the tiles: refused (exit 6), never ignored."""
+    cases = [("prompt", {"tile_end": "x"}, "prompt has keys this runner does not know (tile_end)"),
+             ("vision", {"crop": True}, "vision has keys this runner does not know (crop)"),
+             ("vision", {"policy": "qwen2vl"}, 'vision.policy has unknown value "qwen2vl"'),
+             ("vision", {"resample": "box"}, 'vision.resample has unknown value "box"')]
+    for i, (section, change, words) in enumerate(cases):
+        program = tmp_path / f"bad{i}"
+        shutil.copytree(tiny_program, program)
+        manifest = json.loads((program / "manifest.json").read_text())
+        manifest[section].update(change)
+        (program / "manifest.json").write_text(json.dumps(manifest))
+        proc = _native(runner_bin, ["--program-dir", str(program), "--image", str(images[0]), "--prompt", "what?"])
+        assert (proc.returncode, words in proc.stderr) == (6, True), (change, proc.stderr[-1000:])
+
+
+# ----------------------------------------------------------------------------- SmolVLM
+
+
+def test_smolvlm_single_mode_tiles_and_answers_equal_the_host(runner_bin: Path, smolvlm_program: Path,
+                                                              images: list[Path], tmp_path: Path) -> None:
+    """SmolVLM's grids (4:2, 4:1, 1:4, 2:4, 4:3 here), Lanczos tiles bit for bit, prompts and fp32 answers as the host's."""
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (90, 200, 3), dtype=np.uint8)).save(wide)
+    _assert_single_mode_equals_the_host(runner_bin, smolvlm_program, [*images, wide], tmp_path)
+
+
+def test_smolvlm_batch_with_follow_ups_equals_the_host(runner_bin: Path, smolvlm_program: Path, images: list[Path],
+                                                       tmp_path: Path) -> None:
+    """Follow-up turns continue the conversation as the host's Session does; an unsplit image is SmolVLM's global image."""
+    reqs = [
+        {"id": "image", "image": str(images[0]), "prompt": "What is in the picture?", "max_new_tokens": 5},
+        {"id": "more", "image": None, "prompt": "And the colours?", "follow_up": True},
+        {"id": "again", "image": None, "prompt": "Tell me more.", "follow_up": True, "max_new_tokens": 3},
+        # room for the answer leaves one tile: the 1:1 grid, laid out as the global image alone
+        {"id": "unsplit", "image": str(images[4]), "prompt": "Describe it.", "max_new_tokens": 240},
+        {"id": "text", "image": None, "prompt": "Say something."},
+        {"id": "text_more", "image": None, "prompt": "Why?", "follow_up": True},
+        {"id": "empty", "image": None, "prompt": " ", "follow_up": True},
+        {"id": "after_error", "image": None, "prompt": "Go on.", "follow_up": True},
+        {"id": "overflow", "image": None, "prompt": "word " * 400, "follow_up": True},
+    ]
+    host, native = _batch_both(runner_bin, smolvlm_program, reqs, tmp_path, max_new_tokens=8)
+    _assert_answers(native, host, smolvlm_program)
+    by_id = {r["id"]: r for r in native}
+    assert [by_id[k]["num_cached_tokens"] > 0 for k in ("image", "more", "again", "text", "text_more", "after_error")] == [
+        False, True, True, False, True, True]
+    assert by_id["unsplit"]["grid"] == [1, 1] and by_id["unsplit"]["num_tiles"] == 1 and by_id["unsplit"]["reduced_by_budget"]
+    assert {r["id"]: r["error_type"] for r in native if "error" in r} == {"empty": "ConfigError",
+                                                                        "overflow": "ContextOverflowError"}

@@ -32,10 +32,9 @@ their own optimized CPU kernels by design (``export/decoder.py``)."""
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mobile_mllm.model.smolvlm.synthetic import write_random_smolvlm
-
-    return write_random_smolvlm(tmp_path_factory.mktemp("smolvlm") / "model", seed=1)
+def model_dir(smolvlm_model_dir: Path) -> Path:
+    """The shared tiny SmolVLM checkpoint (tests/conftest.py)."""
+    return smolvlm_model_dir
 
 
 @pytest.fixture(scope="module")
