@@ -105,6 +105,40 @@ def test_arm64_tiles_equal_python(arm64_runner: list[str], tiny_program: Path, i
 
 
 @pytest.mark.slow
+def test_arm64_smolvlm_tiles_and_answers_equal_the_host(arm64_runner: list[str], smolvlm_program: Path,
+                                                        images: list[Path], tmp_path: Path) -> None:
+    """SmolVLM under qemu: the Lanczos tiles (libm's sin on arm64) bit for bit, fp32 answers and a follow-up as the host's."""
+    import io
+
+    from mobile_mllm.config import from_dict
+    from mobile_mllm.device.runner import main as host_main
+    from mobile_mllm.vision import preprocess
+    from mobile_mllm.vision.config import VisionConfig
+
+    manifest = smolvlm_program / "manifest.json"
+    vision = from_dict(VisionConfig, json.loads(manifest.read_text())["vision"], source="manifest")
+    for image in images[:3]:
+        out = tmp_path / "tiles.bin"
+        proc = subprocess.run([*arm64_runner, "--preprocess", str(manifest), "--image", str(image), "--dump-tiles",
+                               str(out)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        want = preprocess(image, vision).tiles.numpy()
+        assert np.array_equal(np.fromfile(out, dtype=np.float32).reshape(want.shape), want), image.name
+    reqs = [{"id": "image", "image": str(images[1]), "prompt": "What is in the picture?"},
+            {"id": "more", "image": None, "prompt": "And then?", "follow_up": True}]
+    path = tmp_path / "requests.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in reqs))
+    args = ["--program-dir", str(smolvlm_program), "--requests", str(path), "--max-new-tokens", "8"]
+    out = io.StringIO()
+    assert host_main(args, out=out) == 0
+    proc = subprocess.run([*arm64_runner, *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    keys = (*PLAN, "num_cached_tokens", "text", "stop_reason")
+    assert [{k: r.get(k) for k in keys} for r in _records(proc.stdout)] == [{k: r.get(k) for k in keys}
+                                                                           for r in _records(out.getvalue())]
+
+
+@pytest.mark.slow
 def test_arm64_binary_is_an_aarch64_executable_and_keeps_exit_codes(arm64_runner: list[str], tmp_path: Path) -> None:
     binary = Path(arm64_runner[-1])
     header = binary.read_bytes()[:20]
