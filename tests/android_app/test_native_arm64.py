@@ -51,26 +51,51 @@ def _records(stdout: str) -> list[dict]:
     return [json.loads(line.split("PyTorchObserver ", 1)[1]) for line in stdout.splitlines() if "PyTorchObserver " in line]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["fp32", "w4"])
-def test_arm64_answers_equal_the_host_runner(arm64_runner: list[str], tiny_program: Path, exported, recipe: str,
-                                             images: list[Path], tmp_path: Path) -> None:
+def _batch_both(arm64_runner: list[str], program: Path, reqs: list[dict], tmp_path: Path, *,
+                max_new_tokens: int) -> tuple[list[dict], list[dict]]:
+    """The host runner's (x86-64) and the arm64 runner's records for one --requests file (one program load under qemu)."""
     import io
 
     from mobile_mllm.device.runner import main as host_main
 
-    program = tiny_program if recipe == "fp32" else Path(exported("w4").output)
-    reqs = [{"id": f"{i}", "image": str(p), "prompt": "What colour is the star?"} for i, p in enumerate(images)]
-    reqs += [{"id": "text", "image": None, "prompt": "Say something about shapes."},
-             {"id": "missing", "image": str(tmp_path / "missing.png"), "prompt": "what?"}]
     path = tmp_path / "requests.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in reqs))
-    args = ["--program-dir", str(program), "--requests", str(path), "--max-new-tokens", "10"]
+    args = ["--program-dir", str(program), "--requests", str(path), "--max-new-tokens", str(max_new_tokens)]
     out = io.StringIO()
     assert host_main(args, out=out) == 0
     proc = subprocess.run([*arm64_runner, *args], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    host, arm = _records(out.getvalue()), _records(proc.stdout)
+    return _records(out.getvalue()), _records(proc.stdout)
+
+
+def _assert_tiles_equal_python(arm64_runner: list[str], manifest: Path, images: list[Path], tmp_path: Path) -> None:
+    """--preprocess under qemu: grids and float32 tiles equal ``preprocess``'s under the manifest's vision settings."""
+    from mobile_mllm.config import from_dict
+    from mobile_mllm.vision import preprocess
+    from mobile_mllm.vision.config import VisionConfig
+
+    vision = from_dict(VisionConfig, json.loads(manifest.read_text())["vision"], source="manifest")
+    for image in images:
+        out = tmp_path / "tiles.bin"
+        proc = subprocess.run([*arm64_runner, "--preprocess", str(manifest), "--image", str(image), "--dump-tiles",
+                               str(out)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        want = preprocess(image, vision)
+        assert json.loads(proc.stdout)["grid"] == [want.grid.cols, want.grid.rows], image.name
+        got = np.fromfile(out, dtype=np.float32)
+        assert got.size == want.tiles.numel(), image.name
+        assert np.array_equal(got.reshape(want.tiles.shape), want.tiles.numpy()), image.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["fp32", "w4"])
+def test_arm64_answers_equal_the_host_runner(arm64_runner: list[str], tiny_program: Path, exported, recipe: str,
+                                             images: list[Path], tmp_path: Path) -> None:
+    program = tiny_program if recipe == "fp32" else Path(exported("w4").output)
+    reqs = [{"id": f"{i}", "image": str(p), "prompt": "What colour is the star?"} for i, p in enumerate(images)]
+    reqs += [{"id": "text", "image": None, "prompt": "Say something about shapes."},
+             {"id": "missing", "image": str(tmp_path / "missing.png"), "prompt": "what?"}]
+    host, arm = _batch_both(arm64_runner, program, reqs, tmp_path, max_new_tokens=10)
     assert [r["id"] for r in arm] == [r["id"] for r in reqs]
     assert [{k: r.get(k) for k in PLAN} for r in arm] == [{k: r.get(k) for k in PLAN} for r in host]
     assert arm[-1]["error_type"] == "ImageError"
@@ -86,56 +111,20 @@ def test_arm64_answers_equal_the_host_runner(arm64_runner: list[str], tiny_progr
 @pytest.mark.slow
 def test_arm64_tiles_equal_python(arm64_runner: list[str], tiny_program: Path, images: list[Path],
                                   tmp_path: Path) -> None:
-    from mobile_mllm.config import from_dict
-    from mobile_mllm.vision import preprocess
-    from mobile_mllm.vision.config import VisionConfig
-
-    manifest = tiny_program / "manifest.json"
-    vision = from_dict(VisionConfig, json.loads(manifest.read_text())["vision"], source="manifest")
-    for image in images:
-        out = tmp_path / "tiles.bin"
-        proc = subprocess.run([*arm64_runner, "--preprocess", str(manifest), "--image", str(image), "--dump-tiles",
-                               str(out)], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        want = preprocess(image, vision)
-        assert json.loads(proc.stdout)["grid"] == [want.grid.cols, want.grid.rows], image.name
-        got = np.fromfile(out, dtype=np.float32)
-        assert got.size == want.tiles.numel(), image.name
-        assert np.array_equal(got.reshape(want.tiles.shape), want.tiles.numpy()), image.name
+    _assert_tiles_equal_python(arm64_runner, tiny_program / "manifest.json", images, tmp_path)
 
 
 @pytest.mark.slow
 def test_arm64_smolvlm_tiles_and_answers_equal_the_host(arm64_runner: list[str], smolvlm_program: Path,
                                                         images: list[Path], tmp_path: Path) -> None:
     """SmolVLM under qemu: the Lanczos tiles (libm's sin on arm64) bit for bit, fp32 answers and a follow-up as the host's."""
-    import io
-
-    from mobile_mllm.config import from_dict
-    from mobile_mllm.device.runner import main as host_main
-    from mobile_mllm.vision import preprocess
-    from mobile_mllm.vision.config import VisionConfig
-
-    manifest = smolvlm_program / "manifest.json"
-    vision = from_dict(VisionConfig, json.loads(manifest.read_text())["vision"], source="manifest")
-    for image in images[:3]:
-        out = tmp_path / "tiles.bin"
-        proc = subprocess.run([*arm64_runner, "--preprocess", str(manifest), "--image", str(image), "--dump-tiles",
-                               str(out)], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        want = preprocess(image, vision).tiles.numpy()
-        assert np.array_equal(np.fromfile(out, dtype=np.float32).reshape(want.shape), want), image.name
+    _assert_tiles_equal_python(arm64_runner, smolvlm_program / "manifest.json", images[:3], tmp_path)
     reqs = [{"id": "image", "image": str(images[1]), "prompt": "What is in the picture?"},
             {"id": "more", "image": None, "prompt": "And then?", "follow_up": True}]
-    path = tmp_path / "requests.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in reqs))
-    args = ["--program-dir", str(smolvlm_program), "--requests", str(path), "--max-new-tokens", "8"]
-    out = io.StringIO()
-    assert host_main(args, out=out) == 0
-    proc = subprocess.run([*arm64_runner, *args], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    host, arm = _batch_both(arm64_runner, smolvlm_program, reqs, tmp_path, max_new_tokens=8)
     keys = (*PLAN, "num_cached_tokens", "text", "stop_reason")
-    assert [{k: r.get(k) for k in keys} for r in _records(proc.stdout)] == [{k: r.get(k) for k in keys}
-                                                                           for r in _records(out.getvalue())]
+    assert [{k: r.get(k) for k in keys} for r in arm] == [{k: r.get(k) for k in keys} for r in host]
+    assert arm[1]["num_cached_tokens"] > 0  # the follow-up continued the conversation
 
 
 @pytest.mark.slow
