@@ -306,3 +306,12 @@ def test_smolvlm_batch_with_follow_ups_equals_the_host(runner_bin: Path, smolvlm
     assert by_id["unsplit"]["grid"] == [1, 1] and by_id["unsplit"]["num_tiles"] == 1 and by_id["unsplit"]["reduced_by_budget"]
     assert {r["id"]: r["error_type"] for r in native if "error" in r} == {"empty": "ConfigError",
                                                                         "overflow": "ContextOverflowError"}
+    # the follow-ups are what mobile-mllm run's conversation answers (Session.ask without an image)
+    from mobile_mllm.runtime.sampling import GenerationConfig
+    from mobile_mllm.runtime.session import Session
+
+    session = Session.from_dir(smolvlm_program, generation=GenerationConfig(max_new_tokens=5))
+    answers = [session.ask("What is in the picture?", images[0]).text]
+    session.generation = GenerationConfig(max_new_tokens=8)
+    answers.append(session.ask("And the colours?").text)
+    assert answers == [by_id["image"]["text"], by_id["more"]["text"]]
