@@ -88,3 +88,24 @@ def test_etdump_counts_every_decoder_call_the_stats_imply(tiny_program: Path, pi
     summary = summarize_etdump([Path(f"{dump}.{m}") for m in ("vision_encoder", "token_embedding", "text_decoder")])
     assert 0 < summary["delegate_share"] < 1 and summary["top_events"]
     assert abs(sum(r["share"] for r in summary["top_events"]) - 1) < 0.2  # the top 15 hold most of the time
+
+
+@pytest.mark.slow
+def test_batch_follow_up_continues_the_previous_conversation(tiny_program: Path, picture: Path, tmp_path: Path) -> None:
+    """``"follow_up": true`` answers as Session.ask without an image does after the previous answer."""
+    from mobile_mllm.runtime.sampling import GenerationConfig
+    from mobile_mllm.runtime.session import Session
+
+    requests = tmp_path / "req.jsonl"
+    requests.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "a", "image": str(picture), "prompt": "what?"},
+        {"id": "b", "image": None, "prompt": "and the colour?", "follow_up": True},
+    ]) + "\n")
+    out = io.StringIO()
+    assert main(["--program-dir", str(tiny_program), "--requests", str(requests), "--max-new-tokens", "4"], out=out) == 0
+    a, b = _records(out.getvalue())
+    session = Session.from_dir(tiny_program, generation=GenerationConfig(max_new_tokens=4))
+    first = session.ask("what?", picture)
+    second = session.ask("and the colour?")
+    assert (a["text"], b["text"], b["prompt_tokens"]) == (first.text, second.text, second.stats.num_prompt_tokens)
+    assert b["num_cached_tokens"] == second.stats.num_cached_tokens > a["prompt_tokens"]
