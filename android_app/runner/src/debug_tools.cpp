@@ -52,7 +52,8 @@ std::vector<Size> parse_sizes(const std::string& text) {
   return out;
 }
 
-int resize_mode(const std::string& image, const std::string& sizes, const std::string& filter, const std::string& dump) {
+int resize_mode(const std::string& image, const std::string& sizes, const std::string& filter,
+                const std::string& dump) {
   Resample r = Resample::Bicubic;
   if (filter == "bilinear") r = Resample::Bilinear;
   else if (filter == "nearest") r = Resample::Nearest;

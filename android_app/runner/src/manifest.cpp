@@ -96,7 +96,9 @@ VisionConfig read_vision(const Json& v) {
   }
   if (const Json* e = v.find("longest_edge_px")) {
     c.longest_edge_px = optional_bound(*e);
-    if (!e->is_null() && c.longest_edge_px <= 0) throw ContractError("manifest vision.longest_edge_px must be positive");
+    if (!e->is_null() && c.longest_edge_px <= 0) {
+      throw ContractError("manifest vision.longest_edge_px must be positive");
+    }
   }
   if (c.tile_size <= 0 || c.tokens_per_tile <= 0 || (c.max_side <= 0 && c.max_tiles <= 0)) {
     throw ContractError("manifest vision: tile_size, tokens_per_tile and max_side or max_tiles must be positive");
@@ -130,7 +132,9 @@ PromptFormat read_prompt(const Json& p) {
   str("thumbnail_start", f.thumbnail_start);
   str("text_lead", f.text_lead);
   str("image_join", f.image_join);
-  if (const Json* v = p.find("single_tile_as_thumbnail")) f.single_tile_as_thumbnail = v->as_bool("prompt.single_tile_as_thumbnail");
+  if (const Json* v = p.find("single_tile_as_thumbnail")) {
+    f.single_tile_as_thumbnail = v->as_bool("prompt.single_tile_as_thumbnail");
+  }
   if (const Json* e = p.find("eos")) {
     f.eos.clear();
     for (const Json& s : e->as_array("prompt.eos")) f.eos.push_back(s.as_string("prompt.eos"));

@@ -691,7 +691,9 @@ std::vector<uint8_t> render_tiles(const RgbImage& img, const TilePlan& plan, con
   std::vector<uint8_t> out(tile_bytes * plan.num_tiles);
   const bool smolvlm = cfg.policy == GridPolicy::SmolVLM;
   RgbImage first;  // smolvlm: stretched to its first resize, then (plan.layout) to the canvas
-  if (smolvlm) first = place(img, layout_canvas(plan.original, smolvlm_first_resize(plan.original, plan.grid, cfg), false), cfg);
+  if (smolvlm) {
+    first = place(img, layout_canvas(plan.original, smolvlm_first_resize(plan.original, plan.grid, cfg), false), cfg);
+  }
   const RgbImage canvas = place(smolvlm ? first : img, plan.layout, cfg);
   const int64_t offset = plan.thumbnail_index == 0 ? 1 : 0;
   for (int64_t r = 0; r < plan.grid.rows; ++r) {
@@ -701,7 +703,8 @@ std::vector<uint8_t> render_tiles(const RgbImage& img, const TilePlan& plan, con
   }
   if (plan.thumbnail_index >= 0) {  // smolvlm's global image is the canvas squashed to one tile
     const RgbImage& whole = smolvlm ? canvas : img;
-    const RgbImage thumb = place(whole, layout_canvas(Size{whole.width, whole.height}, Size{s, s}, pads_canvas(cfg)), cfg);
+    const CanvasLayout tl = layout_canvas(Size{whole.width, whole.height}, Size{s, s}, pads_canvas(cfg));
+    const RgbImage thumb = place(whole, tl, cfg);
     std::memcpy(&out[tile_bytes * plan.thumbnail_index], thumb.rgb.data(), tile_bytes);
   }
   return out;
