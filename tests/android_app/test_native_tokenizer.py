@@ -19,6 +19,7 @@ import re
 import subprocess
 import unicodedata
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +60,45 @@ SMOLVLM_CASES = [  # what SmolVLM's chat template and image expansion write, wit
 _SEPARATOR = "a"  # not numeric: between two numeric characters it keeps each a Digits pre-token of its own
 
 
+def _table(name: str) -> list[tuple[int, int]]:
+    """The (first, last) code-point ranges of one of the runner's tables (src/unicode_classes.inc)."""
+    row = re.search(name + r"\[\] = \{(.*?)\};", UNICODE_TABLES.read_text())
+    assert row, name
+    return [(int(a, 16), int(b, 16)) for a, b in re.findall(r"\{0x([0-9A-F]+), 0x([0-9A-F]+)\}", row.group(1))]
+
+
+def _chars(cps: set[int]) -> list[str]:
+    return [chr(c) for c in sorted(cps) if 0 <= c < 0x110000 and not 0xD800 <= c <= 0xDFFF]
+
+
+@cache
 def _numeric_probes() -> list[str]:
     """Every code point the runner's tables call numeric or a number, their neighbours, Python's N category and
     random others, each between two letters: with a prefix space per pre-token, the ids show every Digits split."""
     cps = {c for c in range(0x110000) if unicodedata.category(chr(c)).startswith("N")}
-    tables = UNICODE_TABLES.read_text()
     for name in ("kNumericRanges", "kNumberRanges"):
-        row = re.search(name + r"\[\] = \{(.*?)\};", tables)
-        assert row, name
-        for a, b in re.findall(r"\{0x([0-9A-F]+), 0x([0-9A-F]+)\}", row.group(1)):
-            cps.update(range(int(a, 16) - 1, int(b, 16) + 2))
+        for a, b in _table(name):
+            cps.update(range(a - 1, b + 2))
     rng = random.Random(2)
     cps.update(rng.randrange(0x110000) for _ in range(2000))
-    chars = [chr(c) for c in sorted(cps) if not 0xD800 <= c <= 0xDFFF]
+    chars = _chars(cps)
     return [_SEPARATOR + _SEPARATOR.join(chars[i:i + 64]) + _SEPARATOR for i in range(0, len(chars), 64)]
+
+
+@cache
+def _class_probes() -> list[str]:
+    """`` aX 1X`` for the code points where the runner's letter and number tables could be wrong: where they differ
+    from Python's Unicode 14 (the library's regex follows a newer Unicode), either side of every range, random others."""
+    cps: set[int] = set()
+    for name, prefix in (("kLetterRanges", "L"), ("kNumberRanges", "N")):
+        ranges = _table(name)
+        python = {c for c in range(0x110000) if unicodedata.category(chr(c)).startswith(prefix)}
+        cps |= python ^ {c for a, b in ranges for c in range(a, b + 1)}
+        cps.update(c for a, b in ranges for c in (a - 1, a, b, b + 1))
+    rng = random.Random(4)
+    cps.update(rng.randrange(0x110000) for _ in range(3000))
+    chars = _chars(cps)
+    return ["".join(f" a{x} 1{x}" for x in chars[i:i + 64]) for i in range(0, len(chars), 64)]
 
 
 def _strings() -> list[str]:
@@ -146,7 +172,21 @@ def _gaps(unk: str | None, fuse: bool) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
+def _class_merges(spec: dict[str, Any]) -> None:
+    """Merges of "a" and of "1" with the byte-level character of every UTF-8 lead byte, ranked first: a character after
+    "a" ("1") shares its GPT-2 piece only when the regex calls it a letter (number), and then one of these merges
+    shows in the ids (the bundled merges join hardly any non-ASCII bytes)."""
+    model = spec["model"]
+    next_id = 1 + max([*model["vocab"].values(), *(a["id"] for a in spec["added_tokens"])])
+    pairs = [(head, chr(b)) for head in ("a", "1") for b in range(0xC2, 0xF5)]  # bytes >= 0xAE stand for themselves
+    for i, (left, right) in enumerate(pairs):
+        model["vocab"][left + right] = next_id + i
+    as_text = isinstance(model["merges"][0], str)
+    model["merges"] = [f"{left} {right}" if as_text else [left, right] for left, right in pairs] + model["merges"]
+
+
 VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "letter_number_merges": _class_merges,
     "sequence_of_byte_level": _pre(_byte_level()),
     "smollm2_digits": SMOLLM2_PRE,
     "digit_runs": _pre(_digits(False), _byte_level()),
@@ -175,13 +215,19 @@ def _assert_like_tokenizers(runner_bin: Path, tokenizer_file: Path, strings: lis
     assert len(got_text) == len(ids) and not mismatches, mismatches[:3]
 
 
+def _variant_strings(variant: str) -> list[str]:
+    # the letter/number probes only show through the merges made for them
+    probes = _class_probes() if variant == "letter_number_merges" else _numeric_probes()
+    return _strings() + VARIANT_CASES + probes
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_pre_tokenizer_and_vocabulary_variants_equal_tokenizers(runner_bin: Path, tmp_path: Path, variant: str) -> None:
     spec = json.loads(TOKENIZER.read_text())
     VARIANTS[variant](spec)
     path = tmp_path / "tokenizer.json"
     path.write_text(json.dumps(spec, ensure_ascii=False))
-    _assert_like_tokenizers(runner_bin, path, _strings() + VARIANT_CASES + _numeric_probes(), tmp_path)
+    _assert_like_tokenizers(runner_bin, path, _variant_strings(variant), tmp_path)
 
 
 def test_digit_split_and_missing_bytes_change_the_ids() -> None:
@@ -197,6 +243,7 @@ def test_digit_split_and_missing_bytes_change_the_ids() -> None:
 
     assert ids(None, "in 2024 and 1999") != ids("smollm2_digits", "in 2024 and 1999")
     assert ids("digit_runs", "a٣b") != ids("digits_prefix_space", "a٣b")
+    assert ids(None, " aé 1½") != ids("letter_number_merges", " aé 1½")
     gap_text = "x\x00\x01 ñ"
     assert len({json.dumps(ids(v, gap_text)) for v in (None, "bytes_dropped", "bytes_unk", "bytes_unk_fused")}) == 4
 
