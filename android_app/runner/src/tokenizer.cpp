@@ -155,7 +155,9 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
   }
   if (const Json* n = root.find("normalizer"); n != nullptr && !n->is_null()) throw unsupported("a normalizer");
   const Json& pre = byte_level_step(root.at("pre_tokenizer"), t.digits_, unsupported);
-  if (const Json* r = pre.find("use_regex"); r != nullptr && !r->as_bool()) throw unsupported("ByteLevel use_regex false");
+  if (const Json* r = pre.find("use_regex"); r != nullptr && !r->as_bool()) {
+    throw unsupported("ByteLevel use_regex false");
+  }
   if (const Json* p = pre.find("add_prefix_space")) t.add_prefix_space_ = p->as_bool();
   const Json& dec = root.at("decoder");
   if (dec.is_null() || dec.at("type").as_string() != "ByteLevel") throw unsupported("decoder " + dec.dump());
@@ -163,14 +165,17 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
   int64_t max_id = -1;
   for (const auto& kv : model.at("vocab").as_object("model.vocab")) {
     const int64_t id = kv.second.as_int("vocab id");
-    if (id < 0 || id > INT32_MAX) throw unsupported("vocabulary id " + std::to_string(id) + " of '" + kv.first + "'");
+    if (id < 0 || id > INT32_MAX) {
+      throw unsupported("vocabulary id " + std::to_string(id) + " of '" + kv.first + "'");
+    }
     t.vocab_[kv.first] = id;
     max_id = std::max(max_id, id);
   }
   auto vocab_id = [&](const std::string& token, const std::string& what) {
     auto it = t.vocab_.find(token);
     if (it == t.vocab_.end()) {
-      throw std::runtime_error(path + ": " + what + " '" + token + "' is not in model.vocab (the tokenizers library refuses this file too)");
+      throw std::runtime_error(path + ": " + what + " '" + token +
+                               "' is not in model.vocab (the tokenizers library refuses this file too)");
     }
     return it->second;
   };
