@@ -197,19 +197,35 @@ def write_exif(out: Path) -> None:
     (out / "exif.json").write_text(json.dumps({"size": [5, 3], "rgb": arr.reshape(-1).tolist(), "cases": cases}))
 
 
-def write_tokenizer(out: Path) -> None:
+def _tokenizer_cases(tokenizer_file: Path, texts: tuple[str, ...]) -> dict[str, Any]:
+    """Hugging Face tokenizers' ids of ``texts`` and the decoded text of those ids, with and without special tokens."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(BUNDLED_TOKENIZER))
-    encode = [{"text": t, "ids": tok.encode(t, add_special_tokens=False).ids} for t in TEXTS]
+    tok = Tokenizer.from_file(str(tokenizer_file))
+    encode = [{"text": t, "ids": tok.encode(t, add_special_tokens=False).ids} for t in texts]
     decode = []
     for e in encode:
         for skip in (True, False):
             decode.append({"ids": e["ids"], "skip": skip, "text": tok.decode(e["ids"], skip_special_tokens=skip)})
     emoji = tok.encode("😀", add_special_tokens=False).ids
     decode.append({"ids": emoji[:1], "skip": True, "text": tok.decode(emoji[:1], skip_special_tokens=True)})
-    (out / "tokenizer.json").write_text(json.dumps({"tokenizer": str(BUNDLED_TOKENIZER), "encode": encode,
-                                                    "decode": decode}, ensure_ascii=False))
+    return {"tokenizer": str(tokenizer_file), "encode": encode, "decode": decode}
+
+
+def write_tokenizer(out: Path) -> None:
+    """The bundled tokenizer, and the same vocabulary behind SmolLM2's (so SmolVLM's) pre-tokenizer: each digit split off first."""
+    from tokenizers import Tokenizer, pre_tokenizers
+
+    (out / "tokenizer.json").write_text(json.dumps(_tokenizer_cases(BUNDLED_TOKENIZER, TEXTS), ensure_ascii=False))
+    digits = Tokenizer.from_file(str(BUNDLED_TOKENIZER))
+    digits.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    digits.save(str(out / "digits_tokenizer.json"))
+    texts = (*TEXTS, "abc 123 x4y 2024-12-04 3.14", "  7  ", "a1b22c333\n\n9")
+    cases = _tokenizer_cases(out / "digits_tokenizer.json", texts)
+    plain = _tokenizer_cases(BUNDLED_TOKENIZER, texts)
+    assert cases["encode"][-3]["ids"] != plain["encode"][-3]["ids"]  # the digit split changes ids: the vectors can tell
+    (out / "tokenizer_digits.json").write_text(json.dumps(cases, ensure_ascii=False))
 
 
 def _prompt_cases(tokenizer_file: Path, turns: tuple[tuple[Any, ...], ...], follow_up: PromptFormat, *, with_encode: bool) -> dict[str, Any]:

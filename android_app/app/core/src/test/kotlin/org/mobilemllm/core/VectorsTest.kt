@@ -187,7 +187,16 @@ class VectorsTest {
 
     @Test
     fun tokenizerEqualsHuggingFaceTokenizers() {
-        val c = load("tokenizer.json") as Map<String, Any?>
+        checkTokenizer("tokenizer.json")
+    }
+
+    @Test
+    fun digitSplittingTokenizerEqualsHuggingFaceTokenizers() { // SmolLM2's Sequence[Digits(individual_digits), ByteLevel]
+        checkTokenizer("tokenizer_digits.json")
+    }
+
+    private fun checkTokenizer(file: String) {
+        val c = load(file) as Map<String, Any?>
         val tok = Tokenizer.fromJson(File(c["tokenizer"] as String).readText(Charsets.UTF_8))
         for (e0 in c["encode"] as List<Any?>) {
             val e = e0 as Map<String, Any?>
