@@ -182,7 +182,7 @@ class SessionTest {
         val answer = session.ask("What colour?", image)
         assertEquals("eos", answer.stopReason)
         assertEquals(13, answer.stats.numTiles)
-        assertEquals(13, methods.calls.filter { it.method == "vision_encoder" }.sumBy { it.size })
+        assertEquals(13, methods.calls.filter { it.method == "vision_encoder" }.fold(0) { acc, c -> acc + c.size })
         val refs = plan.segments.filterIsInstance<TileRef>().map { it.tile }
         assertEquals((0 until 13).toList(), refs) // local tiles row-major, then the global image (thumbnail last)
         assertEquals(13 * manifest.tokensPerTile, answer.stats.numImageTokens)
