@@ -350,9 +350,11 @@ def write_manifests(out: Path) -> None:
     cases = [{"name": "v1_exported", "text": v1_text}, {"name": "v2", "text": json.dumps(base)},
              {"name": "smolvlm", "text": json.dumps(smolvlm)}]
     cases += [{"name": n, "text": json.dumps(d)} for n, d in variants]
-    # valid for the schema, but a tile_start field runtime.layout cannot fill (str.format has row and col only): refused
+    # valid for the schema, but template fields runtime.layout cannot fill (str.format gets row/col, content): refused
     _, marked = broken("tile_start_unknown_field", lambda d: d["prompt"].update(tile_start="<tile_{index}>"), smolvlm)
     cases.append({"name": "tile_start_unknown_field", "text": json.dumps(marked), "refused": "tile_start"})
+    _, templated = broken("user_template_unknown_field", lambda d: d["prompt"].update(user_template="User:{content}{name}"), smolvlm)
+    cases.append({"name": "user_template_unknown_field", "text": json.dumps(templated), "refused": "user_template"})
     for c in cases:
         data = upgrade_manifest(json.loads(c["text"]))
         c["error_paths"] = [e.split(":")[0] for e in manifest_errors(data)]

@@ -129,8 +129,9 @@ data class PromptFormat(
     /** Text between the image and the question when the question has no placeholder. */
     val imageJoin: String = "\n"
 ) {
-    init {
-        tileStartText(1, 1) // refuse a field other than {row} and {col} when the manifest is read, not mid-conversation
+    init { // a template field this app cannot fill is refused when the manifest is read, not mid-conversation
+        userTurn("")
+        tileStartText(1, 1)
     }
 
     /** The user's question in the model's prompt style. */
