@@ -222,10 +222,38 @@ def write_tokenizer(out: Path) -> None:
                                                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
     digits.save(str(out / "digits_tokenizer.json"))
     texts = (*TEXTS, "abc 123 x4y 2024-12-04 3.14", "  7  ", "a1b22c333\n\n9")
+    _write_gap_tokenizers(out)
     cases = _tokenizer_cases(out / "digits_tokenizer.json", texts)
     plain = _tokenizer_cases(BUNDLED_TOKENIZER, texts)
     assert cases["encode"][-3]["ids"] != plain["encode"][-3]["ids"]  # the digit split changes ids: the vectors can tell
     (out / "tokenizer_digits.json").write_text(json.dumps(cases, ensure_ascii=False))
+
+
+def _write_gap_tokenizers(out: Path) -> None:
+    """The bundled vocabulary without two control bytes (as SmolLM2's lacks some): HF drops them, or gives unk_token
+    (one per byte, or one per run with fuse_unk); and model options the app refuses by name."""
+    data = json.loads(BUNDLED_TOKENIZER.read_text())
+    model = data["model"]
+    merged = {p for m in model["merges"] for p in (m.split(" ") if isinstance(m, str) else m)}
+    gaps = [c for c in ("\u0100", "\u0101") if c not in merged]  # the byte-level characters of bytes 0x00 and 0x01
+    assert len(gaps) == 2 and all(c in model["vocab"] for c in gaps)
+    for c in gaps:
+        del model["vocab"][c]
+    texts = ("a\x00b", "\x00\x01\x00 x", "x \x01\x01 y\x00", "plain text 12")
+    cases = []
+    for name, unk, fuse in (("gaps", None, False), ("gaps_unk", "<|endoftext|>", False), ("gaps_unk_fused", "<|endoftext|>", True)):
+        variant = json.loads(json.dumps(data))
+        variant["model"].update(unk_token=unk, fuse_unk=fuse)
+        (out / f"{name}_tokenizer.json").write_text(json.dumps(variant, ensure_ascii=False))
+        cases.append(_tokenizer_cases(out / f"{name}_tokenizer.json", texts))
+    assert len({json.dumps(c["encode"][1]["ids"]) for c in cases}) == 3  # dropped, unk per byte, one unk: three answers
+    refused = []
+    for key, value in (("ignore_merges", True), ("byte_fallback", True), ("continuing_subword_prefix", "##"), ("end_of_word_suffix", "</w>")):
+        variant = json.loads(BUNDLED_TOKENIZER.read_text())
+        variant["model"][key] = value
+        (out / f"refused_{key}_tokenizer.json").write_text(json.dumps(variant, ensure_ascii=False))
+        refused.append({"tokenizer": str(out / f"refused_{key}_tokenizer.json"), "key": key})
+    (out / "tokenizer_gaps.json").write_text(json.dumps({"cases": cases, "refused": refused}, ensure_ascii=False))
 
 
 def _prompt_cases(tokenizer_file: Path, turns: tuple[tuple[Any, ...], ...], follow_up: PromptFormat, *, with_encode: bool) -> dict[str, Any]:

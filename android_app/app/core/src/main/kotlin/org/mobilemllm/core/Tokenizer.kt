@@ -19,7 +19,11 @@ class Tokenizer private constructor(
     private val specialIds: Set<Int>,
     private val addPrefixSpace: Boolean,
     /** Digits(individual_digits) before ByteLevel: each numeric character is a piece of its own. */
-    private val splitDigits: Boolean
+    private val splitDigits: Boolean,
+    /** The BPE model's unk_token id: a character outside the vocabulary becomes it (null: the character is dropped, as the tokenizers library does). */
+    private val unkId: Int?,
+    /** Consecutive unknown characters give one unk_token. */
+    private val fuseUnk: Boolean
 ) {
     private val cache = HashMap<String, IntArray>()
 
@@ -95,8 +99,13 @@ class Tokenizer private constructor(
         var k = 0
         while (k < word.length) {
             val n = Character.charCount(word.codePointAt(k))
-            parts.add(word.substring(k, k + n))
+            val ch = word.substring(k, k + n)
             k += n
+            when {
+                vocab.containsKey(ch) -> parts.add(ch)
+                unkId == null -> Unit // dropped: the tokenizers library's BPE without unk_token
+                !(fuseUnk && parts.lastOrNull() == UNK) -> parts.add(UNK)
+            }
         }
         while (parts.size > 1) {
             var best = -1
@@ -127,7 +136,7 @@ class Tokenizer private constructor(
             parts.clear()
             parts.addAll(next)
         }
-        return IntArray(parts.size) { vocab[parts[it]] ?: throw ContractException("tokenizer: no id for '${parts[it]}' (a merge result missing from the vocabulary)") }
+        return IntArray(parts.size) { (if (parts[it] == UNK) unkId else vocab[parts[it]]) ?: throw ContractException("tokenizer: no id for '${parts[it]}' (a merge result missing from the vocabulary)") }
     }
 
     /** Text of [ids]; special tokens left out when [skipSpecialTokens]. Invalid UTF-8 becomes U+FFFD. */
@@ -159,6 +168,7 @@ class Tokenizer private constructor(
 
     companion object {
         private const val SEP = "\u0000" // never inside a byte-level token
+        private const val UNK = "\u0000unk" // a part standing for unk_token (never a vocabulary entry or merge)
         /**
          * Unicode White_Space, spelled out: what `\\s` means to the tokenizers library (Oniguruma),
          * without Pattern.UNICODE_CHARACTER_CLASS, which Android does not support.
@@ -222,6 +232,12 @@ class Tokenizer private constructor(
             val model = root["model"] as Map<String, Any?>? ?: throw ContractException("tokenizer.json: no model")
             if (model["type"] != "BPE") throw ContractException("tokenizer.json: model ${model["type"]} is not supported (only BPE)")
             if (model["dropout"] != null) throw ContractException("tokenizer.json: BPE dropout is not supported")
+            for (key in listOf("ignore_merges", "byte_fallback")) {
+                if (model[key] == true) throw ContractException("tokenizer.json: BPE $key is not supported")
+            }
+            for (key in listOf("continuing_subword_prefix", "end_of_word_suffix")) {
+                if (!((model[key] as String?) ?: "").isEmpty()) throw ContractException("tokenizer.json: BPE $key '${model[key]}' is not supported")
+            }
             val vocab = HashMap<String, Int>()
             for ((k, v) in model["vocab"] as Map<String, Any?>) vocab[k] = (v as Long).toInt()
             val ranks = HashMap<String, Int>()
@@ -251,7 +267,9 @@ class Tokenizer private constructor(
             added.sortWith(Comparator { x, y -> y.first.length.compareTo(x.first.length) })
             val inverse = HashMap<Int, String>()
             for ((k, v) in vocab) inverse[v] = k
-            return Tokenizer(vocab, inverse, ranks, added, special, pre["add_prefix_space"] == true, step.second)
+            val unk = model["unk_token"] as String?
+            val unkId = if (unk == null) null else vocab[unk] ?: throw ContractException("tokenizer.json: BPE unk_token '$unk' is not in the vocabulary")
+            return Tokenizer(vocab, inverse, ranks, added, special, pre["add_prefix_space"] == true, step.second, unkId, model["fuse_unk"] == true)
         }
     }
 }

@@ -195,8 +195,24 @@ class VectorsTest {
         checkTokenizer("tokenizer_digits.json")
     }
 
-    private fun checkTokenizer(file: String) {
-        val c = load(file) as Map<String, Any?>
+    @Test
+    fun charactersOutsideTheVocabularyAndRefusedOptionsAsHuggingFace() { // dropped, unk_token, fused unk_token; options named
+        val g = load("tokenizer_gaps.json") as Map<String, Any?>
+        for (c in g["cases"] as List<Any?>) checkTokenizerCases(c as Map<String, Any?>)
+        for (r0 in g["refused"] as List<Any?>) {
+            val r = r0 as Map<String, Any?>
+            try {
+                Tokenizer.fromJson(File(r["tokenizer"] as String).readText(Charsets.UTF_8))
+                fail("accepted ${r["key"]}")
+            } catch (e: ContractException) {
+                assertTrue(e.message!!, e.message!!.contains(r["key"] as String))
+            }
+        }
+    }
+
+    private fun checkTokenizer(file: String) = checkTokenizerCases(load(file) as Map<String, Any?>)
+
+    private fun checkTokenizerCases(c: Map<String, Any?>) {
         val tok = Tokenizer.fromJson(File(c["tokenizer"] as String).readText(Charsets.UTF_8))
         for (e0 in c["encode"] as List<Any?>) {
             val e = e0 as Map<String, Any?>
