@@ -3,11 +3,14 @@
 Each file holds inputs and what mobile_mllm computes from them (tiles through Pillow, ids through
 Hugging Face tokenizers, layouts through runtime.layout, schema errors through manifest_schema,
 records through runtime.stats), so the JVM tests compare the Kotlin port with the real thing.
+SmolVLM's vectors come from a tiny random SmolVLM written in the HF layout (model/smolvlm/synthetic.py):
+its tokenizer, the family's loader's vision settings and prompt format, and the exporter's manifest of it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mobile_mllm.config import to_dict
+from mobile_mllm.config import from_dict, to_dict
 from mobile_mllm.errors import MobileMLLMError
 from mobile_mllm.export.manifest import upgrade_manifest
 from mobile_mllm.manifest_schema import SCHEMA_FILE, manifest_errors
@@ -44,6 +47,15 @@ PIXEL_CONFIGS: tuple[tuple[str, VisionConfig, tuple[tuple[int, int], ...]], ...]
     ("relaxed_nothumb_imagenet", VisionConfig(tile_size=40, max_side=2, thumbnail=ThumbnailPosition.NONE, pad_color=(10, 200, 30),
                                               mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), tokens_per_tile=4), ((61, 47), (15, 140))),
     ("relaxed_384", VisionConfig(tile_size=384, max_side=2), ((500, 300),)),
+    # smolvlm: two stretched resizes (longest edge, then whole tiles), the global image last, SmolVLM's lanczos
+    ("smolvlm_lanczos", VisionConfig(policy=GridPolicy.SMOLVLM, tile_size=32, max_side=4, longest_edge_px=128, resample=Resample.LANCZOS,
+                                     tokens_per_tile=4), ((100, 60), (300, 170), (37, 91), (90, 90))),
+    ("smolvlm_odd_edge_bicubic", VisionConfig(policy=GridPolicy.SMOLVLM, tile_size=24, max_side=3, longest_edge_px=60, tokens_per_tile=4),
+     ((50, 70), (10, 200), (24, 24))),
+    ("smolvlm_single", VisionConfig(policy=GridPolicy.SMOLVLM, tile_size=40, max_side=1, longest_edge_px=40, resample=Resample.LANCZOS,
+                                    tokens_per_tile=4), ((77, 31),)),
+    ("smolvlm_512", VisionConfig(policy=GridPolicy.SMOLVLM, tile_size=512, max_side=2, longest_edge_px=1024, resample=Resample.LANCZOS,
+                                 tokens_per_tile=64), ((700, 400),)),
 )
 # size-only plans, with token budgets: (name, cfg, size, budget)
 PLAN_CASES: tuple[tuple[str, VisionConfig, tuple[int, int], int | None], ...] = (
@@ -53,6 +65,25 @@ PLAN_CASES: tuple[tuple[str, VisionConfig, tuple[int, int], int | None], ...] = 
     ("llava_budget", VisionConfig(policy=GridPolicy.LLAVA_NEXT, max_side=3), (394, 390), 600),
     ("overflow", VisionConfig(max_side=3), (800, 600), 10),
     ("thin", VisionConfig(max_side=3), (1, 5000), None),
+    ("smolvlm_budget", VisionConfig(policy=GridPolicy.SMOLVLM, tile_size=512, max_side=4, longest_edge_px=2048, tokens_per_tile=64), (1000, 600), 500),
+    ("smolvlm_overflow", VisionConfig(policy=GridPolicy.SMOLVLM, tile_size=512, max_side=4, tokens_per_tile=64), (1000, 600), 50),
+)
+# the smolvlm policy over many sizes: SmolVLM-256M's numbers, Idefics3's 364-px tiles, a tile-count bound, the 4096-px cap
+SMOLVLM_GRID_CONFIGS: tuple[VisionConfig, ...] = (
+    VisionConfig(policy=GridPolicy.SMOLVLM, tile_size=512, max_side=4, longest_edge_px=2048, tokens_per_tile=64),
+    VisionConfig(policy=GridPolicy.SMOLVLM, tile_size=364, max_side=4, longest_edge_px=1456, tokens_per_tile=169),
+    VisionConfig(policy=GridPolicy.SMOLVLM, tile_size=512, max_side=3, tokens_per_tile=64),
+    VisionConfig(policy=GridPolicy.SMOLVLM, tile_size=364, max_side=None, max_tiles=6, longest_edge_px=1500, tokens_per_tile=81),
+    VisionConfig(policy=GridPolicy.SMOLVLM, tile_size=512, max_side=16, longest_edge_px=8192, tokens_per_tile=64),
+)
+SMOLVLM_CONTEXT = 320
+"""KV positions of the SmolVLM manifest: a 4x3 grid and a long answer do not fit together, so plans shrink the grid."""
+# (src size, dst size, filter): Pillow's resize of one noise image, up, down, one axis, mixed, extreme ratios
+RESIZE_CASES: tuple[tuple[tuple[int, int], tuple[int, int], Resample], ...] = (
+    ((40, 30), (97, 61), Resample.LANCZOS), ((97, 61), (13, 9), Resample.LANCZOS), ((50, 50), (50, 120), Resample.LANCZOS),
+    ((120, 40), (31, 40), Resample.LANCZOS), ((60, 20), (20, 60), Resample.LANCZOS), ((7, 5), (300, 2), Resample.LANCZOS),
+    ((255, 3), (4, 1), Resample.LANCZOS), ((64, 64), (64, 64), Resample.LANCZOS), ((97, 61), (13, 9), Resample.BICUBIC),
+    ((40, 30), (97, 61), Resample.BILINEAR),
 )
 TEXTS = (
     "", "What colour is the star?", "<|user|>\nWhat colour is the star?<|end|>\n<|assistant|>\n",
@@ -101,6 +132,40 @@ def write_tiles(out: Path) -> int:
     return len(cases)
 
 
+def write_smolvlm_grids(out: Path) -> int:
+    """The smolvlm policy (grid.select_smolvlm through plan_tiles) on many sizes, with and without token budgets."""
+    from mobile_mllm.vision.grid import smolvlm_edges, smolvlm_sizes
+
+    rng = np.random.default_rng(20)
+    sizes = [(1, 1), (1, 5000), (5000, 1), (512, 512), (513, 512), (2048, 1), (1000, 600), (600, 1000), (1080, 2400),
+             (4000, 3000), (10000, 2000), (364, 1456), (1455, 364), (20000, 19999)]
+    sizes += [(int(w), int(h)) for w, h in rng.integers(1, 6000, (60, 2))]
+    sizes += [(int(w), max(1, int(w * r))) for w, r in zip(rng.integers(50, 3000, 40), rng.uniform(0.05, 4.0, 40))]
+    cases = []
+    for cfg in SMOLVLM_GRID_CONFIGS:
+        edges = smolvlm_edges(cfg.smolvlm_longest_edge_px, cfg.tile_size)
+        for i, (w, h) in enumerate(sizes):
+            budget = None if i % 3 else int(rng.integers(1, 20)) * cfg.tokens_per_tile
+            entry = _plan_entry(f"smolvlm_{cfg.tile_size}_{w}x{h}", cfg, (w, h), budget)
+            entry["edges"] = [[e, *(list(dataclasses.astuple(s)) for s in smolvlm_sizes(Size(w, h), e, cfg.tile_size))] for e in edges]
+            cases.append(entry)
+    (out / "smolvlm_grids.json").write_text(json.dumps(cases))
+    return len(cases)
+
+
+def write_resize(out: Path) -> None:
+    """Pillow's ``Image.resize`` (what tiling._place calls) on noise, for Pixels.resize."""
+    cases = []
+    for i, ((w, h), (tw, th), resample) in enumerate(RESIZE_CASES):
+        arr = _image(w, h, 500 + i)
+        resized = Image.fromarray(arr).resize((tw, th), Image.Resampling[resample.name])
+        stem = f"resize_{i}_{resample.value}"
+        (out / f"{stem}.rgb").write_bytes(arr.tobytes())
+        (out / f"{stem}.out").write_bytes(np.asarray(resized, dtype=np.uint8).tobytes())
+        cases.append({"source": f"{stem}.rgb", "size": [w, h], "target": [tw, th], "resample": resample.value, "expected": f"{stem}.out"})
+    (out / "resize.json").write_text(json.dumps(cases))
+
+
 def write_composite(out: Path) -> None:
     rng = np.random.default_rng(7)
     rgba = rng.integers(0, 256, (1, 64, 4)).astype(np.uint8)
@@ -132,33 +197,97 @@ def write_exif(out: Path) -> None:
     (out / "exif.json").write_text(json.dumps({"size": [5, 3], "rgb": arr.reshape(-1).tolist(), "cases": cases}))
 
 
-def write_tokenizer(out: Path) -> None:
+def _tokenizer_cases(tokenizer_file: Path, texts: tuple[str, ...]) -> dict[str, Any]:
+    """Hugging Face tokenizers' ids of ``texts`` and the decoded text of those ids, with and without special tokens."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(BUNDLED_TOKENIZER))
-    encode = [{"text": t, "ids": tok.encode(t, add_special_tokens=False).ids} for t in TEXTS]
+    tok = Tokenizer.from_file(str(tokenizer_file))
+    encode = [{"text": t, "ids": tok.encode(t, add_special_tokens=False).ids} for t in texts]
     decode = []
     for e in encode:
         for skip in (True, False):
             decode.append({"ids": e["ids"], "skip": skip, "text": tok.decode(e["ids"], skip_special_tokens=skip)})
     emoji = tok.encode("😀", add_special_tokens=False).ids
     decode.append({"ids": emoji[:1], "skip": True, "text": tok.decode(emoji[:1], skip_special_tokens=True)})
-    (out / "tokenizer.json").write_text(json.dumps({"tokenizer": str(BUNDLED_TOKENIZER), "encode": encode,
-                                                    "decode": decode}, ensure_ascii=False))
+    return {"tokenizer": str(tokenizer_file), "encode": encode, "decode": decode}
 
 
-def write_prompts(out: Path) -> None:
+def write_tokenizer(out: Path) -> None:
+    """The bundled tokenizer, and the same vocabulary behind SmolLM2's (so SmolVLM's) pre-tokenizer: each digit split off first."""
+    from tokenizers import Tokenizer, pre_tokenizers
+
+    (out / "tokenizer.json").write_text(json.dumps(_tokenizer_cases(BUNDLED_TOKENIZER, TEXTS), ensure_ascii=False))
+    digits = Tokenizer.from_file(str(BUNDLED_TOKENIZER))
+    digits.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    digits.save(str(out / "digits_tokenizer.json"))
+    texts = (*TEXTS, "abc 123 x4y 2024-12-04 3.14", "  7  ", "a1b22c333\n\n9")
+    _write_gap_tokenizers(out)
+    cases = _tokenizer_cases(out / "digits_tokenizer.json", texts)
+    plain = _tokenizer_cases(BUNDLED_TOKENIZER, texts)
+    assert cases["encode"][-3]["ids"] != plain["encode"][-3]["ids"]  # the digit split changes ids: the vectors can tell
+    (out / "tokenizer_digits.json").write_text(json.dumps(cases, ensure_ascii=False))
+
+
+def _write_gap_tokenizers(out: Path) -> None:
+    """The bundled vocabulary without two control bytes (as SmolLM2's lacks some): HF drops them, or gives unk_token
+    (one per byte, or one per run with fuse_unk); and model options the app refuses by name."""
+    data = json.loads(BUNDLED_TOKENIZER.read_text())
+    model = data["model"]
+    merged = {p for m in model["merges"] for p in (m.split(" ") if isinstance(m, str) else m)}
+    gaps = [c for c in ("\u0100", "\u0101") if c not in merged]  # the byte-level characters of bytes 0x00 and 0x01
+    assert len(gaps) == 2 and all(c in model["vocab"] for c in gaps)
+    for c in gaps:
+        del model["vocab"][c]
+    texts = ("a\x00b", "\x00\x01\x00 x", "x \x01\x01 y\x00", "plain text 12")
+    cases = []
+    for name, unk, fuse in (("gaps", None, False), ("gaps_unk", "<|endoftext|>", False), ("gaps_unk_fused", "<|endoftext|>", True)):
+        variant = json.loads(json.dumps(data))
+        variant["model"].update(unk_token=unk, fuse_unk=fuse)
+        (out / f"{name}_tokenizer.json").write_text(json.dumps(variant, ensure_ascii=False))
+        cases.append(_tokenizer_cases(out / f"{name}_tokenizer.json", texts))
+    assert len({json.dumps(c["encode"][1]["ids"]) for c in cases}) == 3  # dropped, unk per byte, one unk: three answers
+    refused = []
+    for key, value in (("ignore_merges", True), ("byte_fallback", True), ("continuing_subword_prefix", "##"), ("end_of_word_suffix", "</w>")):
+        variant = json.loads(BUNDLED_TOKENIZER.read_text())
+        variant["model"][key] = value
+        (out / f"refused_{key}_tokenizer.json").write_text(json.dumps(variant, ensure_ascii=False))
+        refused.append({"tokenizer": str(out / f"refused_{key}_tokenizer.json"), "key": key})
+    (out / "tokenizer_gaps.json").write_text(json.dumps({"cases": cases, "refused": refused}, ensure_ascii=False))
+
+
+def _prompt_cases(tokenizer_file: Path, turns: tuple[tuple[Any, ...], ...], follow_up: PromptFormat, *, with_encode: bool) -> dict[str, Any]:
+    """runtime.layout on (format, question, grid, thumbnail_index, tokens_per_tile) turns (grid None: text only), then
+    two follow-up turns; ``with_encode``: the image block gets the tokenizer (text tile markers), as Session passes it."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(BUNDLED_TOKENIZER))
+    tok = Tokenizer.from_file(str(tokenizer_file))
 
     def encode(s: str) -> list[int]:
         return tok.encode(s, add_special_tokens=False).ids
 
+    cases = []
+    for fmt, question, grid, thumb, tpt in turns:
+        styled = fmt.style_question(question)
+        ids = special_token_ids(tok, fmt)
+        block = None if grid is None else image_block(fmt, grid=Grid(*grid), thumbnail_index=thumb, tokens_per_tile=tpt, token_ids=ids,
+                                                      encode=encode if with_encode else None)
+        segs = first_turn(fmt, styled, encode=encode, token_ids=ids, image=block)
+        cases.append({"prompt": to_dict(fmt), "question": question, "styled": styled, "next_turn": False,
+                      "image": None if grid is None else {"grid": list(grid), "thumbnail_index": thumb, "tokens_per_tile": tpt},
+                      "segments": _segments(segs), "positions": count_positions(segs)})
+    for unfed in ([], [42]):
+        question = "And the circle?"
+        segs = next_turn(follow_up, follow_up.style_question(question), encode=encode, unfed_answer=unfed)
+        cases.append({"prompt": to_dict(follow_up), "question": question, "styled": follow_up.style_question(question),
+                      "next_turn": True, "unfed": unfed, "segments": _segments(segs), "positions": count_positions(segs)})
+    return {"tokenizer": str(tokenizer_file), "encode_image": with_encode, "cases": cases}
+
+
+def write_prompts(out: Path) -> None:
     rich = dataclasses.replace(REFERENCE_PROMPT, bos="<|endoftext|>", system="You are a helpful assistant.\n",
                                row_sep="<|pad|>", question_template="{question} Answer briefly.")
     plain = REFERENCE_PROMPT
-    # (format, question, grid, thumbnail_index, tokens_per_tile) ; grid None = text only
     turns = (
         (plain, "What colour is the star?", (2, 2), 4, 16),
         (plain, "What colour is the star?", (3, 1), 0, 5),
@@ -167,35 +296,68 @@ def write_prompts(out: Path) -> None:
         (plain, "Hello there", None, None, 0),
         (rich, "Count {the} stars", None, None, 0),
     )
-    cases = []
-    for fmt, question, grid, thumb, tpt in turns:
-        styled = fmt.style_question(question)
-        ids = special_token_ids(tok, fmt)
-        block = None if grid is None else image_block(fmt, grid=Grid(*grid), thumbnail_index=thumb, tokens_per_tile=tpt, token_ids=ids)
-        segs = first_turn(fmt, styled, encode=encode, token_ids=ids, image=block)
-        cases.append({"prompt": to_dict(fmt), "question": question, "styled": styled, "next_turn": False,
-                      "image": None if grid is None else {"grid": list(grid), "thumbnail_index": thumb, "tokens_per_tile": tpt},
-                      "segments": _segments(segs), "positions": count_positions(segs)})
-    for unfed in ([], [42]):
-        segs = next_turn(rich, rich.style_question("And the circle?"), encode=encode, unfed_answer=unfed)
-        cases.append({"prompt": to_dict(rich), "question": "And the circle?", "styled": rich.style_question("And the circle?"),
-                      "next_turn": True, "unfed": unfed, "segments": _segments(segs), "positions": count_positions(segs)})
-    (out / "prompts.json").write_text(json.dumps({"tokenizer": str(BUNDLED_TOKENIZER), "cases": cases}, ensure_ascii=False))
+    data = _prompt_cases(BUNDLED_TOKENIZER, turns, rich, with_encode=False)
+    (out / "prompts.json").write_text(json.dumps(data, ensure_ascii=False))
+
+
+def write_smolvlm_prompts(out: Path) -> None:
+    """SmolVLM's layout (text tile markers, the global image, ``User:<image>``) with the tiny SmolVLM's tokenizer."""
+    from mobile_mllm.model.smolvlm.prompt import SMOLVLM_PROMPT
+
+    directory, _ = _smolvlm_model(out)
+    fmt = SMOLVLM_PROMPT
+    turns = (
+        (fmt, "What colour is the star?", (1, 1), None, 16),  # unsplit: the lone tile is the global image
+        (fmt, "What colour is the star?", (2, 3), 6, 16),
+        (fmt, "Describe the picture.", (4, 3), 12, 64),  # SmolVLM-256M's 64 tokens per tile
+        (fmt, "Look: <image> what is it?", (2, 2), 4, 16),  # the placeholder inside the question: "User: Look: <image>..."
+        (fmt, "Hello there", None, None, 0),
+    )
+    data = _prompt_cases(directory / "tokenizer.json", turns, fmt, with_encode=True)
+    (out / "smolvlm_prompts.json").write_text(json.dumps(data, ensure_ascii=False))
 
 
 def _segments(segs: list[Any]) -> list[dict[str, Any]]:
     return [{"tile": s.tile, "num_tokens": s.num_tokens} if isinstance(s, TileRef) else {"ids": list(s.ids)} for s in segs]
 
 
+@functools.lru_cache(maxsize=1)
+def _smolvlm_model(out: Path) -> tuple[Path, Any]:
+    """The tiny random SmolVLM (HF layout, the family's tokenizer and processor files) in ``out``, and our model of it."""
+    from mobile_mllm.model import load_model
+    from mobile_mllm.model.smolvlm.synthetic import write_random_smolvlm
+
+    directory = out / "smolvlm_tiny"
+    if not (directory / "config.json").is_file():
+        write_random_smolvlm(directory)
+    return directory, load_model(directory, max_context_len=SMOLVLM_CONTEXT)
+
+
+def smolvlm_manifest(out: Path) -> dict[str, Any]:
+    """The manifest the exporter writes (export.manifest.build_manifest) for the tiny SmolVLM; program facts from the
+    tiny reference export (no program is exported here: the app's core never opens it)."""
+    from mobile_mllm import contract
+    from mobile_mllm.export.config import ExportJob, TargetConfig
+    from mobile_mllm.export.manifest import build_manifest
+
+    directory, model = _smolvlm_model(out)
+    base = upgrade_manifest(json.loads(V1_MANIFEST.read_text()))
+    target = TargetConfig(max_context_len=SMOLVLM_CONTEXT, prefill_chunk=32, tile_batch=4)
+    constants = {contract.GET_MAX_SEQ_LEN: 32, contract.GET_MAX_CONTEXT_LEN: SMOLVLM_CONTEXT}
+    return build_manifest(model=model, job=ExportJob(model=str(directory), output=str(out / "smolvlm_w"), target=target),
+                          constants=constants, precision=base["precision"], program=base["program"])
+
+
 def write_manifests(out: Path) -> None:
     v1_text = V1_MANIFEST.read_text()
     base = upgrade_manifest(json.loads(v1_text))
 
-    def broken(name: str, change: Any) -> tuple[str, dict[str, Any]]:
-        data = json.loads(json.dumps(base))
+    def broken(name: str, change: Any, data0: dict[str, Any] = base) -> tuple[str, dict[str, Any]]:
+        data = json.loads(json.dumps(data0))
         change(data)
         return name, data
 
+    smolvlm = smolvlm_manifest(out)
     variants = [
         broken("no_policy", lambda d: d["vision"].pop("policy")),
         broken("bad_policy", lambda d: d["vision"].update(policy="spiral")),
@@ -209,12 +371,18 @@ def write_manifests(out: Path) -> None:
         broken("version_3", lambda d: d.update(version=3)),
         broken("bool_for_int", lambda d: d.update(tile_batch=True)),
         broken("pad_over_255", lambda d: d["vision"].update(pad_color=[0, 256, 0])),
+        broken("smolvlm_box_resample", lambda d: d["vision"].update(resample="box"), smolvlm),
+        broken("smolvlm_zero_edge", lambda d: d["vision"].update(longest_edge_px=0), smolvlm),
+        broken("smolvlm_unknown_prompt_key", lambda d: d["prompt"].update(tile_end="\n"), smolvlm),
     ]
-    cases = [{"name": "v1_exported", "text": v1_text}, {"name": "v2", "text": json.dumps(base)}]
+    cases = [{"name": "v1_exported", "text": v1_text}, {"name": "v2", "text": json.dumps(base)},
+             {"name": "smolvlm", "text": json.dumps(smolvlm)}]
     cases += [{"name": n, "text": json.dumps(d)} for n, d in variants]
-    # valid for the schema, but a layout the app does not implement (SmolVLM's text tile markers): refused
-    _, marked = broken("text_tile_markers", lambda d: d["prompt"].update(tile_start="<row_{row}_col_{col}>"))
-    cases.append({"name": "text_tile_markers", "text": json.dumps(marked), "refused": "tile_start"})
+    # valid for the schema, but template fields runtime.layout cannot fill (str.format gets row/col, content): refused
+    _, marked = broken("tile_start_unknown_field", lambda d: d["prompt"].update(tile_start="<tile_{index}>"), smolvlm)
+    cases.append({"name": "tile_start_unknown_field", "text": json.dumps(marked), "refused": "tile_start"})
+    _, templated = broken("user_template_unknown_field", lambda d: d["prompt"].update(user_template="User:{content}{name}"), smolvlm)
+    cases.append({"name": "user_template_unknown_field", "text": json.dumps(templated), "refused": "user_template"})
     for c in cases:
         data = upgrade_manifest(json.loads(c["text"]))
         c["error_paths"] = [e.split(":")[0] for e in manifest_errors(data)]
@@ -225,7 +393,8 @@ def write_manifests(out: Path) -> None:
                 "max_seq_len": data["max_seq_len"], "max_context_len": data["max_context_len"],
                 "prefill_chunk": data["prefill_chunk"], "tile_batch": data["tile_batch"],
                 "hidden_size": data["hidden_size"], "user_template": data["prompt"]["user_template"],
-                "special_tokens": data["special_tokens"],
+                "special_tokens": data["special_tokens"], "resample": data["vision"]["resample"],
+                "longest_edge_px": data["vision"].get("longest_edge_px"), "prompt": to_dict(from_dict(PromptFormat, data["prompt"])),
             }
     (out / "manifests.json").write_text(json.dumps({"schema": str(SCHEMA_FILE), "cases": cases}))
 
@@ -251,27 +420,20 @@ def write_stats(out: Path) -> None:
     (out / "stats.json").write_text(json.dumps(cases, ensure_ascii=False))
 
 
-def write_session_plans(out: Path) -> None:
-    """Session._plan on the exported tiny manifest: the grid shrinks until the answer has room, or the turn is refused."""
+def _session_plans(manifest: dict[str, Any], tokenizer_file: Path, turns: tuple[tuple[Any, ...], ...]) -> list[dict[str, Any]]:
+    """Session._plan over ``manifest`` for (width, height, max_new_tokens, question, token_budget) turns."""
     from types import SimpleNamespace
 
     from tokenizers import Tokenizer
 
-    from mobile_mllm.config import from_dict
     from mobile_mllm.runtime.sampling import GenerationConfig
     from mobile_mllm.runtime.session import Session
 
-    manifest = upgrade_manifest(json.loads(V1_MANIFEST.read_text()))
     methods = SimpleNamespace(max_context_len=manifest["max_context_len"], prefill_chunk=manifest["prefill_chunk"],
                               max_tile_batch=manifest["tile_batch"])
     cases = []
-    # (width, height, max_new_tokens, question, token_budget)
-    for w, h, new, question, budget in ((640, 640, 8, "What colour is the star?", None), (640, 640, 60, "What colour?", None),
-                                        (1000, 300, 100, "Describe.", None), (1000, 300, 8, "Describe.", 40),
-                                        (900, 900, 150, "What?", None), (900, 900, 190, "What?", None),
-                                        (50, 2000, 20, "Thin <image> thing?", None), (640, 640, 8, "word " * 200, None),
-                                        (640, 640, 8, "two <image> <image>", None)):
-        session = Session(methods, tokenizer=Tokenizer.from_file(str(BUNDLED_TOKENIZER)),
+    for w, h, new, question, budget in turns:
+        session = Session(methods, tokenizer=Tokenizer.from_file(str(tokenizer_file)),
                           prompt=from_dict(PromptFormat, manifest["prompt"]), vision=from_dict(VisionConfig, manifest["vision"]),
                           eos_ids=manifest["eos_ids"], generation=GenerationConfig(max_new_tokens=new))
         case: dict[str, Any] = {"size": [w, h], "max_new_tokens": new, "question": question, "token_budget": budget}
@@ -282,17 +444,41 @@ def write_session_plans(out: Path) -> None:
             continue
         cases.append({**case, "grid": [plan.tiles.grid.cols, plan.tiles.grid.rows], "positions": plan.num_positions,
                       "segments": _segments(plan.segments)})
+    return cases
+
+
+def write_session_plans(out: Path) -> None:
+    """Session._plan on the exported tiny manifest and on the SmolVLM one: the grid shrinks until the answer has room, or the turn is refused."""
+    manifest = upgrade_manifest(json.loads(V1_MANIFEST.read_text()))
+    cases = _session_plans(manifest, BUNDLED_TOKENIZER, (
+        (640, 640, 8, "What colour is the star?", None), (640, 640, 60, "What colour?", None),
+        (1000, 300, 100, "Describe.", None), (1000, 300, 8, "Describe.", 40),
+        (900, 900, 150, "What?", None), (900, 900, 190, "What?", None),
+        (50, 2000, 20, "Thin <image> thing?", None), (640, 640, 8, "word " * 200, None),
+        (640, 640, 8, "two <image> <image>", None)))
     (out / "session_plans.json").write_text(json.dumps(cases))
+    smolvlm = smolvlm_manifest(out)
+    directory, _ = _smolvlm_model(out)
+    cases = _session_plans(smolvlm, directory / "tokenizer.json", (
+        (1000, 700, 8, "What colour is the star?", None), (1000, 700, 100, "What colour?", None),
+        (1000, 700, 200, "What colour?", None), (300, 300, 8, "Describe.", None), (300, 300, 30, "Describe.", 100),
+        (64, 64, 8, "Tiny?", 16), (50, 2000, 20, "Thin <image> thing?", None), (640, 480, 8, "word " * 300, None),
+        (640, 480, 8, "two <image> <image>", None), (640, 480, 300, "Long answer?", None)))
+    (out / "smolvlm_session_plans.json").write_text(json.dumps({"manifest": json.dumps(smolvlm),
+                                                                 "tokenizer": str(directory / "tokenizer.json"), "cases": cases}))
 
 
 def write_all(out: Path) -> None:
     """Every vector file into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     write_tiles(out)
+    write_smolvlm_grids(out)
+    write_resize(out)
     write_composite(out)
     write_exif(out)
     write_tokenizer(out)
     write_prompts(out)
+    write_smolvlm_prompts(out)
     write_manifests(out)
     write_stats(out)
     write_session_plans(out)

@@ -1,7 +1,6 @@
 #include "tokenizer.h"
 
 #include <algorithm>
-#include <climits>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -46,6 +45,46 @@ CharClass classify(uint32_t cp) {
   if (is_unicode_number(cp)) return CharClass::Number;
   if (is_unicode_whitespace(cp)) return CharClass::Space;
   return CharClass::Other;
+}
+
+uint64_t pair_key(int64_t left, int64_t right) {
+  return (static_cast<uint64_t>(left) << 32) | static_cast<uint64_t>(right);
+}
+
+// Type names of a pre_tokenizer for messages: "Split", "Sequence[Digits, ByteLevel]".
+std::string step_names(const Json& pre) {
+  if (!pre.is_object()) return pre.dump();
+  const Json* type = pre.find("type");
+  std::string name = type != nullptr && type->is_string() ? type->as_string() : pre.dump();
+  if (const Json* steps = pre.find("pretokenizers"); steps != nullptr && name == "Sequence") {
+    name += "[";
+    for (size_t i = 0; i < steps->as_array().size(); ++i) name += (i ? ", " : "") + step_names(steps->as_array()[i]);
+    name += "]";
+  }
+  return name;
+}
+
+bool is_step(const Json& step, const char* type) {
+  const Json* t = step.is_object() ? step.find("type") : nullptr;
+  return t != nullptr && t->is_string() && t->as_string() == type;
+}
+
+// The ByteLevel step of a pre_tokenizer that is ByteLevel, Sequence[ByteLevel] or Sequence[Digits, ByteLevel],
+// and the Digits step's split; anything else is refused, by name.
+template <typename Refuse>
+const Json& byte_level_step(const Json& pre, DigitSplit& digits, const Refuse& unsupported) {
+  const std::string supported = " (supported: ByteLevel, alone or after Digits in a Sequence)";
+  if (is_step(pre, "ByteLevel")) return pre;
+  if (is_step(pre, "Sequence")) {
+    const auto& steps = pre.at("pretokenizers").as_array("pre_tokenizer.pretokenizers");
+    if (steps.size() == 1 && is_step(steps[0], "ByteLevel")) return steps[0];
+    if (steps.size() == 2 && is_step(steps[0], "Digits") && is_step(steps[1], "ByteLevel")) {
+      const Json* individual = steps[0].find("individual_digits");
+      digits = individual != nullptr && individual->as_bool() ? DigitSplit::Individual : DigitSplit::Runs;
+      return steps[1];
+    }
+  }
+  throw unsupported("pre_tokenizer " + step_names(pre) + supported);
 }
 
 }  // namespace
@@ -115,9 +154,10 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
     throw unsupported("ignore_merges");
   }
   if (const Json* n = root.find("normalizer"); n != nullptr && !n->is_null()) throw unsupported("a normalizer");
-  const Json& pre = root.at("pre_tokenizer");
-  if (pre.is_null() || pre.at("type").as_string() != "ByteLevel") throw unsupported("pre_tokenizer " + pre.dump());
-  if (const Json* r = pre.find("use_regex"); r != nullptr && !r->as_bool()) throw unsupported("ByteLevel use_regex false");
+  const Json& pre = byte_level_step(root.at("pre_tokenizer"), t.digits_, unsupported);
+  if (const Json* r = pre.find("use_regex"); r != nullptr && !r->as_bool()) {
+    throw unsupported("ByteLevel use_regex false");
+  }
   if (const Json* p = pre.find("add_prefix_space")) t.add_prefix_space_ = p->as_bool();
   const Json& dec = root.at("decoder");
   if (dec.is_null() || dec.at("type").as_string() != "ByteLevel") throw unsupported("decoder " + dec.dump());
@@ -125,21 +165,43 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
   int64_t max_id = -1;
   for (const auto& kv : model.at("vocab").as_object("model.vocab")) {
     const int64_t id = kv.second.as_int("vocab id");
+    if (id < 0 || id > INT32_MAX) {
+      throw unsupported("vocabulary id " + std::to_string(id) + " of '" + kv.first + "'");
+    }
     t.vocab_[kv.first] = id;
     max_id = std::max(max_id, id);
   }
+  auto vocab_id = [&](const std::string& token, const std::string& what) {
+    auto it = t.vocab_.find(token);
+    if (it == t.vocab_.end()) {
+      throw std::runtime_error(path + ": " + what + " '" + token +
+                               "' is not in model.vocab (the tokenizers library refuses this file too)");
+    }
+    return it->second;
+  };
   int rank = 0;
   for (const Json& m : model.at("merges").as_array("model.merges")) {
-    std::string key;
-    if (m.is_string()) {
-      key = m.as_string();  // "left right" (older files)
+    std::string left, right;
+    if (m.is_string()) {  // "left right" (older files)
+      const std::string& s = m.as_string();
+      const size_t sp = s.find(' ');
+      if (sp == std::string::npos) throw unsupported("merge '" + s + "' without a space");
+      left = s.substr(0, sp);
+      right = s.substr(sp + 1);
     } else {
       const auto& pair = m.as_array("merge");
       if (pair.size() != 2) throw unsupported("a merge that is not a pair");
-      key = pair[0].as_string() + " " + pair[1].as_string();
+      left = pair[0].as_string();
+      right = pair[1].as_string();
     }
-    t.merge_rank_.emplace(key, rank++);
+    // by id, as the library merges: a later duplicate of a pair replaces the earlier one
+    t.merges_[pair_key(vocab_id(left, "merge token"), vocab_id(right, "merge token"))] =
+        Merge{rank++, vocab_id(left + right, "merge result")};
   }
+  if (const Json* u = model.find("unk_token"); u != nullptr && !u->is_null()) {
+    t.unk_id_ = vocab_id(u->as_string("model.unk_token"), "model.unk_token");
+  }
+  if (const Json* f = model.find("fuse_unk"); f != nullptr && !f->is_null()) t.fuse_unk_ = f->as_bool();
   if (const Json* added = root.find("added_tokens")) {
     for (const Json& a : added->as_array("added_tokens")) {
       Added tok{a.at("content").as_string(), a.at("id").as_int(), a.at("special").as_bool(), false, false};
@@ -175,39 +237,43 @@ void Tokenizer::encode_word(const std::string& word, std::vector<int64_t>& out) 
     out.insert(out.end(), cached->second.begin(), cached->second.end());
     return;
   }
-  // symbols = the word's characters (each one byte of the original text)
-  const std::vector<uint32_t> cps = utf8_to_codepoints(word);
-  std::vector<std::string> sym;
-  for (uint32_t c : cps) {
+  // symbols = the ids of the word's characters (each one byte of the original text); a character outside
+  // the vocabulary is dropped (no unk_token) or becomes unk_token, one per run of them with fuse_unk
+  std::vector<int64_t> sym;
+  bool after_unk = false;
+  for (uint32_t c : utf8_to_codepoints(word)) {
     std::string s;
     append_utf8(s, c);
-    sym.push_back(s);
+    auto it = vocab_.find(s);
+    if (it != vocab_.end()) {
+      sym.push_back(it->second);
+      after_unk = false;
+    } else if (unk_id_ >= 0) {
+      if (!(fuse_unk_ && after_unk)) sym.push_back(unk_id_);
+      after_unk = true;
+    }
   }
   // Repeatedly merge the adjacent pair of lowest rank (leftmost first among equal ranks).
   while (sym.size() > 1) {
-    int best = INT_MAX;
+    const Merge* best = nullptr;
     size_t at = 0;
     for (size_t k = 0; k + 1 < sym.size(); ++k) {
-      auto it = merge_rank_.find(sym[k] + " " + sym[k + 1]);
-      if (it != merge_rank_.end() && it->second < best) {
-        best = it->second;
+      auto it = merges_.find(pair_key(sym[k], sym[k + 1]));
+      if (it != merges_.end() && (best == nullptr || it->second.rank < best->rank)) {
+        best = &it->second;
         at = k;
       }
     }
-    if (best == INT_MAX) break;
-    sym[at] += sym[at + 1];
+    if (best == nullptr) break;
+    sym[at] = best->id;
     sym.erase(sym.begin() + static_cast<long>(at) + 1);
   }
-  std::vector<int64_t> ids;
-  for (const auto& s : sym) {
-    auto it = vocab_.find(s);
-    if (it != vocab_.end()) ids.push_back(it->second);  // no unk token: an unknown symbol is dropped, as tokenizers does
-  }
-  out.insert(out.end(), ids.begin(), ids.end());
-  if (cache_.size() < 100000) cache_.emplace(word, std::move(ids));
+  out.insert(out.end(), sym.begin(), sym.end());
+  if (cache_.size() < 100000) cache_.emplace(word, std::move(sym));
 }
 
-void Tokenizer::encode_plain(const std::string& text, std::vector<int64_t>& out) const {
+// One pre-token through ByteLevel: the optional prefix space, GPT-2's split, bytes to characters, BPE.
+void Tokenizer::encode_piece(const std::string& text, std::vector<int64_t>& out) const {
   if (text.empty()) return;
   std::string input = text;
   if (add_prefix_space_ && input[0] != ' ') input = " " + input;
@@ -217,6 +283,31 @@ void Tokenizer::encode_plain(const std::string& text, std::vector<int64_t>& out)
     for (unsigned char b : piece) append_utf8(chars, bt.byte_to_char[b]);
     encode_word(chars, out);
   }
+}
+
+// Text between added tokens: the Digits step's pieces (numeric characters alone, or by runs, between the
+// rest), each through ByteLevel.
+void Tokenizer::encode_plain(const std::string& text, std::vector<int64_t>& out) const {
+  if (digits_ == DigitSplit::None) {
+    encode_piece(text, out);
+    return;
+  }
+  const std::vector<uint32_t> cp = utf8_to_codepoints(text);
+  size_t start = 0, i = 0;
+  while (i < cp.size()) {
+    if (!is_unicode_numeric(cp[i])) {
+      ++i;
+      continue;
+    }
+    size_t end = i + 1;
+    if (digits_ == DigitSplit::Runs) {
+      while (end < cp.size() && is_unicode_numeric(cp[end])) ++end;
+    }
+    encode_piece(codepoints_to_utf8(cp, start, i), out);
+    encode_piece(codepoints_to_utf8(cp, i, end), out);
+    start = i = end;
+  }
+  encode_piece(codepoints_to_utf8(cp, start, cp.size()), out);
 }
 
 std::vector<int64_t> Tokenizer::encode(const std::string& text) const {

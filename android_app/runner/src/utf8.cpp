@@ -126,6 +126,7 @@ std::string utf8_lossy(const std::string& bytes) {
 
 bool is_unicode_letter(uint32_t cp) { return in_ranges(kLetterRanges, cp); }
 bool is_unicode_number(uint32_t cp) { return in_ranges(kNumberRanges, cp); }
+bool is_unicode_numeric(uint32_t cp) { return in_ranges(kNumericRanges, cp); }
 
 bool is_unicode_whitespace(uint32_t cp) {
   return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||

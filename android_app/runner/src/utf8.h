@@ -17,6 +17,7 @@ std::string utf8_lossy(const std::string& bytes);
 
 bool is_unicode_letter(uint32_t cp);      // \p{L}
 bool is_unicode_number(uint32_t cp);      // \p{N}
+bool is_unicode_numeric(uint32_t cp);     // Rust's char::is_numeric (what the Digits pre-tokenizer splits off)
 bool is_unicode_whitespace(uint32_t cp);  // \s (White_Space)
 
 }  // namespace mobile_mllm

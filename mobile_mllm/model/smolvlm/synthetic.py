@@ -4,7 +4,9 @@ No model hub: the architecture comes from :data:`VARIANTS` (``tiny`` for tests; 
 ``500m`` with the numbers of the published SmolVLM-256M/500M-Instruct ``config.json`` files),
 the weights from transformers' own initialisation under a seed, and the directory holds what a
 downloaded checkpoint holds: ``config.json`` + ``model.safetensors`` (``save_pretrained``), a
-byte-level BPE ``tokenizer.json`` with SmolVLM's special tokens, the chat template, and the
+byte-level BPE ``tokenizer.json`` with SmolVLM's special tokens and SmolLM2's pre-tokenizer (each
+digit split off before GPT-2's regex, so every consumer of the directory meets the real checkpoints'
+tokenizer layout), the chat template, and the
 image processor's and processor's settings. transformers' ``SmolVLMProcessor`` loads it, which
 is what the parity tests compare our preprocessing and prompts with.
 """
@@ -30,7 +32,7 @@ from mobile_mllm.model.smolvlm.prompt import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CHAT_TEMPLATE", "VARIANTS", "SmolVLMVariant", "special_tokens", "write_random_smolvlm"]
+__all__ = ["CHAT_TEMPLATE", "VARIANTS", "SmolVLMVariant", "smolvlm_tokenizer", "special_tokens", "write_random_smolvlm"]
 
 CHAT_TEMPLATE = (
     "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
@@ -100,6 +102,28 @@ def special_tokens() -> list[str]:
     return ["<|endoftext|>", IM_START, IM_END, END_OF_UTTERANCE, FAKE_TOKEN, IMAGE, GLOBAL_IMAGE, *rows]
 
 
+def smolvlm_tokenizer() -> Any:  # tokenizers.Tokenizer (imported lazily)
+    """The test tokenizer: a small byte-level BPE with SmolVLM's special tokens behind SmolLM2's pre-tokenizer.
+
+    SmolLM2 (SmolVLM's decoder) publishes ``Sequence[Digits(individual_digits=True), ByteLevel(add_prefix_space=False,
+    use_regex=True)]``: every numeric character is a pre-token of its own, then GPT-2's regex splits the rest. The
+    merges are learnt with ByteLevel alone (the reference family's trainer); those joining digits are then never used.
+
+    Returns:
+        tokenizers.Tokenizer: special tokens first, in :func:`special_tokens` order.
+    """
+    from tokenizers import pre_tokenizers
+
+    from mobile_mllm.model.reference.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer(vocab_size=600, special_tokens=special_tokens())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    return tokenizer
+
+
 def _hf_config(v: SmolVLMVariant, vocab_size: int, image_token_id: int, model_type: str) -> Any:
     from transformers import LlamaConfig
 
@@ -145,12 +169,10 @@ def write_random_smolvlm(out: Path, *, variant: str = "tiny", seed: int = 0, mod
     import torch
     from transformers import Idefics3ForConditionalGeneration, SmolVLMForConditionalGeneration
 
-    from mobile_mllm.model.reference.tokenizer import train_tokenizer
-
     v = VARIANTS[variant]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(vocab_size=600, special_tokens=special_tokens())
+    tokenizer = smolvlm_tokenizer()
     vocab_size = v.vocab_size or tokenizer.get_vocab_size()
     config = _hf_config(v, vocab_size, tokenizer.token_to_id(IMAGE), model_type)
     torch.manual_seed(seed)

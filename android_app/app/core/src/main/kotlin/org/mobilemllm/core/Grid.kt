@@ -2,9 +2,10 @@ package org.mobilemllm.core
 
 /**
  * Tile-grid selection, as mobile_mllm/vision/grid.py (the toolkit's rules, reproduced exactly so
- * the phone cuts the tiles the host would): relaxed (BlueLM-V-3B Algorithm 1), llava_next and
- * internvl, over the candidates allowed by max_side / max_tiles, with an optional token budget
- * that removes candidates before the policy runs. Sizes only: no pixels here.
+ * the phone cuts the tiles the host would): relaxed (BlueLM-V-3B Algorithm 1), llava_next,
+ * internvl and smolvlm (SmolVLM/Idefics3's image splitting: longest edge resized, then rounded up
+ * to whole tiles), over the candidates allowed by max_side / max_tiles, with an optional token
+ * budget that removes candidates before the policy runs. Sizes only: no pixels here.
  */
 
 /** Width x height in pixels. */
@@ -23,11 +24,11 @@ data class Grid(val cols: Int, val rows: Int) {
 /** Effective resolution (pixels kept, capped at the original) and wasted canvas pixels. */
 data class Resolution(val effective: Long, val wasted: Long)
 
-enum class GridPolicy(val value: String) { RELAXED("relaxed"), LLAVA_NEXT("llava_next"), INTERNVL("internvl") }
+enum class GridPolicy(val value: String) { RELAXED("relaxed"), LLAVA_NEXT("llava_next"), INTERNVL("internvl"), SMOLVLM("smolvlm") }
 
 enum class ThumbnailPosition(val value: String) { FIRST("first"), LAST("last"), NONE("none") }
 
-enum class Resample(val value: String) { BICUBIC("bicubic"), BILINEAR("bilinear"), NEAREST("nearest") }
+enum class Resample(val value: String) { BICUBIC("bicubic"), BILINEAR("bilinear"), NEAREST("nearest"), LANCZOS("lanczos") }
 
 internal fun <E : Enum<E>> enumOf(values: Array<E>, text: String, key: String, name: (E) -> String): E =
     values.firstOrNull { name(it) == text }
@@ -48,7 +49,9 @@ data class VisionConfig(
     val background: List<Int> = listOf(255, 255, 255),
     val maxPixels: Long = 80000000L,
     val tokensPerTile: Int = 196,
-    val resample: Resample = Resample.BICUBIC
+    val resample: Resample = Resample.BICUBIC,
+    /** smolvlm only: the longest edge an image is first resized to (null: max_side, else max_tiles, tiles). */
+    val longestEdgePx: Int? = null
 ) {
     init {
         if (maxSide == null && maxTiles == null) throw ConfigException("vision: set max_side or max_tiles (or both); neither bounds the grid")
@@ -56,10 +59,14 @@ data class VisionConfig(
         if (!(alpha >= 0 && alpha < Double.POSITIVE_INFINITY)) throw ConfigException("vision.alpha must be a finite number >= 0, got $alpha")
         if (mean.size != 3 || std.size != 3) throw ConfigException("vision.mean and vision.std need 3 values (RGB), got $mean and $std")
         if (std.any { it <= 0 }) throw ConfigException("vision.std must be positive in every channel, got $std")
+        if (longestEdgePx != null && longestEdgePx <= 0) throw ConfigException("vision.longest_edge_px must be positive, got $longestEdgePx")
     }
 
-    /** Whether the policy keeps the aspect ratio and pads (all but internvl, which stretches). */
-    val padsCanvas: Boolean get() = policy != GridPolicy.INTERNVL
+    /** Whether the policy keeps the aspect ratio and pads (all but internvl and smolvlm, which stretch). */
+    val padsCanvas: Boolean get() = policy != GridPolicy.INTERNVL && policy != GridPolicy.SMOLVLM
+
+    /** The smolvlm policy's first longest edge: longest_edge_px, else max_side (else max_tiles) tiles. */
+    val smolvlmLongestEdgePx: Int get() = longestEdgePx ?: tileSize * (maxSide ?: maxTiles ?: 1)
 
     companion object {
         /** The manifest's `vision` object (already checked against the schema). */
@@ -82,7 +89,8 @@ data class VisionConfig(
                 background = ints("background"),
                 maxPixels = v.long("max_pixels", w),
                 tokensPerTile = v.long("tokens_per_tile", w).toInt(),
-                resample = enumOf(Resample.values(), v.str("resample", w), "resample") { it.value }
+                resample = enumOf(Resample.values(), v.str("resample", w), "resample") { it.value },
+                longestEdgePx = v.longOrNull("longest_edge_px", w)?.toInt()
             )
         }
     }
@@ -172,6 +180,89 @@ object GridRules {
         return best
     }
 
+    /** SmolVLM's bound on the first resize's longest edge (its processor's MAX_IMAGE_SIZE). */
+    private const val SMOLVLM_MAX_PX = 4096
+
+    /** Longest side to [edge], the other `int(edge / aspect)` (made even when asked), in doubles as grid._fit_longest. */
+    private fun fitLongest(image: Size, edge: Int, even: Boolean): Size {
+        val aspect = image.width.toDouble() / image.height
+        var w: Int
+        var h: Int
+        if (image.width >= image.height) {
+            w = edge
+            h = (edge / aspect).toInt()
+            if (even && h % 2 != 0) h++
+        } else {
+            w = (edge * aspect).toInt()
+            h = edge
+            if (even && w % 2 != 0) w++
+        }
+        return Size(Math.max(w, 1), Math.max(h, 1))
+    }
+
+    /**
+     * The two resizes of SmolVLM's splitting (grid.smolvlm_sizes): the longest edge to
+     * [longestEdgePx] (short side made even, at most 4096 px), then up to whole tiles (the long side
+     * rounded up, the short side derived from it and rounded up too). Returns (first, canvas).
+     */
+    @JvmStatic
+    fun smolvlmSizes(image: Size, longestEdgePx: Int, tileSize: Int): Pair<Size, Size> {
+        var first = fitLongest(image, longestEdgePx, true)
+        if (Math.max(first.width, first.height) > SMOLVLM_MAX_PX) first = fitLongest(first, SMOLVLM_MAX_PX, false)
+        val aspect = first.width.toDouble() / first.height
+        fun up(v: Int): Int = Math.ceil(v.toDouble() / tileSize).toInt() * tileSize
+        val w: Int
+        val h: Int
+        if (first.width >= first.height) {
+            w = up(first.width)
+            h = up((w / aspect).toInt())
+        } else {
+            h = up(first.height)
+            w = up((h * aspect).toInt())
+        }
+        return Pair(first, Size(Math.max(w, tileSize), Math.max(h, tileSize)))
+    }
+
+    /** The longest edges the smolvlm policy tries, largest first: the configured one, then whole tiles below it. */
+    @JvmStatic
+    fun smolvlmEdges(longestEdgePx: Int, tileSize: Int): List<Int> {
+        val out = arrayListOf(longestEdgePx)
+        var k = Math.ceil(longestEdgePx.toDouble() / tileSize).toInt() - 1
+        while (k > 0) {
+            out.add(k * tileSize)
+            k--
+        }
+        return out
+    }
+
+    /** The grid of the largest longest edge (smolvlmEdges) whose grid is a candidate (grid.select_smolvlm). */
+    @JvmStatic
+    fun selectSmolvlm(image: Size, candidates: List<Grid>, tileSize: Int, longestEdgePx: Int): Grid {
+        require(candidates)
+        val allowed = candidates.toSet()
+        for (edge in smolvlmEdges(longestEdgePx, tileSize)) {
+            val canvas = smolvlmSizes(image, edge, tileSize).second
+            val grid = Grid(canvas.width / tileSize, canvas.height / tileSize)
+            if (grid in allowed) return grid
+        }
+        throw ConfigException(
+            "no longest edge up to $longestEdgePx px gives $image a grid within vision.max_side/max_tiles; allow the 1:1 grid"
+        )
+    }
+
+    /**
+     * The first of SmolVLM's two resizes for the [grid] selectSmolvlm picked: that of the largest
+     * longest edge giving this grid (tiling._smolvlm_first_resize).
+     */
+    @JvmStatic
+    fun smolvlmFirstResize(image: Size, grid: Grid, cfg: VisionConfig): Size {
+        for (edge in smolvlmEdges(cfg.smolvlmLongestEdgePx, cfg.tileSize)) {
+            val sizes = smolvlmSizes(image, edge, cfg.tileSize)
+            if (sizes.second == grid.canvas(cfg.tileSize)) return sizes.first
+        }
+        throw ConfigException("grid $grid is not a smolvlm grid of a $image image (longest edge <= ${cfg.smolvlmLongestEdgePx} px)")
+    }
+
     @JvmStatic
     fun hasThumbnail(grid: Grid, cfg: VisionConfig): Boolean =
         cfg.thumbnail != ThumbnailPosition.NONE && (grid.numTiles > 1 || cfg.thumbnailForSingle)
@@ -184,6 +275,7 @@ object GridRules {
         GridPolicy.RELAXED -> selectRelaxed(image, candidates, cfg.tileSize, cfg.alpha)
         GridPolicy.LLAVA_NEXT -> selectLlavaNext(image, candidates, cfg.tileSize)
         GridPolicy.INTERNVL -> selectInternvl(image, candidates, cfg.tileSize)
+        GridPolicy.SMOLVLM -> selectSmolvlm(image, candidates, cfg.tileSize, cfg.smolvlmLongestEdgePx)
     }
 
     private fun require(candidates: List<Grid>) {

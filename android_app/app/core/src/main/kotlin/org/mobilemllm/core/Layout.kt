@@ -5,7 +5,9 @@ package org.mobilemllm.core
  * references to tile embeddings. The image block is
  * `image_start, [thumbnail_marker, THUMB], TILE_0, tile_sep, ..., image_end` with the thumbnail
  * first or last as the tiles come, `row_sep` after a row's last tile when set; empty special
- * strings are left out and adjacent token runs merged.
+ * strings are left out and adjacent token runs merged. Formats that mark tiles with text
+ * (SmolVLM: tile_start with the tile's row and column, row_end, tiles_end, thumbnail_start) get
+ * each run of text between two tiles tokenized as one piece, as the family's processor does.
  */
 sealed class Segment
 
@@ -32,27 +34,72 @@ object Layout {
 
     private fun special(name: String, ids: Map<String, Int>): List<Int> = if (name.isEmpty()) emptyList() else listOf(ids.getValue(name))
 
+    /**
+     * The segments of one image. With [encode] (text to ids, special tokens recognised) each run of
+     * strings between two tiles is joined and tokenized at once; without it every string is a
+     * special token looked up in [tokenIds], which a format marking tiles with text cannot use.
+     */
     @JvmStatic
-    fun imageBlock(fmt: PromptFormat, grid: Grid, thumbnailIndex: Int?, tokensPerTile: Int, tokenIds: Map<String, Int>): List<Segment> {
-        val nLocal = grid.numTiles
+    @JvmOverloads
+    fun imageBlock(
+        fmt: PromptFormat, grid: Grid, thumbnailIndex0: Int?, tokensPerTile: Int, tokenIds: Map<String, Int>,
+        encode: ((String) -> IntArray)? = null
+    ): List<Segment> {
+        var nLocal = grid.numTiles
+        var thumbnailIndex = thumbnailIndex0
         if (thumbnailIndex != null && thumbnailIndex != 0 && thumbnailIndex != nLocal) {
             throw ConfigException("thumbnail_index must be 0, $nLocal (the number of local tiles) or None, got $thumbnailIndex")
         }
+        if (encode == null && fmt.marksTilesWithText) {
+            throw ConfigException("this prompt format marks tiles with text (tile_start, row_end, ...): pass encode")
+        }
+        if (fmt.singleTileAsThumbnail && nLocal == 1 && thumbnailIndex == null) { // the lone tile is the global view
+            nLocal = 0
+            thumbnailIndex = 0
+        }
         val offset = if (thumbnailIndex == 0) 1 else 0
-        val thumb = ArrayList<Segment>()
+        // items: strings (special tokens, or text) and tile references
+        val thumb = ArrayList<Any>()
         if (thumbnailIndex != null) {
-            thumb.add(TokenRun(special(fmt.thumbnailMarker, tokenIds)))
+            thumb.add(fmt.thumbnailStart)
+            thumb.add(fmt.thumbnailMarker)
             thumb.add(TileRef(thumbnailIndex, tokensPerTile))
         }
-        val local = ArrayList<Segment>()
+        val local = ArrayList<Any>()
         for (i in 0 until nLocal) {
             val lastInRow = (i + 1) % grid.cols == 0
             val sep = if (lastInRow && fmt.rowSep.isNotEmpty()) fmt.rowSep else fmt.tileSep
+            local.add(fmt.tileStartText(i / grid.cols + 1, i % grid.cols + 1))
             local.add(TileRef(i + offset, tokensPerTile))
-            local.add(TokenRun(special(sep, tokenIds)))
+            local.add(sep)
+            if (lastInRow) local.add(fmt.rowEnd)
         }
-        val body = if (thumbnailIndex == 0) thumb + local else local + thumb
-        return merge(listOf<Segment>(TokenRun(special(fmt.imageStart, tokenIds))) + body + TokenRun(special(fmt.imageEnd, tokenIds)))
+        val body = if (thumbnailIndex == 0) thumb + local else local + (if (thumb.isEmpty()) emptyList() else listOf(fmt.tilesEnd)) + thumb
+        return merge(tokenize(listOf<Any>(fmt.imageStart) + body + fmt.imageEnd, tokenIds, encode))
+    }
+
+    /** Layout items to segments: each run of strings between two tiles becomes one token run. */
+    private fun tokenize(items: List<Any>, tokenIds: Map<String, Int>, encode: ((String) -> IntArray)?): List<Segment> {
+        val out = ArrayList<Segment>()
+        val run = ArrayList<String>()
+        fun flush() {
+            if (encode != null) {
+                out.add(TokenRun(if (run.isEmpty()) emptyList() else encode(run.joinToString("")).toList()))
+            } else {
+                out.add(TokenRun(run.flatMap { special(it, tokenIds) }))
+            }
+            run.clear()
+        }
+        for (item in items) {
+            if (item is TileRef) {
+                flush()
+                out.add(item)
+            } else if ((item as String).isNotEmpty()) {
+                run.add(item)
+            }
+        }
+        flush()
+        return out
     }
 
     @JvmStatic
@@ -90,8 +137,9 @@ object Layout {
         if (image != null) {
             val n = count(question, fmt.imagePlaceholder)
             if (n > 1) throw ConfigException("the prompt holds $n image placeholders '${fmt.imagePlaceholder}'; a conversation takes one image: keep at most one")
-            if (n == 0) content = fmt.imagePlaceholder + "\n" + question
+            if (n == 0) content = fmt.imagePlaceholder + fmt.imageJoin + question
         }
+        if (image == null || !content.startsWith(fmt.imagePlaceholder)) content = fmt.textLead + content
         val text = fmt.system + fmt.userTurn(content)
         val segments = ArrayList<Segment>()
         segments.add(TokenRun(special(fmt.bos, tokenIds)))
@@ -109,7 +157,7 @@ object Layout {
     /** A follow-up turn, prefilled right after the previous answer ([unfedAnswer]: its tokens not yet in the cache). */
     @JvmStatic
     fun nextTurn(fmt: PromptFormat, question: String, encode: (String) -> IntArray, unfedAnswer: List<Int>): List<Segment> =
-        merge(listOf(TokenRun(unfedAnswer), TokenRun(encode(fmt.turnEnd + fmt.userTurn(question)).toList())))
+        merge(listOf(TokenRun(unfedAnswer), TokenRun(encode(fmt.turnEnd + fmt.userTurn(fmt.textLead + question)).toList())))
 
     @JvmStatic
     fun countPositions(segments: List<Segment>): Int {

@@ -94,7 +94,13 @@ object ManifestSchema {
     }
 }
 
-/** The prompt layout of a model (the manifest's `prompt` object; model/adapter.py's PromptFormat). */
+/**
+ * The prompt layout of a model (the manifest's `prompt` object; model/adapter.py's PromptFormat).
+ * Families that mark tiles with text (SmolVLM/Idefics3: `<fake_token_around_image><row_1_col_2>`
+ * before a tile, a newline after each row, `<global-img>` before the global image) also set
+ * [tileStart], [rowEnd], [tilesEnd], [thumbnailStart], [singleTileAsThumbnail], [textLead] and
+ * [imageJoin]; their defaults leave the plain layout unchanged.
+ */
 data class PromptFormat(
     val userTemplate: String,
     val turnEnd: String,
@@ -107,47 +113,62 @@ data class PromptFormat(
     val thumbnailMarker: String,
     val bos: String,
     val eos: List<String>,
-    val questionTemplate: String = "{question}"
+    val questionTemplate: String = "{question}",
+    /** Text before each local tile; `{row}` and `{col}` are its 1-based grid position. */
+    val tileStart: String = "",
+    /** Text after the separator of each row's last tile. */
+    val rowEnd: String = "",
+    /** Text after the local tiles when the thumbnail follows them. */
+    val tilesEnd: String = "",
+    /** Text before thumbnail_marker. */
+    val thumbnailStart: String = "",
+    /** Lay a lone tile (1x1 grid, no thumbnail) out as the thumbnail (SmolVLM's unsplit image is its global image). */
+    val singleTileAsThumbnail: Boolean = false,
+    /** Text before a turn's content that does not begin with the image. */
+    val textLead: String = "",
+    /** Text between the image and the question when the question has no placeholder. */
+    val imageJoin: String = "\n"
 ) {
+    init { // a template field this app cannot fill is refused when the manifest is read, not mid-conversation
+        userTurn("")
+        tileStartText(1, 1)
+    }
+
     /** The user's question in the model's prompt style. */
     fun styleQuestion(question: String): String = questionTemplate.replace("{question}", question)
 
     /** A user turn: user_template with {content} replaced (Python's str.format with one field). */
-    fun userTurn(content: String): String = formatContent(userTemplate, content)
+    fun userTurn(content: String): String = formatFields(userTemplate, mapOf("content" to content), "prompt.user_template")
+
+    /** tile_start of the tile at 1-based [row], [col] (Python's `tile_start.format(row=..., col=...)`). */
+    fun tileStartText(row: Int, col: Int): String =
+        formatFields(tileStart, mapOf("row" to row.toString(), "col" to col.toString()), "prompt.tile_start")
+
+    /** Whether the layout has text between tiles, which must be tokenized with the text around it. */
+    val marksTilesWithText: Boolean
+        get() = tileStart.isNotEmpty() || rowEnd.isNotEmpty() || tilesEnd.isNotEmpty() || thumbnailStart.isNotEmpty()
 
     companion object {
         @JvmStatic
         fun fromJson(p: Map<String, Any?>): PromptFormat {
             val w = "prompt"
-            refuseTextTileMarkers(p)
+            fun text(key: String, default: String): String = (p[key] as String?) ?: default
             return PromptFormat(
                 p.str("user_template", w), p.str("turn_end", w), p.str("system", w), p.str("image_placeholder", w),
                 p.str("image_start", w), p.str("image_end", w), p.str("tile_sep", w), p.str("row_sep", w),
                 p.str("thumbnail_marker", w), p.str("bos", w), p.list("eos", w).map { it as String },
-                (p["question_template"] as String?) ?: "{question}"
+                text("question_template", "{question}"), text("tile_start", ""), text("row_end", ""),
+                text("tiles_end", ""), text("thumbnail_start", ""), (p["single_tile_as_thumbnail"] as Boolean?) ?: false,
+                text("text_lead", ""), text("image_join", "\n")
             )
         }
 
         /**
-         * SmolVLM/Idefics3's text-marked tiles (PromptFormat.tile_start ... image_join) are not laid
-         * out by this app: a manifest using them is refused rather than laid out as the plain layout.
+         * Python's `template.format(**values)` for plain fields: `{name}` replaced, `{{`/`}}`
+         * unescaped; any other field (or a format spec) refused with a [ContractException] naming [key].
          */
-        private fun refuseTextTileMarkers(p: Map<String, Any?>) {
-            val used = listOf("tile_start", "row_end", "tiles_end", "thumbnail_start", "text_lead")
-                .filter { ((p[it] as String?) ?: "").isNotEmpty() }.toMutableList()
-            if (p["single_tile_as_thumbnail"] == true) used.add("single_tile_as_thumbnail")
-            if (((p["image_join"] as String?) ?: "\n") != "\n") used.add("image_join")
-            if (used.isNotEmpty()) {
-                throw ContractException(
-                    "manifest prompt uses text tile markers (${used.joinToString(", ")}, e.g. SmolVLM's " +
-                        "<row_R_col_C>), which this app does not lay out; run this program with mobile-mllm run"
-                )
-            }
-        }
-
-        /** Python's `template.format(content=...)`: `{content}` replaced, `{{`/`}}` unescaped, any other field refused. */
         @JvmStatic
-        fun formatContent(template: String, content: String): String {
+        fun formatFields(template: String, values: Map<String, String>, key: String): String {
             val sb = StringBuilder()
             var i = 0
             while (i < template.length) {
@@ -159,10 +180,11 @@ data class PromptFormat(
                 } else if (c == '{') {
                     val end = template.indexOf('}', i)
                     val field = if (end < 0) template.substring(i) else template.substring(i + 1, end)
-                    if (end < 0 || field != "content") throw ContractException("prompt.user_template: unsupported field {$field} (only {content})")
-                    sb.append(content); i = end + 1
+                    val value = values[field]
+                    if (end < 0 || value == null) throw ContractException("$key: unsupported field {$field} (only ${values.keys.joinToString(", ") { "{$it}" }})")
+                    sb.append(value); i = end + 1
                 } else if (c == '}') {
-                    throw ContractException("prompt.user_template: single '}' in '$template'")
+                    throw ContractException("$key: single '}' in '$template'")
                 } else {
                     sb.append(c); i++
                 }

@@ -2,10 +2,11 @@ package org.mobilemllm.core
 
 /**
  * Pixels to tiles, as mobile_mllm/vision/tiling.render_tiles and normalize.normalize: Pillow's
- * resize reproduced bit for bit (bicubic and bilinear as Pillow's separable fixed-point
+ * resize reproduced bit for bit (bicubic, bilinear and lanczos as Pillow's separable fixed-point
  * resampling with an antialiasing support widened by the downscale factor, horizontal pass
  * first; nearest as Pillow's affine nearest mapping), pasting on a pad_color canvas, row-major
- * cutting, the thumbnail, and normalisation to float32 CHW. Decoding the file (and EXIF
+ * cutting, the thumbnail (for smolvlm: after its first resize, the canvas squashed to one tile),
+ * and normalisation to float32 CHW. Decoding the file (and EXIF
  * orientation) is the platform's job: Android's BitmapFactory in the app, PIL on the host.
  */
 
@@ -114,10 +115,32 @@ object Pixels {
         return 0.0
     }
 
+    private fun sinc(x0: Double): Double {
+        if (x0 == 0.0) return 1.0
+        val x = x0 * Math.PI
+        return StrictMath.sin(x) / x // fdlibm: the same double on every JVM and Android device
+    }
+
+    private fun lanczos(x: Double): Double = if (-3.0 <= x && x < 3.0) sinc(x) * sinc(x / 3) else 0.0 // Lanczos-3, as Pillow
+
+    /** Pillow's filter table: the kernel of a separable filter and its support (nearest has none). */
+    private fun kernel(filter: Resample, x: Double): Double = when (filter) {
+        Resample.BICUBIC -> bicubic(x)
+        Resample.BILINEAR -> bilinear(x)
+        Resample.LANCZOS -> lanczos(x)
+        Resample.NEAREST -> throw IllegalArgumentException("nearest is not a separable filter")
+    }
+
+    private fun support(filter: Resample): Double = when (filter) {
+        Resample.BICUBIC -> 2.0
+        Resample.LANCZOS -> 3.0
+        else -> 1.0
+    }
+
     private class Coeffs(val ksize: Int, val bounds: IntArray, val kk: IntArray)
 
     private fun coefficients(inSize: Int, outSize: Int, filter: Resample): Coeffs {
-        val support0 = if (filter == Resample.BICUBIC) 2.0 else 1.0
+        val support0 = support(filter)
         val scale = inSize.toDouble() / outSize
         val filterscale = Math.max(scale, 1.0)
         val support = support0 * filterscale
@@ -135,7 +158,7 @@ object Pixels {
             xmax -= xmin
             var ww = 0.0
             for (x in 0 until xmax) {
-                val w = if (filter == Resample.BICUBIC) bicubic((x + xmin - center + 0.5) * ss) else bilinear((x + xmin - center + 0.5) * ss)
+                val w = kernel(filter, (x + xmin - center + 0.5) * ss)
                 k[x] = w
                 ww += w
             }
@@ -266,7 +289,13 @@ object Pixels {
     fun renderTiles(img: RgbImage, plan: TilePlan, cfg: VisionConfig): List<RgbImage> {
         if (img.size != plan.originalSize) throw ImageException("decoded image is ${img.size} but the plan is for ${plan.originalSize}")
         val s = cfg.tileSize
-        val canvas = place(img, plan.layout, cfg)
+        val smolvlm = cfg.policy == GridPolicy.SMOLVLM
+        // smolvlm resizes twice: the longest edge first (stretched), then to the canvas
+        val source = if (!smolvlm) img else {
+            val first = GridRules.smolvlmFirstResize(img.size, plan.grid, cfg)
+            place(img, Tiling.layoutCanvas(img.size, first, false), cfg)
+        }
+        val canvas = place(source, Tiling.layoutCanvas(source.size, plan.canvas, cfg.padsCanvas), cfg)
         val local = ArrayList<RgbImage>()
         for (r in 0 until plan.grid.rows) {
             for (c in 0 until plan.grid.cols) {
@@ -275,7 +304,8 @@ object Pixels {
                 local.add(RgbImage(s, s, tile))
             }
         }
-        val thumb = if (plan.thumbnailIndex == null) null else place(img, Tiling.layoutCanvas(img.size, Size(s, s), cfg.padsCanvas), cfg)
+        val thumbSource = if (smolvlm) canvas else img // SmolVLM's global image is the canvas squashed to one tile
+        val thumb = if (plan.thumbnailIndex == null) null else place(thumbSource, Tiling.layoutCanvas(thumbSource.size, Size(s, s), cfg.padsCanvas), cfg)
         return Tiling.orderTiles(local, thumb, cfg.thumbnail).first
     }
 

@@ -110,7 +110,7 @@ class Session(
     }
 
     private fun imagePlan(question: String, tiles: TilePlan): TurnPlan {
-        val block = Layout.imageBlock(manifest.prompt, tiles.grid, tiles.thumbnailIndex, manifest.vision.tokensPerTile, tokenIds)
+        val block = Layout.imageBlock(manifest.prompt, tiles.grid, tiles.thumbnailIndex, manifest.vision.tokensPerTile, tokenIds, ::encode)
         val segs = Layout.firstTurn(manifest.prompt, question, ::encode, tokenIds, block)
         return TurnPlan(segs, Layout.countPositions(segs), tiles)
     }

@@ -6,8 +6,10 @@ import java.util.regex.Pattern
  * The models' tokenizer.json (Hugging Face tokenizers format), byte-level BPE as GPT-2 defines
  * it: added tokens matched first (leftmost, longest), the rest split by GPT-2's pre-tokenizer
  * regex, bytes mapped to printable characters, merged by rank; decoding maps characters back to
- * bytes. Supported: model BPE without dropout, normalizer null, pre_tokenizer and decoder
- * ByteLevel; anything else is refused with a [ContractException] naming it.
+ * bytes. Supported: model BPE without dropout, normalizer null, decoder ByteLevel, pre_tokenizer
+ * ByteLevel or `Sequence[Digits(individual_digits), ByteLevel]` (SmolLM2's, so SmolVLM's: every
+ * numeric character its own piece before the regex); anything else is refused with a
+ * [ContractException] naming it.
  */
 class Tokenizer private constructor(
     private val vocab: Map<String, Int>,
@@ -15,7 +17,13 @@ class Tokenizer private constructor(
     private val mergeRank: Map<String, Int>,
     private val added: List<Pair<String, Int>>,
     private val specialIds: Set<Int>,
-    private val addPrefixSpace: Boolean
+    private val addPrefixSpace: Boolean,
+    /** Digits(individual_digits) before ByteLevel: each numeric character is a piece of its own. */
+    private val splitDigits: Boolean,
+    /** The BPE model's unk_token id: a character outside the vocabulary becomes it (null: the character is dropped, as the tokenizers library does). */
+    private val unkId: Int?,
+    /** Consecutive unknown characters give one unk_token. */
+    private val fuseUnk: Boolean
 ) {
     private val cache = HashMap<String, IntArray>()
 
@@ -49,6 +57,27 @@ class Tokenizer private constructor(
     }
 
     private fun encodePlain(text0: String, out: MutableList<Int>) {
+        if (!splitDigits) {
+            encodePiece(text0, out)
+            return
+        }
+        var start = 0
+        var i = 0
+        while (i < text0.length) {
+            val cp = text0.codePointAt(i)
+            val n = Character.charCount(cp)
+            if (isNumeric(cp)) {
+                encodePiece(text0.substring(start, i), out)
+                encodePiece(text0.substring(i, i + n), out)
+                start = i + n
+            }
+            i += n
+        }
+        encodePiece(text0.substring(start), out)
+    }
+
+    /** One pre-tokenized piece through ByteLevel: the optional prefix space, GPT-2's split, BPE. */
+    private fun encodePiece(text0: String, out: MutableList<Int>) {
         if (text0.isEmpty()) return
         val text = if (addPrefixSpace && !text0.startsWith(" ")) " $text0" else text0
         val m = SPLIT.matcher(text)
@@ -70,8 +99,13 @@ class Tokenizer private constructor(
         var k = 0
         while (k < word.length) {
             val n = Character.charCount(word.codePointAt(k))
-            parts.add(word.substring(k, k + n))
+            val ch = word.substring(k, k + n)
             k += n
+            when {
+                vocab.containsKey(ch) -> parts.add(ch)
+                unkId == null -> Unit // dropped: the tokenizers library's BPE without unk_token
+                !(fuseUnk && parts.lastOrNull() == UNK) -> parts.add(UNK)
+            }
         }
         while (parts.size > 1) {
             var best = -1
@@ -102,7 +136,7 @@ class Tokenizer private constructor(
             parts.clear()
             parts.addAll(next)
         }
-        return IntArray(parts.size) { vocab[parts[it]] ?: throw ContractException("tokenizer: no id for '${parts[it]}' (a merge result missing from the vocabulary)") }
+        return IntArray(parts.size) { (if (parts[it] == UNK) unkId else vocab[parts[it]]) ?: throw ContractException("tokenizer: no id for '${parts[it]}' (a merge result missing from the vocabulary)") }
     }
 
     /** Text of [ids]; special tokens left out when [skipSpecialTokens]. Invalid UTF-8 becomes U+FFFD. */
@@ -134,6 +168,7 @@ class Tokenizer private constructor(
 
     companion object {
         private const val SEP = "\u0000" // never inside a byte-level token
+        private const val UNK = "\u0000unk" // a part standing for unk_token (never a vocabulary entry or merge)
         /**
          * Unicode White_Space, spelled out: what `\\s` means to the tokenizers library (Oniguruma),
          * without Pattern.UNICODE_CHARACTER_CLASS, which Android does not support.
@@ -156,6 +191,22 @@ class Tokenizer private constructor(
             }
         }
 
+        /** Rust's char::is_numeric, which the Digits pre-tokenizer splits on: categories Nd, Nl and No. */
+        private fun isNumeric(cp: Int): Boolean {
+            val t = Character.getType(cp)
+            return t == Character.DECIMAL_DIGIT_NUMBER.toInt() || t == Character.LETTER_NUMBER.toInt() || t == Character.OTHER_NUMBER.toInt()
+        }
+
+        /** The ByteLevel step of [pre] (alone, or after Digits(individual_digits) in a Sequence) and whether digits split first. */
+        @Suppress("UNCHECKED_CAST")
+        private fun byteLevelStep(pre: Map<String, Any?>?): Pair<Map<String, Any?>, Boolean>? {
+            if (pre?.get("type") == "ByteLevel") return Pair(pre, false)
+            val steps = (pre?.get("pretokenizers") as List<Any?>?)?.map { it as Map<String, Any?> } ?: return null
+            if (pre?.get("type") != "Sequence" || steps.size != 2) return null
+            if (steps[0]["type"] != "Digits" || steps[0]["individual_digits"] != true || steps[1]["type"] != "ByteLevel") return null
+            return Pair(steps[1], true)
+        }
+
         private fun byteChars(piece: String): String {
             val sb = StringBuilder()
             for (b in piece.toByteArray(Charsets.UTF_8)) sb.appendCodePoint(BYTE_TO_UNICODE[b.toInt() and 0xFF])
@@ -168,15 +219,25 @@ class Tokenizer private constructor(
         fun fromJson(text: String): Tokenizer {
             val root = Json.parse(text) as? Map<String, Any?> ?: throw ContractException("tokenizer.json: not a JSON object")
             if (root["normalizer"] != null) throw ContractException("tokenizer.json: normalizer ${(root["normalizer"] as Map<String, Any?>)["type"]} is not supported (only none)")
-            val pre = root["pre_tokenizer"] as Map<String, Any?>?
-            if (pre == null || pre["type"] != "ByteLevel" || pre["use_regex"] == false) {
-                throw ContractException("tokenizer.json: pre_tokenizer ${pre?.get("type")} is not supported (only ByteLevel with use_regex)")
+            val step = byteLevelStep(root["pre_tokenizer"] as Map<String, Any?>?)
+            if (step == null || step.first["use_regex"] == false) {
+                throw ContractException(
+                    "tokenizer.json: pre_tokenizer ${Json.write(root["pre_tokenizer"])} is not supported " +
+                        "(only ByteLevel with use_regex, alone or after Digits with individual_digits)"
+                )
             }
+            val pre = step.first
             val dec = root["decoder"] as Map<String, Any?>?
             if (dec == null || dec["type"] != "ByteLevel") throw ContractException("tokenizer.json: decoder ${dec?.get("type")} is not supported (only ByteLevel)")
             val model = root["model"] as Map<String, Any?>? ?: throw ContractException("tokenizer.json: no model")
             if (model["type"] != "BPE") throw ContractException("tokenizer.json: model ${model["type"]} is not supported (only BPE)")
             if (model["dropout"] != null) throw ContractException("tokenizer.json: BPE dropout is not supported")
+            for (key in listOf("ignore_merges", "byte_fallback")) {
+                if (model[key] == true) throw ContractException("tokenizer.json: BPE $key is not supported")
+            }
+            for (key in listOf("continuing_subword_prefix", "end_of_word_suffix")) {
+                if (!((model[key] as String?) ?: "").isEmpty()) throw ContractException("tokenizer.json: BPE $key '${model[key]}' is not supported")
+            }
             val vocab = HashMap<String, Int>()
             for ((k, v) in model["vocab"] as Map<String, Any?>) vocab[k] = (v as Long).toInt()
             val ranks = HashMap<String, Int>()
@@ -206,7 +267,9 @@ class Tokenizer private constructor(
             added.sortWith(Comparator { x, y -> y.first.length.compareTo(x.first.length) })
             val inverse = HashMap<Int, String>()
             for ((k, v) in vocab) inverse[v] = k
-            return Tokenizer(vocab, inverse, ranks, added, special, pre["add_prefix_space"] == true)
+            val unk = model["unk_token"] as String?
+            val unkId = if (unk == null) null else vocab[unk] ?: throw ContractException("tokenizer.json: BPE unk_token '$unk' is not in the vocabulary")
+            return Tokenizer(vocab, inverse, ranks, added, special, pre["add_prefix_space"] == true, step.second, unkId, model["fuse_unk"] == true)
         }
     }
 }

@@ -122,7 +122,25 @@ class SessionTest {
     @Test
     fun plansEqualPythonSessionPlans() { // the grid shrinks until the answer has room, as Session._plan does
         val (manifest, tok) = fixtures()
-        val cases = Json.parse(File(dir, "session_plans.json").readText()) as List<Any?>
+        checkPlans(manifest, tok, Json.parse(File(dir, "session_plans.json").readText()) as List<Any?>)
+    }
+
+    /** The tiny SmolVLM's manifest (as the exporter writes it) and its tokenizer. */
+    private fun smolvlmFixtures(): Triple<Manifest, Tokenizer, List<Any?>> {
+        val m = Json.parse(File(dir, "manifests.json").readText()) as Map<String, Any?>
+        val d = Json.parse(File(dir, "smolvlm_session_plans.json").readText()) as Map<String, Any?>
+        val manifest = Manifest.parse(d["manifest"] as String, File(m["schema"] as String).readText())
+        return Triple(manifest, Tokenizer.fromJson(File(d["tokenizer"] as String).readText()), d["cases"] as List<Any?>)
+    }
+
+    @Test
+    fun smolvlmPlansEqualPythonSessionPlans() { // SmolVLM's text tile markers and global image, grids shrunk for the answer
+        val (manifest, tok, cases) = smolvlmFixtures()
+        assertEquals(GridPolicy.SMOLVLM, manifest.vision.policy)
+        checkPlans(manifest, tok, cases)
+    }
+
+    private fun checkPlans(manifest: Manifest, tok: Tokenizer, cases: List<Any?>) {
         assertTrue(cases.size >= 8)
         for ((i, c0) in cases.withIndex()) {
             val c = c0 as Map<String, Any?>
@@ -149,6 +167,25 @@ class SessionTest {
             }
             assertEquals("case $i segments", c["segments"], segs)
         }
+    }
+
+    @Test
+    fun smolvlmImageTurnEncodesEveryTileAndTheGlobalImage() {
+        val (manifest, tok, _) = smolvlmFixtures()
+        val eos = manifest.eosIds[0]
+        val methods = Scripted(listOf(eos), manifest.maxContextLen, 600, manifest.tokensPerTile)
+        val session = Session(methods, tok, manifest, GenerationConfig(maxNewTokens = 8))
+        val image = RgbImage(1000, 700, ByteArray(1000 * 700 * 3) { (it % 251).toByte() })
+        val plan = session.plan("What colour?", image.size)
+        assertEquals(Grid(4, 3), plan.tiles!!.grid) // 256 x 180 after the first resize, 256 x 192 canvas: 12 tiles + the global image
+        methods.promptEnd = plan.numPositions
+        val answer = session.ask("What colour?", image)
+        assertEquals("eos", answer.stopReason)
+        assertEquals(13, answer.stats.numTiles)
+        assertEquals(13, methods.calls.filter { it.method == "vision_encoder" }.fold(0) { acc, c -> acc + c.size })
+        val refs = plan.segments.filterIsInstance<TileRef>().map { it.tile }
+        assertEquals((0 until 13).toList(), refs) // local tiles row-major, then the global image (thumbnail last)
+        assertEquals(13 * manifest.tokensPerTile, answer.stats.numImageTokens)
     }
 
     @Test

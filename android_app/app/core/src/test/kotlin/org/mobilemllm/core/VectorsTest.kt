@@ -9,7 +9,8 @@ import org.junit.Test
 
 /**
  * The pure-Kotlin core against vectors the Python toolkit wrote (tests/android_app/test_kotlin_core.py):
- * grid choices of shared/testdata/grid_cases.json, tile plans and tile pixels (Pillow's resize),
+ * grid choices of shared/testdata/grid_cases.json and of the smolvlm policy, tile plans and tile pixels (Pillow's resize,
+ * lanczos included),
  * normalised floats, tokenizer ids and text, prompt layouts, manifest checks, stats records.
  * The folder comes from the system property `mobile_mllm.vectors`, the grid table from
  * `mobile_mllm.grid_cases`.
@@ -65,6 +66,64 @@ class VectorsTest {
         }
     }
 
+    /** Plan of a tiles.json-style case equal to Python's (summary and boxes), or the same error type (then null). */
+    private fun checkPlan(c: Map<String, Any?>, cfg: VisionConfig, size: Size): TilePlan? {
+        val name = c["name"] as String
+        val budget = (c["token_budget"] as Long?)?.toInt()
+        if (c["error"] != null) {
+            try {
+                Tiling.planTiles(size, cfg, budget)
+                fail("$name: expected ${c["error"]}")
+            } catch (e: MobileMllmException) {
+                assertEquals(name, c["error"], e.errorType)
+            }
+            return null
+        }
+        val plan = Tiling.planTiles(size, cfg, budget)
+        assertSameJson("$name.summary", c["summary"], plan.summary())
+        val boxes = (c["boxes"] as List<Any?>).map { ints(it) }
+        assertEquals("$name.boxes", boxes, plan.boxes.map { listOf(it.left, it.top, it.right, it.bottom) })
+        return plan
+    }
+
+    @Test
+    fun smolvlmGridsEqualPython() { // grid.select_smolvlm through plan_tiles, and both resizes of every edge tried
+        val cases = load("smolvlm_grids.json") as List<Any?>
+        assertTrue(cases.size >= 500)
+        for (c0 in cases) {
+            val c = c0 as Map<String, Any?>
+            val cfg = VisionConfig.fromJson(c["vision"] as Map<String, Any?>)
+            val wh = ints(c["size"])
+            val size = Size(wh[0], wh[1])
+            checkPlan(c, cfg, size)
+            val edges = (c["edges"] as List<Any?>).map { it as List<Any?> }
+            assertEquals("${c["name"]} edges", edges.map { (it[0] as Long).toInt() }, GridRules.smolvlmEdges(cfg.smolvlmLongestEdgePx, cfg.tileSize))
+            for (e in edges) {
+                val sizes = GridRules.smolvlmSizes(size, (e[0] as Long).toInt(), cfg.tileSize)
+                assertEquals("${c["name"]} edge ${e[0]}", listOf(ints(e[1]), ints(e[2])),
+                    listOf(listOf(sizes.first.width, sizes.first.height), listOf(sizes.second.width, sizes.second.height)))
+            }
+        }
+    }
+
+    @Test
+    fun resizeEqualsPillow() { // Image.resize up, down, one axis, mixed; lanczos mostly
+        val cases = load("resize.json") as List<Any?>
+        val filters = HashSet<Resample>()
+        for (c0 in cases) {
+            val c = c0 as Map<String, Any?>
+            val wh = ints(c["size"])
+            val to = ints(c["target"])
+            val filter = enumOf(Resample.values(), c["resample"] as String, "resample") { it.value }
+            filters.add(filter)
+            val out = Pixels.resize(RgbImage(wh[0], wh[1], File(dir, c["source"] as String).readBytes()), to[0], to[1], filter)
+            val want = File(dir, c["expected"] as String).readBytes()
+            assertEquals("$wh -> $to ${filter.value}: size", listOf(to[0], to[1]), listOf(out.width, out.height))
+            assertArrayEquals("$wh -> $to ${filter.value}", want, out.rgb)
+        }
+        assertTrue(Resample.LANCZOS in filters)
+    }
+
     @Test
     fun tilePlansAndPixelsEqualPython() {
         val cases = load("tiles.json") as List<Any?>
@@ -75,20 +134,7 @@ class VectorsTest {
             val cfg = VisionConfig.fromJson(c["vision"] as Map<String, Any?>)
             val wh = ints(c["size"])
             val size = Size(wh[0], wh[1])
-            val budget = (c["token_budget"] as Long?)?.toInt()
-            if (c["error"] != null) {
-                try {
-                    Tiling.planTiles(size, cfg, budget)
-                    fail("$name: expected ${c["error"]}")
-                } catch (e: MobileMllmException) {
-                    assertEquals(name, c["error"], e.errorType)
-                }
-                continue
-            }
-            val plan = Tiling.planTiles(size, cfg, budget)
-            assertSameJson("$name.summary", c["summary"], plan.summary())
-            val boxes = (c["boxes"] as List<Any?>).map { ints(it) }
-            assertEquals("$name.boxes", boxes, plan.boxes.map { listOf(it.left, it.top, it.right, it.bottom) })
+            val plan = checkPlan(c, cfg, size) ?: continue
             val source = c["source"] as String? ?: continue
             pixelCases++
             val img = RgbImage(size.width, size.height, File(dir, source).readBytes())
@@ -114,6 +160,7 @@ class VectorsTest {
             }
         }
         assertTrue("no pixel cases ran", pixelCases > 0)
+        assertTrue("no smolvlm pixel cases", cases.any { ((it as Map<String, Any?>)["name"] as String).startsWith("smolvlm") && it["source"] != null })
     }
 
     @Test
@@ -140,7 +187,32 @@ class VectorsTest {
 
     @Test
     fun tokenizerEqualsHuggingFaceTokenizers() {
-        val c = load("tokenizer.json") as Map<String, Any?>
+        checkTokenizer("tokenizer.json")
+    }
+
+    @Test
+    fun digitSplittingTokenizerEqualsHuggingFaceTokenizers() { // SmolLM2's Sequence[Digits(individual_digits), ByteLevel]
+        checkTokenizer("tokenizer_digits.json")
+    }
+
+    @Test
+    fun charactersOutsideTheVocabularyAndRefusedOptionsAsHuggingFace() { // dropped, unk_token, fused unk_token; options named
+        val g = load("tokenizer_gaps.json") as Map<String, Any?>
+        for (c in g["cases"] as List<Any?>) checkTokenizerCases(c as Map<String, Any?>)
+        for (r0 in g["refused"] as List<Any?>) {
+            val r = r0 as Map<String, Any?>
+            try {
+                Tokenizer.fromJson(File(r["tokenizer"] as String).readText(Charsets.UTF_8))
+                fail("accepted ${r["key"]}")
+            } catch (e: ContractException) {
+                assertTrue(e.message!!, e.message!!.contains(r["key"] as String))
+            }
+        }
+    }
+
+    private fun checkTokenizer(file: String) = checkTokenizerCases(load(file) as Map<String, Any?>)
+
+    private fun checkTokenizerCases(c: Map<String, Any?>) {
         val tok = Tokenizer.fromJson(File(c["tokenizer"] as String).readText(Charsets.UTF_8))
         for (e0 in c["encode"] as List<Any?>) {
             val e = e0 as Map<String, Any?>
@@ -158,8 +230,18 @@ class VectorsTest {
 
     @Test
     fun promptLayoutsEqualPython() {
-        val c = load("prompts.json") as Map<String, Any?>
+        checkPromptLayouts("prompts.json")
+    }
+
+    @Test
+    fun smolvlmPromptLayoutsEqualPython() { // text tile markers tokenized with the text around them, the global image
+        checkPromptLayouts("smolvlm_prompts.json")
+    }
+
+    private fun checkPromptLayouts(file: String) {
+        val c = load(file) as Map<String, Any?>
         val tok = Tokenizer.fromJson(File(c["tokenizer"] as String).readText(Charsets.UTF_8))
+        val encodeImage = c["encode_image"] == true
         for ((i, p0) in (c["cases"] as List<Any?>).withIndex()) {
             val p = p0 as Map<String, Any?>
             val fmt = PromptFormat.fromJson(p["prompt"] as Map<String, Any?>)
@@ -173,12 +255,13 @@ class VectorsTest {
                 val im = p["image"] as Map<String, Any?>?
                 val block = if (im == null) null else {
                     val g = ints(im["grid"])
-                    Layout.imageBlock(fmt, Grid(g[0], g[1]), (im["thumbnail_index"] as Long?)?.toInt(), (im["tokens_per_tile"] as Long).toInt(), ids)
+                    Layout.imageBlock(fmt, Grid(g[0], g[1]), (im["thumbnail_index"] as Long?)?.toInt(), (im["tokens_per_tile"] as Long).toInt(), ids,
+                        if (encodeImage) encode else null)
                 }
                 Layout.firstTurn(fmt, question, encode, ids, block)
             }
-            assertSameJson("case $i", p["segments"], segmentsJson(segs))
-            assertEquals("case $i positions", (p["positions"] as Long).toInt(), Layout.countPositions(segs))
+            assertSameJson("$file case $i", p["segments"], segmentsJson(segs))
+            assertEquals("$file case $i positions", (p["positions"] as Long).toInt(), Layout.countPositions(segs))
         }
     }
 
@@ -209,7 +292,8 @@ class VectorsTest {
                     "tokens_per_tile" to man.tokensPerTile, "eos_ids" to man.eosIds, "bos_id" to man.bosId,
                     "max_seq_len" to man.maxSeqLen, "max_context_len" to man.maxContextLen,
                     "prefill_chunk" to man.prefillChunk, "tile_batch" to man.tileBatch, "hidden_size" to man.hiddenSize,
-                    "user_template" to man.prompt.userTemplate, "special_tokens" to man.specialTokens
+                    "user_template" to man.prompt.userTemplate, "special_tokens" to man.specialTokens,
+                    "resample" to man.vision.resample.value, "longest_edge_px" to man.vision.longestEdgePx, "prompt" to promptJson(man.prompt)
                 )
                 assertSameJson("$name: fields", m["fields"], got)
             } else {
@@ -222,6 +306,15 @@ class VectorsTest {
             }
         }
     }
+
+    /** A PromptFormat as Python's to_dict writes it (field order of model/adapter.py). */
+    private fun promptJson(f: PromptFormat): Map<String, Any?> = linkedMapOf(
+        "user_template" to f.userTemplate, "turn_end" to f.turnEnd, "system" to f.system, "image_placeholder" to f.imagePlaceholder,
+        "image_start" to f.imageStart, "image_end" to f.imageEnd, "tile_sep" to f.tileSep, "row_sep" to f.rowSep,
+        "thumbnail_marker" to f.thumbnailMarker, "bos" to f.bos, "eos" to f.eos, "tile_start" to f.tileStart, "row_end" to f.rowEnd,
+        "tiles_end" to f.tilesEnd, "thumbnail_start" to f.thumbnailStart, "single_tile_as_thumbnail" to f.singleTileAsThumbnail,
+        "text_lead" to f.textLead, "image_join" to f.imageJoin, "question_template" to f.questionTemplate
+    )
 
     @Test
     fun statsRecordsAndRowsEqualPython() {
