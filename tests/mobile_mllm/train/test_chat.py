@@ -147,3 +147,44 @@ def test_builtin_model_answers_plain_questions_and_follow_ups_in_a_chat() -> Non
     assert first >= 0.75 and follow >= 0.75 and form >= 0.75, (first, follow, form)
     assert described >= 0.5, described
     assert not any(r[3].endswith(("Yes", "No")) and len(r[3]) > 3 for r in rows)  # no answer glued to a previous one
+
+
+def test_extreme_objects_name_the_object_the_pixels_show_on_that_side(small_spec: SyntheticSpec) -> None:
+    # Independent check: the first object-coloured pixel from that side of the image belongs to the
+    # object named there (objects never overlap; their colours are exact, backgrounds are not theirs).
+    import numpy as np
+
+    from mobile_mllm.eval.synthetic import COLOURS
+    from mobile_mllm.train.chat import extreme_objects
+
+    asked = 0
+    for i in range(80):
+        s = generate_sample(21, i, small_spec)
+        objects = sample_objects(s)
+        for side, index in extreme_objects(s).items():
+            pixels = np.asarray(s.image)
+            drawn = np.zeros(pixels.shape[:2], dtype=bool)
+            for rgb in COLOURS.values():
+                drawn |= (pixels == np.array(rgb)).all(axis=2)
+            ys, xs = np.nonzero(drawn)
+            pick = {"on the left": xs.argmin(), "on the right": xs.argmax(), "at the top": ys.argmin(),
+                    "at the bottom": ys.argmax()}[side]
+            x, y, _ = s.boxes[index]
+            assert tuple(pixels[ys[pick], xs[pick]]) == COLOURS[objects[index][0]], (s.id, side)
+            assert abs(xs[pick] - x) <= s.boxes[index][2] + 1 and abs(ys[pick] - y) <= s.boxes[index][2] + 1
+            asked += 1
+        if len(objects) == 1:
+            assert extreme_objects(s) == {}
+    assert asked >= 40
+
+
+def test_plain_turns_ask_what_is_on_a_side_only_when_one_object_is_clearly_there() -> None:
+    s = SyntheticSample(0, None, "Q?", "yes", (), Kind.EXISTS, Form.VQA, "objects",
+                        "black diamond, red hexagon, purple star", ((35, 130, 17), (266, 45, 17), (260, 155, 17)))
+    asked = {q: a for q, a in plain_turns(s, random.Random(3)) if " on the " in q or " at the " in q}
+    assert asked and set(asked.values()) <= {"diamond", "hexagon"}
+    for q, a in asked.items():
+        assert ("left" in q and a == "diamond") or ("top" in q and a == "hexagon")
+    sides = {q.split(" is ")[1] for seed in range(40) for q, _ in plain_turns(s, random.Random(seed))
+             if " on the " in q or " at the " in q}
+    assert sides == {"on the left?", "at the top?"}  # the stacked pair is neither clearly right nor bottom
