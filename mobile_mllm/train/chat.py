@@ -31,9 +31,11 @@ __all__ = [
     "described_objects",
     "describe_sentence",
     "extreme_objects",
+    "is_side_question",
     "plain_question",
     "plain_turns",
     "sample_objects",
+    "side_turn",
 ]
 
 DESCRIBE_PROMPTS: tuple[str, ...] = ("Describe the image.", "Describe this image.", "What is in the image?",
@@ -92,6 +94,17 @@ def extreme_objects(sample: SyntheticSample) -> dict[str, int]:
             if others and all(direction * (near - edge) > 0 for edge in others):
                 found[side] = i
     return found
+
+
+def side_turn(sample: SyntheticSample, side: str, rng: random.Random) -> tuple[str, str]:
+    """("What shape is on the left?", its shape) for a ``side`` of :func:`extreme_objects`."""
+    shape = sample_objects(sample)[extreme_objects(sample)[side]][1]
+    return rng.choice((f"What shape is {side}?", f"Which shape is {side}?")), shape
+
+
+def is_side_question(question: str) -> bool:
+    """Whether ``question`` asks what is on a side (:func:`side_turn`)."""
+    return any(question.endswith(f" {side}?") for side in _SIDES)
 
 
 def _article(word: str) -> str:
@@ -180,7 +193,6 @@ def plain_turns(sample: SyntheticSample, rng: random.Random) -> list[tuple[str, 
                   "Yes" if shape in shapes else "No"))
     sides = extreme_objects(sample)
     if sides:
-        side = rng.choice(sorted(sides))
-        turns.append((rng.choice((f"What shape is {side}?", f"Which shape is {side}?")), objects[sides[side]][1]))
+        turns.append(side_turn(sample, rng.choice(sorted(sides)), rng))
     rng.shuffle(turns)
     return turns

@@ -103,6 +103,48 @@ def test_follow_up_dialogue_asks_a_benchmark_question_after_an_opener(small_spec
     assert openers == {"describe", "plain"}
 
 
+def test_where_dialogue_asks_sides_after_an_opener_and_rows_reach_the_train_set(small_spec: SyntheticSpec) -> None:
+    from mobile_mllm.train.chat import DESCRIBE_PROMPTS, extreme_objects, is_side_question
+    from mobile_mllm.train.data import where_dialogue
+
+    asked = 0
+    for i in range(40):
+        sample = generate_sample(9, i, small_spec)
+        turns = where_dialogue(sample, random.Random(i))
+        sides = extreme_objects(sample)
+        if not sides:
+            assert turns == []
+            continue
+        opener, *rest = turns
+        assert not is_side_question(opener[0])
+        assert opener[0] not in DESCRIBE_PROMPTS or opener[1] == describe_sentence(sample)
+        assert 1 <= len(rest) <= min(2, len(sides))
+        for question, answer in rest:
+            side = next(s for s in sides if question.endswith(f" {s}?"))
+            assert answer == sample_objects(sample)[sides[side]][1]
+            asked += 1
+    assert asked >= 20
+
+
+def test_chat_where_rows_are_added_to_images_with_a_clear_side(tiny, small_spec: SyntheticSpec) -> None:  # noqa: ANN001
+    from mobile_mllm.train.chat import extreme_objects
+    from mobile_mllm.train.data import SyntheticTrainSet
+
+    def dataset(where: int) -> SyntheticTrainSet:
+        return SyntheticTrainSet(seed=9, spec=small_spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt,
+                                 vision=tiny.vision, grid_jitter=0.0, pad_id=0, length=12, chat_where=where)
+
+    plain, where = dataset(0), dataset(2)
+    for i in range(12):
+        extra = 2 if extreme_objects(generate_sample(9, i, small_spec)) else 0
+        base, more = plain[i], where[i]
+        assert len(more) == len(base) + extra
+        assert more[0].ids.tolist() == base[0].ids.tolist()  # the other rows are unchanged
+        if extra:
+            text = tiny.tokenizer.decode(more[-1].ids.tolist(), skip_special_tokens=False)
+            assert "What shape is " in text or "Which shape is " in text
+
+
 @pytest.mark.slow
 def test_chat_benchmark_in_worker_processes_equals_one_process(tiny_dir) -> None:  # noqa: ANN001
     from mobile_mllm.train.chat_eval import evaluate_chat
