@@ -146,6 +146,10 @@ class SyntheticSpec:
             raise ConfigError(f"synthetic.small_text_px must be (low, high) with 6 <= low <= high, got {self.small_text_px}")
 
 
+Box = tuple[float, float, float]
+"""An object's place on the image: (centre x, centre y, radius) in pixels."""
+
+
 @dataclass(frozen=True)
 class SyntheticSample:
     """One drawn image and one question about it."""
@@ -163,8 +167,11 @@ class SyntheticSample:
     detail: str
     """Sub-kind (e.g. ``small`` text, ``value`` chart): the TSV's ``l2-category``."""
     description: str = ""
-    """Everything drawn, left to right (``red circle, blue square``; the text; ``apple 5, pear 12``):
+    """Everything drawn, in reading order (``red circle, blue square``; the text; ``apple 5, pear 12``):
     a dense training target. Not part of the TSV."""
+    boxes: tuple[Box, ...] = ()
+    """Where each object of ``description`` is drawn, in its order: (centre x, centre y, radius) in
+    pixels; empty for text and chart images. Not part of the TSV."""
 
     @property
     def answer_letter(self) -> str | None:
@@ -226,16 +233,40 @@ class _Obj:
     colour: str
 
 
-def _describe(objects: Sequence[_Obj], xs: Sequence[float]) -> str:
-    """``colour shape`` of each object, left to right (the order a reader would list them)."""
-    return ", ".join(f"{o.colour} {o.shape}" for _, o in sorted(zip(xs, objects), key=lambda pair: pair[0]))
+def reading_order(boxes: Sequence[Box]) -> list[int]:
+    """Indices of ``boxes`` in the order a reader lists the objects: columns left to right, each top to bottom.
+
+    A column is the leftmost object not yet listed and every later object (by centre x) whose
+    horizontal extent overlaps that first one's: objects stacked one above the other. Plain left to
+    right by centre x made "the next object" a coin toss between two stacked objects a few pixels
+    apart, and a model describing such an image named one of them twice.
+
+    Example:
+        >>> reading_order([(300, 40, 20), (30, 100, 20), (294, 150, 20)])  # stacked pair on the right
+        [1, 0, 2]
+    """
+    order = sorted(range(len(boxes)), key=lambda i: boxes[i][0])
+    columns: list[list[int]] = []
+    for i in order:
+        first = boxes[columns[-1][0]] if columns else None
+        if first is not None and abs(boxes[i][0] - first[0]) < boxes[i][2] + first[2]:
+            columns[-1].append(i)
+        else:
+            columns.append([i])
+    return [i for column in columns for i in sorted(column, key=lambda j: boxes[j][1])]
 
 
-def _scatter(rng: random.Random, image: Image.Image, objects: Sequence[_Obj]) -> str:
+def _describe(objects: Sequence[_Obj], order: Sequence[int]) -> str:
+    """``colour shape`` of each object, in ``order``."""
+    return ", ".join(f"{objects[i].colour} {objects[i].shape}" for i in order)
+
+
+def _scatter(rng: random.Random, image: Image.Image, objects: Sequence[_Obj]) -> tuple[str, tuple[Box, ...]]:
     """Draw objects at random non-overlapping places (shrinking them if the canvas is crowded).
 
     Returns:
-        str: the objects described left to right (:func:`_describe`).
+        tuple[str, tuple[Box, ...]]: the objects described in :func:`reading_order`, and their
+        boxes in that order.
     """
     from PIL import ImageDraw  # noqa: PLC0415
 
@@ -253,7 +284,8 @@ def _scatter(rng: random.Random, image: Image.Image, objects: Sequence[_Obj]) ->
                 scale *= 0.8
         placed.append((cx, cy, r))
         _draw_shape(draw, obj.shape, cx, cy, r, obj.colour)
-    return _describe(objects, [x for x, _, _ in placed])
+    order = reading_order(placed)
+    return _describe(objects, order), tuple(placed[i] for i in order)
 
 
 def _other(rng: random.Random, pool: Sequence[str], *exclude: str) -> str:
@@ -278,6 +310,7 @@ class _Question:
     detail: str
     vqa_suffix: str = ""
     description: str = ""
+    boxes: tuple[Box, ...] = ()
     confusers: tuple[str, ...] = ()
     """The wrong answers the image itself suggests (another object's colour, the opposite relation,
     a neighbouring count): hard negatives for re-asked training questions. Empty: none."""
@@ -287,10 +320,10 @@ def _draw_colour(rng: random.Random, image: Image.Image) -> _Question:
     target = _Obj(rng.choice(SHAPES), rng.choice(list(COLOURS)))
     others = [_Obj(_other(rng, SHAPES, target.shape), rng.choice(list(COLOURS))) for _ in range(rng.randint(0, 2))]
     others = [o for i, o in enumerate(others) if o.shape not in {x.shape for x in others[:i]}]
-    description = _scatter(rng, image, [target, *others])
+    description, boxes = _scatter(rng, image, [target, *others])
     return _Question(
         f"What colour is the {target.shape}?", target.colour, tuple(c for c in COLOURS if c != target.colour),
-        f"Is the {target.shape} {{}}?", "single" if not others else "among_others", description=description,
+        f"Is the {target.shape} {{}}?", "single" if not others else "among_others", description=description, boxes=boxes,
         confusers=_unique(o.colour for o in others),
     )
 
@@ -298,10 +331,10 @@ def _draw_colour(rng: random.Random, image: Image.Image) -> _Question:
 def _draw_shape_kind(rng: random.Random, image: Image.Image) -> _Question:
     target = _Obj(rng.choice(SHAPES), rng.choice(list(COLOURS)))
     others = [_Obj(rng.choice(SHAPES), _other(rng, list(COLOURS), target.colour)) for _ in range(rng.randint(0, 2))]
-    description = _scatter(rng, image, [target, *others])
+    description, boxes = _scatter(rng, image, [target, *others])
     return _Question(
         f"What shape is the {target.colour} object?", target.shape, tuple(s for s in SHAPES if s != target.shape),
-        f"Is the {target.colour} object a {{}}?", "single" if not others else "among_others", description=description,
+        f"Is the {target.colour} object a {{}}?", "single" if not others else "among_others", description=description, boxes=boxes,
         confusers=_unique(o.shape for o in others),
     )
 
@@ -317,11 +350,11 @@ def _draw_count(rng: random.Random, image: Image.Image) -> _Question:
             distractors.append(_Obj(_other(rng, SHAPES, target.shape), target.colour))
     objects = [target] * n + distractors
     rng.shuffle(objects)
-    description = _scatter(rng, image, objects)
+    description, boxes = _scatter(rng, image, objects)
     numbers = tuple(str(k) for k in range(1, 8) if k != n)
     return _Question(
         f"How many {target.colour} {target.shape}s are there?", str(n), numbers,
-        f"Are there exactly {{}} {target.colour} {target.shape}s?", "few" if n <= 3 else "many", description=description,
+        f"Are there exactly {{}} {target.colour} {target.shape}s?", "few" if n <= 3 else "many", description=description, boxes=boxes,
         confusers=(str(n - 1), str(n + 1)),
     )
 
@@ -344,30 +377,32 @@ def _draw_position(rng: random.Random, image: Image.Image) -> _Question:
     ca = centre + rng.uniform(-wobble, wobble)
     cb = centre + rng.uniform(-wobble, wobble)
     draw = ImageDraw.Draw(image)
-    xs = []
+    placed: list[Box] = []
     for obj, p, c in ((a, pa, ca), (b, pb, cb)):
         x, y = (p, c) if horizontal else (c, p)
-        xs.append(x if horizontal else y)
+        placed.append((x, y, r))
         _draw_shape(draw, obj.shape, x, y, r, obj.colour)
+    order = sorted(range(2), key=lambda i: placed[i][0 if horizontal else 1])  # along the asked axis
     return _Question(
         f"Where is the {a.colour} {a.shape} relative to the {b.colour} {b.shape}?", relation,
         tuple(x for x in _RELATIONS if x != relation),
         f"Is the {a.colour} {a.shape} {{}} the {b.colour} {b.shape}?", "horizontal" if horizontal else "vertical",
-        vqa_suffix=" Answer left, right, above or below.", description=_describe((a, b), xs),
+        vqa_suffix=" Answer left, right, above or below.", description=_describe((a, b), order),
+        boxes=tuple(placed[i] for i in order),
         confusers=(_OPPOSITE[relation],),
     )
 
 
 def _draw_exists(rng: random.Random, image: Image.Image) -> _Question:
     present = [_Obj(rng.choice(SHAPES), rng.choice(list(COLOURS))) for _ in range(rng.randint(1, 4))]
-    description = _scatter(rng, image, present)
+    description, boxes = _scatter(rng, image, present)
     combos = {(o.colour, o.shape) for o in present}
     absent = [f"{c} {s}" for c in COLOURS for s in SHAPES if (c, s) not in combos]
     rng.shuffle(absent)
     truth = rng.choice(sorted(f"{c} {s}" for c, s in combos))
     return _Question(
         "Which of these objects is in the image?", truth, tuple(absent[:6]), "Is there a {} in the image?", "objects",
-        description=description,
+        description=description, boxes=boxes,
     )
 
 
@@ -483,17 +518,17 @@ def _ask(rng: random.Random, sample_id: int, image: Image.Image, kind: Kind, for
         rest = [d for d in q.distractors if d not in wrong]
         options = [q.answer, *wrong, *rng.sample(rest, min(3 - len(wrong), len(rest)))]
         rng.shuffle(options)
-        return SyntheticSample(sample_id, image, q.mcq, q.answer, tuple(options), kind, form, q.detail, q.description)
+        return SyntheticSample(sample_id, image, q.mcq, q.answer, tuple(options), kind, form, q.detail, q.description, q.boxes)
     if form is Form.YN:
         truthful = rng.random() < 0.5
         claim = q.answer if truthful else rng.choice(confusers or q.distractors)
         question = q.yn.format(_relation_claim(q, claim)) + " Please answer yes or no."
-        return SyntheticSample(sample_id, image, question, "Yes" if truthful else "No", (), kind, form, q.detail, q.description)
+        return SyntheticSample(sample_id, image, question, "Yes" if truthful else "No", (), kind, form, q.detail, q.description, q.boxes)
     if kind is Kind.EXISTS:  # "which of these" has no short answer: ask yes/no in words instead
         present = rng.random() < 0.5
         question = q.yn.format(q.answer if present else q.distractors[0]) + " Answer yes or no."
-        return SyntheticSample(sample_id, image, question, "yes" if present else "no", (), kind, form, q.detail, q.description)
-    return SyntheticSample(sample_id, image, q.mcq + q.vqa_suffix, q.answer, (), kind, form, q.detail, q.description)
+        return SyntheticSample(sample_id, image, question, "yes" if present else "no", (), kind, form, q.detail, q.description, q.boxes)
+    return SyntheticSample(sample_id, image, q.mcq + q.vqa_suffix, q.answer, (), kind, form, q.detail, q.description, q.boxes)
 
 
 def generate_sample(seed: int, sample_id: int, spec: SyntheticSpec) -> SyntheticSample:

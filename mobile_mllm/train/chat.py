@@ -10,6 +10,8 @@ image. Everything here is derived from what the generator drew (``SyntheticSampl
 - :func:`describe_sentence`: a short true sentence naming every object's colour and shape (one by
   one, left to right), the text it shows, or the bars of a chart.
 - :func:`described_objects`: the (colour, shape) pairs a sentence names, for scoring descriptions.
+- :func:`extreme_objects`: which object is clearly on the left (right, top, bottom), for "What
+  shape is on the left?".
 
 Deliberately not here: tokenisation and layout (``data.build_dialogue``), scoring (``evaluate``).
 """
@@ -28,9 +30,12 @@ __all__ = [
     "OBJECT_KINDS",
     "described_objects",
     "describe_sentence",
+    "extreme_objects",
+    "is_side_question",
     "plain_question",
     "plain_turns",
     "sample_objects",
+    "side_turn",
 ]
 
 DESCRIBE_PROMPTS: tuple[str, ...] = ("Describe the image.", "Describe this image.", "What is in the image?",
@@ -60,6 +65,46 @@ def described_objects(text: str) -> set[tuple[str, str]]:
         [('blue', 'star'), ('red', 'circle')]
     """
     return {(m.group(1), m.group(2)) for m in _OBJECT_RE.finditer(text.lower())}
+
+
+_SIDES = {"on the left": (0, -1), "on the right": (0, 1), "at the top": (1, -1), "at the bottom": (1, 1)}
+"""Where a plain question points ("What shape is on the left?"): (axis of the box, direction)."""
+
+
+def extreme_objects(sample: SyntheticSample) -> dict[str, int]:
+    """Sides of the image with one object clearly there: "on the left" -> index into :func:`sample_objects`.
+
+    An object is clearly on the left when its whole extent lies left of every other object's (so
+    "What shape is on the left?" has one answer anyone would give); likewise right, top, bottom.
+    Images of one object, text and charts have none.
+
+    Example:
+        >>> from mobile_mllm.eval.synthetic import Form
+        >>> s = SyntheticSample(0, None, "Q", "A", (), Kind.EXISTS, Form.VQA, "x", "black diamond, red hexagon, purple star",
+        ...                     ((35, 130, 17), (266, 45, 17), (260, 155, 17)))
+        >>> extreme_objects(s)
+        {'on the left': 0, 'at the top': 1}
+    """
+    boxes = sample.boxes if sample.kind in OBJECT_KINDS else ()
+    found: dict[str, int] = {}
+    for side, (axis, direction) in _SIDES.items():
+        for i, box in enumerate(boxes):
+            near = box[axis] - direction * box[2]  # the extent's edge that faces the others
+            others = [b[axis] + direction * b[2] for j, b in enumerate(boxes) if j != i]  # theirs facing it
+            if others and all(direction * (near - edge) > 0 for edge in others):
+                found[side] = i
+    return found
+
+
+def side_turn(sample: SyntheticSample, side: str, rng: random.Random) -> tuple[str, str]:
+    """("What shape is on the left?", its shape) for a ``side`` of :func:`extreme_objects`."""
+    shape = sample_objects(sample)[extreme_objects(sample)[side]][1]
+    return rng.choice((f"What shape is {side}?", f"Which shape is {side}?")), shape
+
+
+def is_side_question(question: str) -> bool:
+    """Whether ``question`` asks what is on a side (:func:`side_turn`)."""
+    return any(question.endswith(f" {side}?") for side in _SIDES)
 
 
 def _article(word: str) -> str:
@@ -146,10 +191,8 @@ def plain_turns(sample: SyntheticSample, rng: random.Random) -> list[tuple[str, 
     shape = rng.choice(SHAPES)
     turns.append((rng.choice((f"Is there a {shape} in the image?", f"Is there a {shape}?")),
                   "Yes" if shape in shapes else "No"))
-    if sample.kind is Kind.POSITION:
-        first, second = ("left", "right") if sample.detail == "horizontal" else ("top", "bottom")
-        side = rng.randrange(2)
-        where = f"on the {(first, second)[side]}" if first == "left" else f"at the {(first, second)[side]}"
-        turns.append((f"What shape is {where}?", objects[side][1]))
+    sides = extreme_objects(sample)
+    if sides:
+        turns.append(side_turn(sample, rng.choice(sorted(sides)), rng))
     rng.shuffle(turns)
     return turns

@@ -6,12 +6,15 @@ conversations through the eager ``Session`` (greedy, exactly as ``mobile-mllm ru
 
 - A: a plain question (``chat.plain_turns``, first turn) -> the benchmark's question about the
   same image as a follow-up -> another plain question as a follow-up;
-- B: "Describe the image." (first turn) -> A's first plain question again, now as a follow-up.
+- B: "Describe the image." (first turn) -> A's first plain question again, now as a follow-up;
+- C: the benchmark's question of A as the first turn of a fresh conversation.
 
-Reported per setting: ``plain`` (first turns), ``plain_follow_up``, ``form_follow_up`` (compare
-with the first-turn numbers of ``evaluate``), and for descriptions ``describe_true`` (it names at
-least one thing and everything it names is in the image: (colour, shape) pairs, the shown text,
-the chart's bars) and ``describe_complete`` (it names every distinct object, the text, every bar).
+Reported per setting: ``plain`` (first turns), ``plain_follow_up``, ``form_first`` and
+``form_follow_up`` (the same question about the same image, first turn vs follow-up: a paired
+comparison, which the first-turn numbers of ``evaluate`` on other images are not), and for
+descriptions ``describe_true`` (it names at least one thing and everything it names is in the
+image: (colour, shape) pairs, the shown text, the chart's bars) and ``describe_complete`` (it
+names every distinct object, the text, every bar).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from mobile_mllm.train.evaluate import score_sample
 
 __all__ = ["ChatRecord", "chat_accuracy", "describe_scores", "evaluate_chat", "format_chat_markdown", "plain_correct"]
 
-SETTINGS = ("plain", "plain_follow_up", "form_follow_up", "describe_true", "describe_complete")
+SETTINGS = ("plain", "plain_follow_up", "form_first", "form_follow_up", "describe_true", "describe_complete")
 """What :func:`chat_accuracy` reports, in order."""
 
 
@@ -91,7 +94,7 @@ def _open_session(model: str) -> Any:  # noqa: ANN401
 
 
 def _ask_image(session: Any, seed: int, number: int) -> list[ChatRecord]:  # noqa: ANN401
-    """The two conversations of the module docstring about held-out image ``number`` of stream ``seed``."""
+    """The conversations of the module docstring about held-out image ``number`` of stream ``seed``."""
     sample = generate_sample(seed, number, SyntheticSpec())
     records: list[ChatRecord] = []
 
@@ -101,18 +104,22 @@ def _ask_image(session: Any, seed: int, number: int) -> list[ChatRecord]:  # noq
         records.append(ChatRecord(sample.kind.value, setting, question, answer, prediction, score(prediction)))
         return prediction
 
+    def ask_form(setting: str, first: bool) -> None:  # worded by eval, exactly as the benchmark asks
+        ask(setting, question_text(sample), sample.answer, first, lambda p: score_sample(sample, p) == 1.0,
+            styled=False)
+
     turns = plain_turns(sample, random.Random(f"mobile-mllm-chat-bench/{seed}/{sample.id}"))
     if turns:  # a multiple-choice chart question has no plain wording: only conversation B's description
         (q1, a1), (q2, a2) = turns[0], turns[-1]
         ask("plain", q1, a1, True, lambda p: plain_correct(a1, p))
-        ask("form_follow_up", question_text(sample), sample.answer, False,  # worded by eval, as the benchmark asks
-            lambda p: score_sample(sample, p) == 1.0, styled=False)
+        ask_form("form_follow_up", first=False)
         ask("plain_follow_up", q2, a2, False, lambda p: plain_correct(a2, p))
     description = ask("describe_true", DESCRIBE_PROMPTS[0], "", True, lambda p: describe_scores(sample, p)[0])
     records.append(ChatRecord(sample.kind.value, "describe_complete", DESCRIBE_PROMPTS[0], "", description,
                               describe_scores(sample, description)[1]))
     if turns:
         ask("plain_follow_up", q1, a1, False, lambda p: plain_correct(a1, p))
+        ask_form("form_first", first=True)
     return records
 
 
@@ -133,7 +140,7 @@ def _work(job: tuple[int, int]) -> list[ChatRecord]:
 def evaluate_chat(
     model: str, *, seed: int, count: int, workers: int = 1, on_progress: Callable[[int, int], None] | None = None
 ) -> list[ChatRecord]:
-    """Ask ``count`` held-out images (generator stream ``seed``) the two conversations of the module docstring.
+    """Ask ``count`` held-out images (generator stream ``seed``) the conversations of the module docstring.
 
     Args:
         model (str): a model directory, an exported program directory or ``builtin:NAME``.

@@ -40,7 +40,14 @@ from typing import TYPE_CHECKING, Any
 from mobile_mllm.errors import ConfigError
 from mobile_mllm.eval.prompts import build_mcq_prompt, build_vqa_prompt, build_yn_prompt
 from mobile_mllm.eval.synthetic import Form, SyntheticSample, SyntheticSpec, generate_sample_forms, reask_forms
-from mobile_mllm.train.chat import DESCRIBE_PROMPTS, describe_sentence, plain_turns
+from mobile_mllm.train.chat import (
+    DESCRIBE_PROMPTS,
+    describe_sentence,
+    extreme_objects,
+    is_side_question,
+    plain_turns,
+    side_turn,
+)
 from mobile_mllm.runtime.layout import Segment, TileRef, TokenRun, first_turn, image_block, next_turn, special_token_ids
 from mobile_mllm.vision.grid import GridPolicy
 
@@ -418,6 +425,24 @@ def follow_up_dialogue(sample: SyntheticSample, forms: Sequence[SyntheticSample]
     return turns
 
 
+def where_dialogue(sample: SyntheticSample, rng: random.Random) -> list[tuple[str, str]]:
+    """A conversation that asks where things are after a first look; empty when no object is clearly on a side.
+
+    An opener (half the time a request for a description, else a plain question that is not about a
+    side), then "What shape is on the left?" (right, at the top, at the bottom) for one or two sides
+    that have one object clearly there (``chat.extreme_objects``). Asked after a description, the
+    question must be answered from the image, not from the order the description named things in.
+    """
+    sides = extreme_objects(sample)
+    if not sides:
+        return []
+    plain = [t for t in plain_turns(sample, rng) if not is_side_question(t[0])]
+    describe = (rng.choice(DESCRIBE_PROMPTS), describe_sentence(sample))
+    opener = describe if not plain or rng.random() < 0.5 else rng.choice(plain)
+    asked = rng.sample(sorted(sides), min(len(sides), rng.randint(1, 2)))
+    return [opener, *(side_turn(sample, side, rng) for side in asked)]
+
+
 class SyntheticTrainSet:
     """Map-style dataset: index ``i`` is sample ``i`` of the generator's stream for ``seed``, tokenised.
 
@@ -439,6 +464,8 @@ class SyntheticTrainSet:
         chat_turns (int): most turns of one conversation.
         chat_follow_ups (int): extra rows per image, each a conversation whose second turn is a
             benchmark question (:func:`follow_up_dialogue`).
+        chat_where (int): extra rows per image with an object clearly on a side, each a conversation
+            asking where things are after an opener (:func:`where_dialogue`).
         hard_reasks (bool): re-asked questions (beyond the forms) take their wrong options and false
             claims from what the image suggests (``eval.synthetic.generate_sample_forms``).
         questions_per_image (int): examples per drawn image (see the module docstring); 1: the
@@ -466,6 +493,7 @@ class SyntheticTrainSet:
         chat_dialogues: int = 0,
         chat_turns: int = 4,
         chat_follow_ups: int = 0,
+        chat_where: int = 0,
     ) -> None:
         available = 1 + len(spec.forms)  # the drawn question, the description, the other forms
         if questions_per_image < 1 or (questions_per_image > available and not reask_forms(spec)):
@@ -479,6 +507,7 @@ class SyntheticTrainSet:
         self.content_crop, self.describe, self.max_side = content_crop, describe, max_side
         self.questions_per_image, self.hard_reasks = questions_per_image, hard_reasks
         self.chat_dialogues, self.chat_turns, self.chat_follow_ups = chat_dialogues, chat_turns, chat_follow_ups
+        self.chat_where = chat_where
 
     def __len__(self) -> int:
         return self.length
@@ -509,6 +538,8 @@ class SyntheticTrainSet:
         dialogues = [chat_dialogue(sample, forms[1:], chat_rng, self.chat_turns) for _ in range(self.chat_dialogues)]
         follow_rng = random.Random(f"mobile-mllm-train-follow-up/{self.seed}/{index}")
         dialogues += [follow_up_dialogue(sample, forms, follow_rng) for _ in range(self.chat_follow_ups)]
+        where_rng = random.Random(f"mobile-mllm-train-where/{self.seed}/{index}")
+        dialogues += [turns for _ in range(self.chat_where) if (turns := where_dialogue(sample, where_rng))]
         examples += [build_dialogue(image, turns, tokenizer=self.tokenizer, prompt=self.prompt, vision=vision,
                                     pad_id=self.pad_id, tiles=tiles) for turns in dialogues]
         # one tensor for the group: a DataLoader worker then sends the tiles once, not Q times

@@ -171,6 +171,9 @@ class TrainConfig:
     chat_follow_ups: int = 0
     """Extra rows per drawn image, each a conversation with a benchmark question as its follow-up
     (``train.data.follow_up_dialogue``); 0: none."""
+    chat_where: int = 0
+    """Extra rows per drawn image that has an object clearly on a side, each an opener and then
+    "What shape is on the left?"-style questions (``train.data.where_dialogue``); 0: none."""
     hard_reasks: bool = False
     """Re-asked questions take hard negatives: wrong answers the image suggests (others' colours, opposite relation).
 
@@ -413,6 +416,7 @@ def _loader(cfg: TrainConfig, model: MultimodalModel, start_step: int, world: Wo
         chat_dialogues=cfg.chat_dialogues,
         chat_turns=cfg.chat_turns,
         chat_follow_ups=cfg.chat_follow_ups,
+        chat_where=cfg.chat_where,
         pad_id=pad_id,
         length=cfg.steps * cfg.batch_size,
     )

@@ -188,3 +188,31 @@ def test_spec_validation() -> None:
 def test_circular_offset_grows_past_max_index() -> None:
     assert circular_offset(10) == 1_000_000
     assert circular_offset(1_000_000) == 10_000_000
+
+
+def test_boxes_are_where_the_described_objects_are_drawn() -> None:
+    # Independent check: the pixel at each box's centre has the colour the description names for it
+    # (every shape covers its centre; shapes are drawn without antialiasing, in the exact RGB).
+    from mobile_mllm.eval.synthetic import COLOURS
+
+    spec = SyntheticSpec(kinds=(Kind.COLOUR, Kind.SHAPE, Kind.COUNT, Kind.POSITION, Kind.EXISTS), min_side_px=200,
+                         max_side_px=640)
+    for s in generate_samples(11, 60, spec):
+        items = s.description.split(", ")
+        assert len(s.boxes) == len(items), s.id
+        for (x, y, _), item in zip(s.boxes, items):
+            assert s.image.getpixel((int(x), int(y))) == COLOURS[item.split()[0]], (s.id, item)
+
+
+def test_reading_order_lists_columns_left_to_right_and_stacked_objects_top_down() -> None:
+    from mobile_mllm.eval.synthetic import reading_order
+
+    # demo/sample.png's layout: a diamond on the left, a hexagon above a star further right; the star's
+    # centre is 6 px left of the hexagon's, so plain left to right would list the star first.
+    assert reading_order([(35, 130, 17), (266, 45, 17), (260, 155, 17)]) == [0, 1, 2]
+    assert reading_order([(100, 50, 10), (40, 60, 10), (300, 10, 10)]) == [1, 0, 2]  # apart: by x
+    # a column is anchored at its first object: the third overlaps the second but not the first
+    assert reading_order([(100, 90, 20), (130, 10, 20), (170, 50, 20)]) == [1, 0, 2]
+    spec = SyntheticSpec(kinds=(Kind.COUNT,), forms=(Form.VQA,), min_side_px=200, max_side_px=400)
+    for s in generate_samples(12, 30, spec):  # the description's order is the reading order of its boxes
+        assert reading_order(s.boxes) == list(range(len(s.boxes))), s.id

@@ -103,6 +103,48 @@ def test_follow_up_dialogue_asks_a_benchmark_question_after_an_opener(small_spec
     assert openers == {"describe", "plain"}
 
 
+def test_where_dialogue_asks_sides_after_an_opener_and_rows_reach_the_train_set(small_spec: SyntheticSpec) -> None:
+    from mobile_mllm.train.chat import DESCRIBE_PROMPTS, extreme_objects, is_side_question
+    from mobile_mllm.train.data import where_dialogue
+
+    asked = 0
+    for i in range(40):
+        sample = generate_sample(9, i, small_spec)
+        turns = where_dialogue(sample, random.Random(i))
+        sides = extreme_objects(sample)
+        if not sides:
+            assert turns == []
+            continue
+        opener, *rest = turns
+        assert not is_side_question(opener[0])
+        assert opener[0] not in DESCRIBE_PROMPTS or opener[1] == describe_sentence(sample)
+        assert 1 <= len(rest) <= min(2, len(sides))
+        for question, answer in rest:
+            side = next(s for s in sides if question.endswith(f" {s}?"))
+            assert answer == sample_objects(sample)[sides[side]][1]
+            asked += 1
+    assert asked >= 20
+
+
+def test_chat_where_rows_are_added_to_images_with_a_clear_side(tiny, small_spec: SyntheticSpec) -> None:  # noqa: ANN001
+    from mobile_mllm.train.chat import extreme_objects
+    from mobile_mllm.train.data import SyntheticTrainSet
+
+    def dataset(where: int) -> SyntheticTrainSet:
+        return SyntheticTrainSet(seed=9, spec=small_spec, tokenizer=tiny.tokenizer, prompt=tiny.prompt,
+                                 vision=tiny.vision, grid_jitter=0.0, pad_id=0, length=12, chat_where=where)
+
+    plain, where = dataset(0), dataset(2)
+    for i in range(12):
+        extra = 2 if extreme_objects(generate_sample(9, i, small_spec)) else 0
+        base, more = plain[i], where[i]
+        assert len(more) == len(base) + extra
+        assert more[0].ids.tolist() == base[0].ids.tolist()  # the other rows are unchanged
+        if extra:
+            text = tiny.tokenizer.decode(more[-1].ids.tolist(), skip_special_tokens=False)
+            assert "What shape is " in text or "Which shape is " in text
+
+
 @pytest.mark.slow
 def test_chat_benchmark_in_worker_processes_equals_one_process(tiny_dir) -> None:  # noqa: ANN001
     from mobile_mllm.train.chat_eval import evaluate_chat
@@ -147,3 +189,44 @@ def test_builtin_model_answers_plain_questions_and_follow_ups_in_a_chat() -> Non
     assert first >= 0.75 and follow >= 0.75 and form >= 0.75, (first, follow, form)
     assert described >= 0.5, described
     assert not any(r[3].endswith(("Yes", "No")) and len(r[3]) > 3 for r in rows)  # no answer glued to a previous one
+
+
+def test_extreme_objects_name_the_object_the_pixels_show_on_that_side(small_spec: SyntheticSpec) -> None:
+    # Independent check: the first object-coloured pixel from that side of the image belongs to the
+    # object named there (objects never overlap; their colours are exact, backgrounds are not theirs).
+    import numpy as np
+
+    from mobile_mllm.eval.synthetic import COLOURS
+    from mobile_mllm.train.chat import extreme_objects
+
+    asked = 0
+    for i in range(80):
+        s = generate_sample(21, i, small_spec)
+        objects = sample_objects(s)
+        for side, index in extreme_objects(s).items():
+            pixels = np.asarray(s.image)
+            drawn = np.zeros(pixels.shape[:2], dtype=bool)
+            for rgb in COLOURS.values():
+                drawn |= (pixels == np.array(rgb)).all(axis=2)
+            ys, xs = np.nonzero(drawn)
+            pick = {"on the left": xs.argmin(), "on the right": xs.argmax(), "at the top": ys.argmin(),
+                    "at the bottom": ys.argmax()}[side]
+            x, y, _ = s.boxes[index]
+            assert tuple(pixels[ys[pick], xs[pick]]) == COLOURS[objects[index][0]], (s.id, side)
+            assert abs(xs[pick] - x) <= s.boxes[index][2] + 1 and abs(ys[pick] - y) <= s.boxes[index][2] + 1
+            asked += 1
+        if len(objects) == 1:
+            assert extreme_objects(s) == {}
+    assert asked >= 40
+
+
+def test_plain_turns_ask_what_is_on_a_side_only_when_one_object_is_clearly_there() -> None:
+    s = SyntheticSample(0, None, "Q?", "yes", (), Kind.EXISTS, Form.VQA, "objects",
+                        "black diamond, red hexagon, purple star", ((35, 130, 17), (266, 45, 17), (260, 155, 17)))
+    asked = {q: a for q, a in plain_turns(s, random.Random(3)) if " on the " in q or " at the " in q}
+    assert asked and set(asked.values()) <= {"diamond", "hexagon"}
+    for q, a in asked.items():
+        assert ("left" in q and a == "diamond") or ("top" in q and a == "hexagon")
+    sides = {q.split(" is ")[1] for seed in range(40) for q, _ in plain_turns(s, random.Random(seed))
+             if " on the " in q or " at the " in q}
+    assert sides == {"on the left?", "at the top?"}  # the stacked pair is neither clearly right nor bottom
