@@ -132,7 +132,7 @@ def _distinct_colours(image) -> set[tuple[int, int, int]]:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("kind", [Kind.COLOUR, Kind.SHAPE, Kind.COUNT, Kind.EXISTS])
-def test_description_names_exactly_the_drawn_objects_left_to_right(small_spec, kind) -> None:
+def test_description_names_exactly_the_drawn_objects_in_reading_order(small_spec, kind) -> None:
     from mobile_mllm.eval.synthetic import COLOURS
 
     for number in range(6):
@@ -141,12 +141,17 @@ def test_description_names_exactly_the_drawn_objects_left_to_right(small_spec, k
         assert all(len(i) == 2 and i[0] in COLOURS for i in items), sample.description
         # every colour named is drawn, and every palette colour drawn is named (pixel check, independent of the generator)
         assert {COLOURS[c] for c, _ in items} == _distinct_colours(sample.image)
-        # left to right: the first named colour's leftmost pixel is left of every other named colour's
+        # reading order (columns left to right): the first named object is in the first column, i.e. its
+        # pixels start within one object width of the leftmost drawn pixel; the rest follow reading_order
         import numpy as np
+
+        from mobile_mllm.eval.synthetic import reading_order
 
         pixels = np.asarray(sample.image)
         lefts = [int(np.flatnonzero((pixels == COLOURS[c]).all(-1).any(0))[0]) for c, _ in items]
-        assert lefts[0] <= min(lefts), (sample.description, lefts)
+        widest = 2 * max(r for _, _, r in sample.boxes)
+        assert lefts[0] <= min(lefts) + widest, (sample.description, lefts)
+        assert reading_order(sample.boxes) == list(range(len(items)))
 
 
 def test_description_of_text_and_chart_samples(small_spec) -> None:
