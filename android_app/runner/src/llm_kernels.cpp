@@ -55,15 +55,15 @@ bool update_cache(const Tensor& value, Tensor& cache, int64_t start_pos) {
 namespace {
 
 // Work split (the same idea as ExecuTorch's op_sdpa, written for this layout): one task is one
-// (batch, query head, block of kQueryBlock query rows); tasks run on ExecuTorch's thread pool (the one
-// XNNPACK uses, sized by --threads) and share nothing but read-only inputs, so the result does not
-// depend on the thread count. Inside a task the keys go by blocks of kKeyBlock, packed transposed
-// ([D][kKeyBlock], zero-padded), and both products run as small register tiles of kRows query rows x
-// kCols columns (keys for Q*K^T, features for P*V): the tile's accumulators stay in registers and its
-// column loop is contiguous, so the compiler vectorizes it without reassociating a sum. Every score is
-// still summed over d = 0..D-1 and every output over keys j = 0..visible-1 in that order, as the
-// plain loops before did, so the results are bit for bit theirs (the fp32 answers that must equal the
-// host runner's stay where they were); rows of a tile that see fewer keys add exact zeros.
+// (batch, KV head with its group of query heads, block of kQueryBlock query rows); tasks run on
+// ExecuTorch's thread pool (the one XNNPACK uses, sized by --threads) and share nothing but read-only
+// inputs, so the result does not depend on the thread count. Inside a task the keys go by blocks of
+// kKeyBlock, packed transposed ([D][kKeyBlock], zero-padded) once for the group, and both products
+// run as small register tiles of kRows query rows x kCols columns (keys for Q*K^T, features for
+// P*V): the tile's accumulators stay in registers and its column loads are contiguous. Every score
+// is still summed over d = 0..D-1 and every output over keys j = 0..visible-1 in that order, as the
+// plain loops before did, so the results are bit for bit theirs (the fp32 answers that must equal
+// the host runner's stay where they were); rows of a tile that see fewer keys add exact zeros.
 constexpr int64_t kQueryBlock = 32;  // a multiple of kRows
 constexpr int64_t kKeyBlock = 128;   // a multiple of kCols
 constexpr int kRows = 4;
@@ -161,55 +161,60 @@ inline void value_column(const float* const* p, const Attention& a, int64_t b, i
   }
 }
 
-// Scores of task rows i0..i1-1 (head h) against keys j0..j0+jn-1, scaled and masked, into
-// scores[(i - i0) * stride + j].
-void block_scores(const Attention& a, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t j0, int64_t jn,
+// Scores of rows i0..i1-1 of every query head of KV head hk against keys j0..j0+jn-1, scaled and
+// masked, into scores[(g * padded_rows + i - i0) * stride + j] (g: the head within hk's group). The
+// key block is packed once for the group.
+void block_scores(const Attention& a, int64_t b, int64_t hk, int64_t i0, int64_t i1, int64_t j0, int64_t jn,
                   int64_t stride, Scratch& s) {
-  const int64_t D = a.D, hk = h / (a.H / a.Hkv);
+  const int64_t D = a.D, group = a.H / a.Hkv, padded_rows = round_up(i1 - i0, kRows);
   float* kt = s.kt.data();
   std::fill(kt, kt + D * kKeyBlock, 0.f);
   for (int64_t jj = 0; jj < jn; ++jj) {
     const float* krow = a.key(b, j0 + jj, hk);
     for (int64_t d = 0; d < D; ++d) kt[d * kKeyBlock + jj] = krow[d];
   }
-  for (int64_t r0 = 0; r0 < i1 - i0; r0 += kRows) {
-    const int64_t last = std::min(i0 + r0 + kRows, i1) - 1;  // the tile's row that sees the most keys
-    const int64_t n = std::min(jn, a.visible(last) - j0);
-    if (n <= 0) continue;
-    const float* q[kRows];
-    for (int r = 0; r < kRows; ++r) q[r] = a.q + ((b * a.S + std::min(i0 + r0 + r, last)) * a.H + h) * D;
-    for (int64_t c0 = 0; c0 < n; c0 += kCols) {
-      float acc[kRows][kCols];
-      score_tile(q, kt + c0, D, acc);
-      for (int r = 0; r < kRows; ++r) {
-        float* srow = s.scores.data() + (r0 + r) * stride + j0 + c0;
-        for (int c = 0; c < kCols; ++c) srow[c] = acc[r][c] * a.scale;
+  for (int64_t g = 0; g < group; ++g) {
+    const int64_t h = hk * group + g;
+    float* scores = s.scores.data() + g * padded_rows * stride;
+    for (int64_t r0 = 0; r0 < i1 - i0; r0 += kRows) {
+      const int64_t last = std::min(i0 + r0 + kRows, i1) - 1;  // the tile's row that sees the most keys
+      const int64_t n = std::min(jn, a.visible(last) - j0);
+      if (n <= 0) continue;
+      const float* q[kRows];
+      for (int r = 0; r < kRows; ++r) q[r] = a.q + ((b * a.S + std::min(i0 + r0 + r, last)) * a.H + h) * D;
+      for (int64_t c0 = 0; c0 < n; c0 += kCols) {
+        float acc[kRows][kCols];
+        score_tile(q, kt + c0, D, acc);
+        for (int r = 0; r < kRows; ++r) {
+          float* srow = scores + (r0 + r) * stride + j0 + c0;
+          for (int c = 0; c < kCols; ++c) srow[c] = acc[r][c] * a.scale;
+        }
       }
-    }
-    if (a.mask == nullptr) continue;
-    for (int64_t i = i0 + r0; i <= last; ++i) {
-      const int64_t ni = std::min(jn, a.visible(i) - j0);
-      const float* mrow = a.mask + i * a.mask_stride + j0;
-      float* srow = s.scores.data() + (i - i0) * stride + j0;
-      for (int64_t jj = 0; jj < ni; ++jj) srow[jj] += mrow[jj];
+      if (a.mask == nullptr) continue;
+      for (int64_t i = i0 + r0; i <= last; ++i) {
+        const int64_t ni = std::min(jn, a.visible(i) - j0);
+        const float* mrow = a.mask + i * a.mask_stride + j0;
+        float* srow = scores + (i - i0) * stride + j0;
+        for (int64_t jj = 0; jj < ni; ++jj) srow[jj] += mrow[jj];
+      }
     }
   }
 }
 
-// One task: rows i0..i1-1 of head h of batch b, written to out.
-void attend_rows(const Attention& a, int64_t b, int64_t h, int64_t i0, int64_t i1, Scratch& s) {
-  const int64_t D = a.D, hk = h / (a.H / a.Hkv), rows = i1 - i0, padded_rows = round_up(rows, kRows);
+// One task: rows i0..i1-1 of the query heads of KV head hk, batch b, written to out.
+void attend_rows(const Attention& a, int64_t b, int64_t hk, int64_t i0, int64_t i1, Scratch& s) {
+  const int64_t D = a.D, group = a.H / a.Hkv, rows = i1 - i0, padded_rows = round_up(rows, kRows);
   const int64_t keys = a.visible(i1 - 1);  // the last row sees the most
   const int64_t stride = round_up(keys, kCols);
-  s.scores.resize(padded_rows * stride);
-  s.sums.resize(padded_rows);
-  s.acc.assign(padded_rows * D, 0.f);
+  s.scores.resize(group * padded_rows * stride);
+  s.sums.resize(group * padded_rows);
+  s.acc.assign(group * padded_rows * D, 0.f);
   for (int64_t j0 = 0; j0 < keys; j0 += kKeyBlock) {
-    block_scores(a, b, h, i0, i1, j0, std::min(kKeyBlock, keys - j0), stride, s);
+    block_scores(a, b, hk, i0, i1, j0, std::min(kKeyBlock, keys - j0), stride, s);
   }
-  for (int64_t r = 0; r < padded_rows; ++r) {
-    float* srow = s.scores.data() + r * stride;
-    const int64_t n = r < rows ? a.visible(i0 + r) : 0;
+  for (int64_t row = 0; row < group * padded_rows; ++row) {
+    float* srow = s.scores.data() + row * stride;
+    const int64_t r = row % padded_rows, n = r < rows ? a.visible(i0 + r) : 0;
     float mx = -INFINITY;
     for (int64_t j = 0; j < n; ++j) mx = srow[j] > mx ? srow[j] : mx;
     float sum = 0.f;
@@ -218,7 +223,7 @@ void attend_rows(const Attention& a, int64_t b, int64_t h, int64_t i0, int64_t i
       sum += srow[j];
     }
     std::fill(srow + n, srow + stride, 0.f);  // keys this row does not see weigh exactly 0 in P*V
-    s.sums[r] = sum;
+    s.sums[row] = sum;
   }
   // P*V by key blocks, so a block of value rows is reused by every tile while it is in cache
   const int64_t tiled = D / kCols * kCols;
@@ -226,18 +231,23 @@ void attend_rows(const Attention& a, int64_t b, int64_t h, int64_t i0, int64_t i
     for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
       const int64_t end = std::min(std::min(keys, j0 + kKeyBlock), a.visible(std::min(i0 + r0 + kRows, i1) - 1));
       if (end <= j0) continue;
-      const float* p[kRows];
-      for (int r = 0; r < kRows; ++r) p[r] = s.scores.data() + (r0 + r) * stride;
-      float* acc = s.acc.data() + r0 * D;
-      for (int64_t c0 = 0; c0 < tiled; c0 += kCols) value_tile(p, a, b, hk, j0, end, c0, acc);
-      for (int64_t c0 = tiled; c0 < D; ++c0) value_column(p, a, b, hk, j0, end, c0, acc);
+      for (int64_t g = 0; g < group; ++g) {
+        const float* p[kRows];
+        for (int r = 0; r < kRows; ++r) p[r] = s.scores.data() + (g * padded_rows + r0 + r) * stride;
+        float* acc = s.acc.data() + (g * padded_rows + r0) * D;
+        for (int64_t c0 = 0; c0 < tiled; c0 += kCols) value_tile(p, a, b, hk, j0, end, c0, acc);
+        for (int64_t c0 = tiled; c0 < D; ++c0) value_column(p, a, b, hk, j0, end, c0, acc);
+      }
     }
   }
-  for (int64_t r = 0; r < rows; ++r) {
-    const float inv = s.sums[r] > 0.f ? 1.f / s.sums[r] : 0.f;
-    const float* acc = s.acc.data() + r * D;
-    float* orow = a.out + ((b * a.S + i0 + r) * a.H + h) * D;
-    for (int64_t d = 0; d < D; ++d) orow[d] = acc[d] * inv;
+  for (int64_t g = 0; g < group; ++g) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t row = g * padded_rows + r;
+      const float inv = s.sums[row] > 0.f ? 1.f / s.sums[row] : 0.f;
+      const float* acc = s.acc.data() + row * D;
+      float* orow = a.out + ((b * a.S + i0 + r) * a.H + hk * group + g) * D;
+      for (int64_t d = 0; d < D; ++d) orow[d] = acc[d] * inv;
+    }
   }
 }
 
@@ -273,12 +283,12 @@ bool custom_sdpa(const Tensor& q, const Tensor& k, const Tensor& v, int64_t star
   a.S = S, a.H = H, a.Hkv = Hkv, a.D = D, a.L = L, a.start_pos = start_pos, a.causal = is_causal;
   a.scale = has_scale ? static_cast<float>(scale) : 1.0f / std::sqrt(static_cast<float>(D));
   const int64_t qblocks = (S + kQueryBlock - 1) / kQueryBlock;
-  return executorch::extension::parallel_for(0, B * H * qblocks, 1, [&](int64_t begin, int64_t end) {
+  return executorch::extension::parallel_for(0, B * Hkv * qblocks, 1, [&](int64_t begin, int64_t end) {
     Scratch s;
     s.kt.resize(D * kKeyBlock);
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t qb = t % qblocks, h = (t / qblocks) % H, b = t / (qblocks * H);
-      attend_rows(a, b, h, qb * kQueryBlock, std::min(S, (qb + 1) * kQueryBlock), s);
+      const int64_t qb = t % qblocks, hk = (t / qblocks) % Hkv, b = t / (qblocks * Hkv);
+      attend_rows(a, b, hk, qb * kQueryBlock, std::min(S, (qb + 1) * kQueryBlock), s);
     }
   });
 }
