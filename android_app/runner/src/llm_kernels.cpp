@@ -88,10 +88,11 @@ struct Attention {
   const float* value(int64_t b, int64_t j, int64_t hk) const { return v + ((b * L + j) * Hkv + hk) * D; }
 };
 
-// Per-thread scratch: the packed key block, the task's score rows, their sums, output accumulators
-// (rows rounded up to kRows; the extra rows are computed and never read).
+// Per-thread scratch: the packed key block, a tile's queries (each value repeated 4 times, one
+// register each), the task's score rows, their sums, output accumulators (rows rounded up to kRows;
+// the extra rows are computed and never read).
 struct Scratch {
-  std::vector<float> kt, scores, sums, acc;
+  std::vector<float> kt, qb, scores, sums, acc;
 };
 
 // Four floats in one SIMD register (SSE2 on x86-64, NEON on arm64) through the GCC/Clang vector
@@ -100,28 +101,30 @@ struct Scratch {
 // plain struct.
 #if defined(__GNUC__)
 typedef float Lane __attribute__((vector_size(16)));
-inline Lane splat(float x) { return Lane{x, x, x, x}; }
+inline Lane lane(float x0, float x1, float x2, float x3) { return Lane{x0, x1, x2, x3}; }
 #else
 struct Lane {
   float x[4];
   Lane& operator+=(const Lane& o) { for (int i = 0; i < 4; ++i) x[i] += o.x[i]; return *this; }
   Lane operator*(const Lane& o) const { Lane r; for (int i = 0; i < 4; ++i) r.x[i] = x[i] * o.x[i]; return r; }
 };
-inline Lane splat(float x) { return Lane{{x, x, x, x}}; }
+inline Lane lane(float x0, float x1, float x2, float x3) { return Lane{{x0, x1, x2, x3}}; }
 #endif
+inline Lane splat(float x) { return lane(x, x, x, x); }
 constexpr int kLanes = kCols / 4;  // Lanes per tile row
 inline Lane load(const float* p) { Lane v; std::memcpy(&v, p, sizeof v); return v; }
 inline void store(float* p, const Lane& v) { std::memcpy(p, &v, sizeof v); }
 
-// out[r][c] = sum over d of q[r][d] * kt[d * kKeyBlock + c], d in order.
-inline void score_tile(const float* const* q, const float* kt, int64_t D, float (&out)[kRows][kCols]) {
+// out[r][c] = sum over d of q[r][d] * kt[d * kKeyBlock + c], d in order; qb holds q[r][d] at
+// (d * kRows + r) * 4, repeated 4 times.
+inline void score_tile(const float* qb, const float* kt, int64_t D, float (&out)[kRows][kCols]) {
   Lane t[kRows][kLanes];
   for (auto& row : t) std::fill(row, row + kLanes, splat(0.f));
   for (int64_t d = 0; d < D; ++d) {
     Lane kd[kLanes];
     for (int c = 0; c < kLanes; ++c) kd[c] = load(kt + d * kKeyBlock + 4 * c);
     for (int r = 0; r < kRows; ++r) {
-      const Lane qv = splat(q[r][d]);
+      const Lane qv = load(qb + (d * kRows + r) * 4);
       for (int c = 0; c < kLanes; ++c) t[r][c] += qv * kd[c];
     }
   }
@@ -168,10 +171,15 @@ void block_scores(const Attention& a, int64_t b, int64_t hk, int64_t i0, int64_t
                   int64_t stride, Scratch& s) {
   const int64_t D = a.D, group = a.H / a.Hkv, padded_rows = round_up(i1 - i0, kRows);
   float* kt = s.kt.data();
-  std::fill(kt, kt + D * kKeyBlock, 0.f);
-  for (int64_t jj = 0; jj < jn; ++jj) {
-    const float* krow = a.key(b, j0 + jj, hk);
-    for (int64_t d = 0; d < D; ++d) kt[d * kKeyBlock + jj] = krow[d];
+  int64_t jj = 0;
+  for (; jj + 4 <= jn; jj += 4) {  // four keys a register: one store per feature
+    const float *k0 = a.key(b, j0 + jj, hk), *k1 = a.key(b, j0 + jj + 1, hk);
+    const float *k2 = a.key(b, j0 + jj + 2, hk), *k3 = a.key(b, j0 + jj + 3, hk);
+    for (int64_t d = 0; d < D; ++d) store(kt + d * kKeyBlock + jj, lane(k0[d], k1[d], k2[d], k3[d]));
+  }
+  for (; jj < round_up(jn, kCols); ++jj) {  // the last keys, then zeros up to the tile's width
+    const float* krow = jj < jn ? a.key(b, j0 + jj, hk) : nullptr;
+    for (int64_t d = 0; d < D; ++d) kt[d * kKeyBlock + jj] = krow != nullptr ? krow[d] : 0.f;
   }
   for (int64_t g = 0; g < group; ++g) {
     const int64_t h = hk * group + g;
@@ -180,11 +188,14 @@ void block_scores(const Attention& a, int64_t b, int64_t hk, int64_t i0, int64_t
       const int64_t last = std::min(i0 + r0 + kRows, i1) - 1;  // the tile's row that sees the most keys
       const int64_t n = std::min(jn, a.visible(last) - j0);
       if (n <= 0) continue;
-      const float* q[kRows];
-      for (int r = 0; r < kRows; ++r) q[r] = a.q + ((b * a.S + std::min(i0 + r0 + r, last)) * a.H + h) * D;
+      float* qb = s.qb.data();
+      for (int r = 0; r < kRows; ++r) {
+        const float* q = a.q + ((b * a.S + std::min(i0 + r0 + r, last)) * a.H + h) * D;
+        for (int64_t d = 0; d < D; ++d) store(qb + (d * kRows + r) * 4, splat(q[d]));
+      }
       for (int64_t c0 = 0; c0 < n; c0 += kCols) {
         float acc[kRows][kCols];
-        score_tile(q, kt + c0, D, acc);
+        score_tile(qb, kt + c0, D, acc);
         for (int r = 0; r < kRows; ++r) {
           float* srow = scores + (r0 + r) * stride + j0 + c0;
           for (int c = 0; c < kCols; ++c) srow[c] = acc[r][c] * a.scale;
@@ -217,11 +228,13 @@ void attend_rows(const Attention& a, int64_t b, int64_t hk, int64_t i0, int64_t 
     const int64_t r = row % padded_rows, n = r < rows ? a.visible(i0 + r) : 0;
     float mx = -INFINITY;
     for (int64_t j = 0; j < n; ++j) mx = srow[j] > mx ? srow[j] : mx;
-    float sum = 0.f;
-    for (int64_t j = 0; j < n; ++j) {
-      srow[j] = (mx == -INFINITY) ? 0.f : std::exp(srow[j] - mx);
-      sum += srow[j];
+    if (mx == -INFINITY) {
+      std::fill(srow, srow + n, 0.f);  // every key masked out
+    } else {
+      for (int64_t j = 0; j < n; ++j) srow[j] = std::exp(srow[j] - mx);
     }
+    float sum = 0.f;
+    for (int64_t j = 0; j < n; ++j) sum += srow[j];
     std::fill(srow + n, srow + stride, 0.f);  // keys this row does not see weigh exactly 0 in P*V
     s.sums[row] = sum;
   }
@@ -286,6 +299,7 @@ bool custom_sdpa(const Tensor& q, const Tensor& k, const Tensor& v, int64_t star
   return executorch::extension::parallel_for(0, B * Hkv * qblocks, 1, [&](int64_t begin, int64_t end) {
     Scratch s;
     s.kt.resize(D * kKeyBlock);
+    s.qb.resize(kRows * D * 4);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t qb = t % qblocks, hk = (t / qblocks) % Hkv, b = t / (qblocks * Hkv);
       attend_rows(a, b, hk, qb * kQueryBlock, std::min(S, (qb + 1) * kQueryBlock), s);
