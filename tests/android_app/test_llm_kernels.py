@@ -2,11 +2,12 @@
 
 The executorch wheel's torch-free libraries lack both ops, so the runner registers its own
 (``android_app/runner/src/llm_kernels.cpp``). Here a small program made of nothing but those two
-ops over a KV-cache buffer (grouped-query heads: 6 query heads over 2 KV heads) is exported
-without delegation and run call after call (prefill chunks, single decode steps; the cache
-carries over) by ExecuTorch's Python runtime, whose kernels are ExecuTorch's own, and by the
-native runner (``--calls``) on the same input bytes. Both are also checked against an
-independent reference: PyTorch's ``scaled_dot_product_attention`` over the cache so far.
+ops over a KV-cache buffer (grouped-query heads) is exported without delegation and run call
+after call (prefill chunks, single decode steps; the cache carries over) by ExecuTorch's Python
+runtime, whose kernels are ExecuTorch's own, and by the native runner (``--calls``; the x86-64
+build, and the arm64 one under qemu: its NEON tiles) on the same input bytes. Both are also
+checked against an independent reference: PyTorch's ``scaled_dot_product_attention`` over the
+cache so far.
 
 Two geometries: a small one, and a long one at a real head size (64) whose calls cross the native
 kernel's query blocks (32 rows) and key blocks (128 keys) at and off their edges, with chunked
@@ -106,8 +107,16 @@ def _reference(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, st
     return out.transpose(1, 2)
 
 
+@pytest.fixture(params=["x86_64", "arm64"])
+def runner_argv(request: pytest.FixtureRequest) -> list[str]:
+    """The runner built here, and the arm64 one under qemu (its NEON tiles; skipped without the toolchain)."""
+    if request.param == "x86_64":
+        return [str(request.getfixturevalue("runner_bin"))]
+    return request.getfixturevalue("arm64_runner")
+
+
 @pytest.mark.parametrize("method", ["causal", "scaled"])
-def test_native_kernels_give_the_python_runtimes_outputs(runner_bin: Path, kernel_program: tuple[Path, Geometry],
+def test_native_kernels_give_the_python_runtimes_outputs(runner_argv: list[str], kernel_program: tuple[Path, Geometry],
                                                          method: str, tmp_path: Path) -> None:
     from mobile_mllm.runtime.pte import load_executorch_kernels
 
@@ -125,7 +134,7 @@ def test_native_kernels_give_the_python_runtimes_outputs(runner_bin: Path, kerne
                           "file": str(tmp_path / f"{i}.{j}.bin")})
         lines.append(json.dumps({"method": method, "inputs": specs, "output": str(tmp_path / f"{i}.out.bin")}))
     (tmp_path / "calls.jsonl").write_text("\n".join(lines) + "\n")
-    proc = subprocess.run([str(runner_bin), "--calls", str(tmp_path / "calls.jsonl"), "--pte", str(program)],
+    proc = subprocess.run([*runner_argv, "--calls", str(tmp_path / "calls.jsonl"), "--pte", str(program)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [json.loads(line)["shape"] for line in proc.stdout.splitlines()] == [[1, s, g.heads, g.dim] for s, _ in g.calls]
