@@ -67,6 +67,9 @@ namespace {
 constexpr int64_t kQueryBlock = 32;  // a multiple of kRows
 constexpr int64_t kKeyBlock = 128;   // a multiple of kCols
 constexpr int kRows = 4;
+// Calls with fewer multiply-adds than this per product (decode steps of a small decoder) run on the
+// calling thread: waking the pool would cost more than the work.
+constexpr int64_t kSerialWork = int64_t{1} << 18;
 constexpr int kCols = 8;           // a multiple of 4 (Lane below)
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
@@ -295,8 +298,8 @@ bool custom_sdpa(const Tensor& q, const Tensor& k, const Tensor& v, int64_t star
   a.out = out.mutable_data_ptr<float>();
   a.S = S, a.H = H, a.Hkv = Hkv, a.D = D, a.L = L, a.start_pos = start_pos, a.causal = is_causal;
   a.scale = has_scale ? static_cast<float>(scale) : 1.0f / std::sqrt(static_cast<float>(D));
-  const int64_t qblocks = (S + kQueryBlock - 1) / kQueryBlock;
-  return executorch::extension::parallel_for(0, B * Hkv * qblocks, 1, [&](int64_t begin, int64_t end) {
+  const int64_t qblocks = (S + kQueryBlock - 1) / kQueryBlock, tasks = B * Hkv * qblocks;
+  const auto run = [&](int64_t begin, int64_t end) {
     Scratch s;
     s.kt.resize(D * kKeyBlock);
     s.qb.resize(kRows * D * 4);
@@ -304,7 +307,12 @@ bool custom_sdpa(const Tensor& q, const Tensor& k, const Tensor& v, int64_t star
       const int64_t qb = t % qblocks, hk = (t / qblocks) % Hkv, b = t / (qblocks * Hkv);
       attend_rows(a, b, hk, qb * kQueryBlock, std::min(S, (qb + 1) * kQueryBlock), s);
     }
-  });
+  };
+  if (B * H * S * a.num_keys * D < kSerialWork) {
+    run(0, tasks);
+    return true;
+  }
+  return executorch::extension::parallel_for(0, tasks, 1, run);
 }
 
 namespace {
