@@ -137,7 +137,8 @@ def test_native_kernels_give_the_python_runtimes_outputs(runner_argv: list[str],
     proc = subprocess.run([*runner_argv, "--calls", str(tmp_path / "calls.jsonl"), "--pte", str(program)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [json.loads(line)["shape"] for line in proc.stdout.splitlines()] == [[1, s, g.heads, g.dim] for s, _ in g.calls]
+    shapes = [json.loads(line)["shape"] for line in proc.stdout.splitlines()]
+    assert shapes == [[1, s, g.heads, g.dim] for s, _ in g.calls]
     k_cache, v_cache = torch.zeros(1, g.context, g.kv_heads, g.dim), torch.zeros(1, g.context, g.kv_heads, g.dim)
     for i, (q, k, v, start) in enumerate(inputs):
         python_runtime = host.execute([q, k, v, start])[0].numpy()

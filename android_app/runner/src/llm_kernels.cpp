@@ -67,10 +67,10 @@ namespace {
 constexpr int64_t kQueryBlock = 32;  // a multiple of kRows
 constexpr int64_t kKeyBlock = 128;   // a multiple of kCols
 constexpr int kRows = 4;
+constexpr int kCols = 8;  // a multiple of 4 (Lane below)
 // Calls with fewer multiply-adds than this per product (decode steps of a small decoder) run on the
 // calling thread: waking the pool would cost more than the work.
 constexpr int64_t kSerialWork = int64_t{1} << 18;
-constexpr int kCols = 8;           // a multiple of 4 (Lane below)
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
