@@ -62,8 +62,10 @@ namespace {
 // run as small register tiles of kRows query rows x kCols columns (keys for Q*K^T, features for
 // P*V): the tile's accumulators stay in registers and its column loads are contiguous. Every score
 // is still summed over d = 0..D-1 and every output over keys j = 0..visible-1 in that order, as the
-// plain loops before did, so the results are bit for bit theirs (the fp32 answers that must equal
-// the host runner's stay where they were); rows of a tile that see fewer keys add exact zeros.
+// plain loops before did, so on x86-64 the results are bit for bit theirs (the fp32 answers that
+// must equal the host runner's stay where they were); on arm64 the compiler fuses the tiles'
+// multiply-adds (fmla), which moves outputs by float32 rounding only (~2e-6, the kernel test's
+// tolerance). Rows of a tile that see fewer keys add exact zeros.
 constexpr int64_t kQueryBlock = 32;  // a multiple of kRows
 constexpr int64_t kKeyBlock = 128;   // a multiple of kCols
 constexpr int kRows = 4;
