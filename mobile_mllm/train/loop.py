@@ -187,6 +187,11 @@ class TrainConfig:
             raise ConfigError(f"train.lr must be > 0 and train.min_lr_ratio in [0, 1], got {self.lr} and {self.min_lr_ratio}")
         if self.num_workers < 0 or self.warmup_steps < 0 or self.time_limit_s < 0:
             raise ConfigError("train.num_workers, train.warmup_steps and train.time_limit_s must be >= 0")
+        for name in ("chat_dialogues", "chat_follow_ups", "chat_where"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} (extra rows per image) must be >= 0, got {getattr(self, name)}")
+        if self.chat_turns < 1:
+            raise ConfigError(f"train.chat_turns must be >= 1, got {self.chat_turns}")
 
 
 @dataclass(frozen=True)

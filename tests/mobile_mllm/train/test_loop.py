@@ -123,6 +123,10 @@ def test_config_rejects_bad_values() -> None:
         TrainConfig(min_lr_ratio=2.0)
     with pytest.raises(ConfigError, match=r"synthetic.number_fraction must be in \[0, 1\], got 1.5"):
         training_spec(TrainConfig(number_fraction=1.5))
+    with pytest.raises(ConfigError, match=r"train.chat_where \(extra rows per image\) must be >= 0, got -1"):
+        TrainConfig(chat_where=-1)
+    with pytest.raises(ConfigError, match="train.chat_turns must be >= 1"):
+        TrainConfig(chat_turns=0)
 
 
 def _shown_texts(spec: SyntheticSpec, n: int = 30) -> list[str]:
