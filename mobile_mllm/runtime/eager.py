@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from mobile_mllm.errors import ConfigError, ContextOverflowError, ContractError
+from mobile_mllm.errors import ConfigError, ContractError
+from mobile_mllm.runtime.methods import check_cache_fits
 
 if TYPE_CHECKING:
     import torch
@@ -85,10 +86,7 @@ class EagerMethods:
         start = int(start_pos.reshape(-1)[0])
         if length > self.prefill_chunk:
             raise ContractError(f"text_decoder takes at most {self.prefill_chunk} positions per call, got {length}")
-        if start < 0 or start + length > self.max_context_len:
-            raise ContextOverflowError(
-                f"positions {start}..{start + length - 1} do not fit the KV cache of {self.max_context_len} positions"
-            )
+        check_cache_fits(start, length, self.max_context_len)
         with torch.inference_mode():
             pos = torch.tensor([start], dtype=torch.long)
             logits = self.model.text_decoder(embeds.to(self._decoder_dtype), pos)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mobile_mllm.errors import ConfigError
+from mobile_mllm.errors import ConfigError, ContextOverflowError
 
 if TYPE_CHECKING:
     import torch
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mobile_mllm.model.adapter import PromptFormat
     from mobile_mllm.vision.config import VisionConfig
 
-__all__ = ["Backend", "ModelMethods", "RuntimeConfig"]
+__all__ = ["Backend", "ModelMethods", "RuntimeConfig", "check_cache_fits"]
 
 
 class ModelMethods(Protocol):
@@ -49,6 +49,21 @@ class ModelMethods(Protocol):
         (a new turn or a new image simply overwrites from its start position).
         """
         ...
+
+
+def check_cache_fits(start: int, length: int, max_context_len: int) -> None:
+    """Refuse a ``text_decoder`` call whose positions ``start .. start+length-1`` leave the KV cache.
+
+    Every :class:`ModelMethods` checks this before running, so an over-long conversation fails
+    with the same error whether eager, a ``.pte`` or static-shape graphs run it.
+
+    Raises:
+        ContextOverflowError: a negative start or a position at or past ``max_context_len``.
+    """
+    if start < 0 or start + length > max_context_len:
+        raise ContextOverflowError(
+            f"positions {start}..{start + length - 1} do not fit the KV cache of {max_context_len} positions"
+        )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobile_mllm import contract
-from mobile_mllm.errors import ContextOverflowError, ContractError, MissingDependencyError
+from mobile_mllm.errors import ContractError, MissingDependencyError
+from mobile_mllm.runtime.methods import check_cache_fits
 
 if TYPE_CHECKING:
     import torch
@@ -201,10 +202,7 @@ class PteMethods:
         start = int(start_pos.reshape(-1)[0])
         if not 1 <= length <= self.max_seq_len:
             raise ContractError(f"text_decoder takes 1 to {self.max_seq_len} positions per call, got {length}")
-        if start < 0 or start + length > self.max_context_len:
-            raise ContextOverflowError(
-                f"positions {start}..{start + length - 1} do not fit the KV cache of {self.max_context_len} positions"
-            )
+        check_cache_fits(start, length, self.max_context_len)
         pos = torch.tensor([start], dtype=torch.long)
         return self._run(contract.TEXT_DECODER, [embeds.to(torch.float32), pos]).reshape(1, -1).float()
 

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobile_mllm import contract
-from mobile_mllm.errors import ContextOverflowError, ContractError, MissingDependencyError
+from mobile_mllm.errors import ContractError, MissingDependencyError
+from mobile_mllm.runtime.methods import check_cache_fits
 
 if TYPE_CHECKING:
     import torch
@@ -157,10 +158,7 @@ class StaticMethods:
         start = int(start_pos.reshape(-1)[0])
         if not 1 <= n <= self.prefill_chunk:
             raise ContractError(f"text_decoder takes 1 to {self.prefill_chunk} positions per call, got {n}")
-        if start < 0 or start + n > self.max_context_len:
-            raise ContextOverflowError(
-                f"positions {start}..{start + n - 1} do not fit the KV cache of {self.max_context_len} positions"
-            )
+        check_cache_fits(start, n, self.max_context_len)
         length, graphs = (1, self._generate) if n == 1 else (self.prefill_chunk, self._prompt)
         hidden = torch.zeros(1, length, embeds.shape[2])
         hidden[:, :n] = embeds.float()
