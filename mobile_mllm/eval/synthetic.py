@@ -256,9 +256,9 @@ def reading_order(boxes: Sequence[Box]) -> list[int]:
     return [i for column in columns for i in sorted(column, key=lambda j: boxes[j][1])]
 
 
-def _describe(objects: Sequence[_Obj], order: Sequence[int]) -> str:
-    """``colour shape`` of each object, in ``order``."""
-    return ", ".join(f"{objects[i].colour} {objects[i].shape}" for i in order)
+def _describe(objects: Sequence[_Obj], boxes: Sequence[Box], order: Sequence[int]) -> tuple[str, tuple[Box, ...]]:
+    """``colour shape`` of each object in ``order``, and their boxes in that order."""
+    return ", ".join(f"{objects[i].colour} {objects[i].shape}" for i in order), tuple(boxes[i] for i in order)
 
 
 def _scatter(rng: random.Random, image: Image.Image, objects: Sequence[_Obj]) -> tuple[str, tuple[Box, ...]]:
@@ -284,8 +284,7 @@ def _scatter(rng: random.Random, image: Image.Image, objects: Sequence[_Obj]) ->
                 scale *= 0.8
         placed.append((cx, cy, r))
         _draw_shape(draw, obj.shape, cx, cy, r, obj.colour)
-    order = reading_order(placed)
-    return _describe(objects, order), tuple(placed[i] for i in order)
+    return _describe(objects, placed, reading_order(placed))
 
 
 def _other(rng: random.Random, pool: Sequence[str], *exclude: str) -> str:
@@ -382,13 +381,13 @@ def _draw_position(rng: random.Random, image: Image.Image) -> _Question:
         x, y = (p, c) if horizontal else (c, p)
         placed.append((x, y, r))
         _draw_shape(draw, obj.shape, x, y, r, obj.colour)
-    order = sorted(range(2), key=lambda i: placed[i][0 if horizontal else 1])  # along the asked axis
+    axis = 0 if horizontal else 1  # described along the asked axis
+    description, boxes = _describe((a, b), placed, sorted(range(2), key=lambda i: placed[i][axis]))
     return _Question(
         f"Where is the {a.colour} {a.shape} relative to the {b.colour} {b.shape}?", relation,
         tuple(x for x in _RELATIONS if x != relation),
         f"Is the {a.colour} {a.shape} {{}} the {b.colour} {b.shape}?", "horizontal" if horizontal else "vertical",
-        vqa_suffix=" Answer left, right, above or below.", description=_describe((a, b), order),
-        boxes=tuple(placed[i] for i in order),
+        vqa_suffix=" Answer left, right, above or below.", description=description, boxes=boxes,
         confusers=(_OPPOSITE[relation],),
     )
 

@@ -96,9 +96,8 @@ def extreme_objects(sample: SyntheticSample) -> dict[str, int]:
     return found
 
 
-def side_turn(sample: SyntheticSample, side: str, rng: random.Random) -> tuple[str, str]:
-    """("What shape is on the left?", its shape) for a ``side`` of :func:`extreme_objects`."""
-    shape = sample_objects(sample)[extreme_objects(sample)[side]][1]
+def side_turn(side: str, shape: str, rng: random.Random) -> tuple[str, str]:
+    """("What shape is on the left?", ``shape``) for a ``side`` of :func:`extreme_objects` and the shape there."""
     return rng.choice((f"What shape is {side}?", f"Which shape is {side}?")), shape
 
 
@@ -193,6 +192,7 @@ def plain_turns(sample: SyntheticSample, rng: random.Random) -> list[tuple[str, 
                   "Yes" if shape in shapes else "No"))
     sides = extreme_objects(sample)
     if sides:
-        turns.append(side_turn(sample, rng.choice(sorted(sides)), rng))
+        side = rng.choice(sorted(sides))
+        turns.append(side_turn(side, objects[sides[side]][1], rng))
     rng.shuffle(turns)
     return turns

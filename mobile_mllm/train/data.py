@@ -46,6 +46,7 @@ from mobile_mllm.train.chat import (
     extreme_objects,
     is_side_question,
     plain_turns,
+    sample_objects,
     side_turn,
 )
 from mobile_mllm.runtime.layout import Segment, TileRef, TokenRun, first_turn, image_block, next_turn, special_token_ids
@@ -440,7 +441,8 @@ def where_dialogue(sample: SyntheticSample, rng: random.Random) -> list[tuple[st
     describe = (rng.choice(DESCRIBE_PROMPTS), describe_sentence(sample))
     opener = describe if not plain or rng.random() < 0.5 else rng.choice(plain)
     asked = rng.sample(sorted(sides), min(len(sides), rng.randint(1, 2)))
-    return [opener, *(side_turn(sample, side, rng) for side in asked)]
+    objects = sample_objects(sample)
+    return [opener, *(side_turn(side, objects[sides[side]][1], rng) for side in asked)]
 
 
 class SyntheticTrainSet:
