@@ -8,7 +8,7 @@ image. Everything here is derived from what the generator drew (``SyntheticSampl
 - :func:`plain_turns`: questions without the instruction, in varied wording (``colour``/``color``),
   each with its short answer.
 - :func:`describe_sentence`: a short true sentence naming every object's colour and shape (one by
-  one, left to right), the text it shows, or the bars of a chart.
+  one, in reading order), the text it shows, or the bars of a chart.
 - :func:`described_objects`: the (colour, shape) pairs a sentence names, for scoring descriptions.
 - :func:`extreme_objects`: which object is clearly on the left (right, top, bottom), for "What
   shape is on the left?".
@@ -117,10 +117,10 @@ def _join(items: Sequence[str]) -> str:
 def describe_sentence(sample: SyntheticSample) -> str:
     """A short true sentence about the sample's image (the answer to "Describe the image.").
 
-    Objects are named one by one, left to right (the order of ``SyntheticSample.description``), each
-    exactly once: a model that writes such a sentence only has to step along the image, while a
-    grouped "two red circles, ..." asks it to count each group before naming it, and phase AK,
-    trained on the grouped form, left objects out or named one twice (``bench/train_reference.md``).
+    Objects are named one by one in reading order (the order of ``SyntheticSample.description``),
+    each exactly once: a model that writes such a sentence only has to step along the image, while
+    a grouped "two red circles, ..." asks it to count each group before naming it (models trained
+    on the grouped form left objects out or named one twice: ``bench/train_reference.md``).
 
     Example:
         >>> from mobile_mllm.eval.synthetic import Form

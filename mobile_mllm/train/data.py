@@ -412,8 +412,8 @@ def follow_up_dialogue(sample: SyntheticSample, forms: Sequence[SyntheticSample]
     benchmark's forms of the sample's fact (``forms``, worded as trained), then half the time a
     plain question. This is the shape of the chat benchmark's conversations (``chat_eval``), where
     :func:`chat_dialogue`'s random draws put a benchmark question after another turn in only about
-    a third of the rows: position and text questions were answered worse as follow-ups than as
-    first turns (phase AK: position 100 -> 61.5).
+    a third of the rows, and position and text questions were answered worse as follow-ups than as
+    first turns (``bench/train_reference.md``).
     """
     plain = plain_turns(sample, rng)
     describe = (rng.choice(DESCRIBE_PROMPTS), describe_sentence(sample))
