@@ -50,8 +50,8 @@ _OBJECT_RE = re.compile(rf"\b({'|'.join(COLOURS)}) ({'|'.join(SHAPES)})s?\b")
 
 
 def sample_objects(sample: SyntheticSample) -> list[tuple[str, str]]:
-    """The (colour, shape) of every drawn object, in the description's order (left to right, or
-    top to bottom for a vertical position question); empty for text and chart images."""
+    """The (colour, shape) of every drawn object, in the description's order (reading order, or
+    along the asked axis for a position question); empty for text and chart images."""
     if sample.kind not in OBJECT_KINDS:
         return []
     return [tuple(item.split(" ", 1)) for item in sample.description.split(", ")]  # type: ignore[misc]
