@@ -170,8 +170,9 @@ class SyntheticSample:
     """Everything drawn, in reading order (``red circle, blue square``; the text; ``apple 5, pear 12``):
     a dense training target. Not part of the TSV."""
     boxes: tuple[Box, ...] = ()
-    """Where each object of ``description`` is drawn, in its order: (centre x, centre y, radius) in
-    pixels; empty for text and chart images. Not part of the TSV."""
+    """Where each object (each bar of a chart) of ``description`` is drawn, in its order: (centre x,
+    centre y, radius) in pixels, a bar's radius half its width or height, whichever is smaller; empty
+    for text images. Not part of the TSV."""
 
     @property
     def answer_letter(self) -> str | None:
@@ -452,11 +453,13 @@ def _draw_chart(rng: random.Random, image: Image.Image) -> _Question:
     slot = (right - left) / k
     font_size = max(10, round(min(slot * 0.22, h * 0.06)))
     colour = COLOURS[rng.choice(["blue", "green", "orange", "purple", "red"])]
+    bars: list[Box] = []
     for i, (label, value) in enumerate(zip(labels, values)):
         x0 = left + slot * i + slot * 0.2
         x1 = x0 + slot * 0.6
         y0 = bottom - (bottom - top) * value / 20
         draw.rectangle((x0, y0, x1, bottom - 1), fill=colour)
+        bars.append(((x0 + x1) / 2, (y0 + bottom - 1) / 2, min(x1 - x0, bottom - 1 - y0) / 2))
         font, box = _fit_font(draw, label, font_size, slot * 0.95)
         draw.text(((x0 + x1) / 2 - (box[2] + box[0]) / 2, bottom + 4 - box[1]), label, font=font, fill=(30, 30, 30))
         font, box = _fit_font(draw, str(value), font_size, slot * 0.95)
@@ -466,11 +469,12 @@ def _draw_chart(rng: random.Random, image: Image.Image) -> _Question:
         tallest = labels[values.index(max(values))]
         by_height = [label for _, label in sorted(zip(values, labels), reverse=True)]
         return _Question("Which bar is the tallest?", tallest, tuple(x for x in labels if x != tallest),
-                         "Is the {} bar the tallest?", "tallest", description=description, confusers=(by_height[1],))
+                         "Is the {} bar the tallest?", "tallest", description=description, boxes=tuple(bars),
+                         confusers=(by_height[1],))
     i = rng.randrange(k)
     others = tuple(str(v) for v in sorted(set(range(1, 21)) - {values[i]}, key=lambda v: abs(v - values[i]))[:6])
     return _Question(f"What is the value of the {labels[i]} bar?", str(values[i]), others,
-                     f"Is the value of the {labels[i]} bar {{}}?", "value", description=description,
+                     f"Is the value of the {labels[i]} bar {{}}?", "value", description=description, boxes=tuple(bars),
                      confusers=tuple(str(v) for j, v in enumerate(values) if j != i))
 
 

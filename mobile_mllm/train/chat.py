@@ -8,7 +8,8 @@ image. Everything here is derived from what the generator drew (``SyntheticSampl
 - :func:`plain_turns`: questions without the instruction, in varied wording (``colour``/``color``),
   each with its short answer.
 - :func:`describe_sentence`: a short true sentence naming every object's colour and shape (one by
-  one, in reading order), the text it shows, or the bars of a chart.
+  one, in reading order), the text it shows, or a chart's number of bars and their colour
+  (:func:`chart_bars`: what the model can see; it cannot read a chart's small labels reliably).
 - :func:`described_objects`: the (colour, shape) pairs a sentence names, for scoring descriptions.
 - :func:`extreme_objects`: which object is clearly on the left (right, top, bottom), for "What
   shape is on the left?".
@@ -23,11 +24,14 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from mobile_mllm.errors import EvalDataError
 from mobile_mllm.eval.synthetic import COLOURS, SHAPES, Kind, SyntheticSample
 
 __all__ = [
     "DESCRIBE_PROMPTS",
+    "NUMBER_WORDS",
     "OBJECT_KINDS",
+    "chart_bars",
     "described_objects",
     "describe_sentence",
     "extreme_objects",
@@ -106,6 +110,25 @@ def is_side_question(question: str) -> bool:
     return any(question.endswith(f" {side}?") for side in _SIDES)
 
 
+def chart_bars(sample: SyntheticSample) -> tuple[int, str]:
+    """(number of bars, their colour) of a chart sample: what a description can say without reading its labels.
+
+    The colour is read off the image where the generator drew the first bar (all bars of a chart
+    share one colour of ``COLOURS``), so it is true of the pixels, not of a separate record.
+    """
+    if sample.kind is not Kind.CHART or not sample.boxes:
+        raise EvalDataError(f"sample {sample.id} is a {sample.kind.value} sample without bars; chart_bars needs a chart")
+    x, y, _ = sample.boxes[0]
+    pixel = sample.image.convert("RGB").getpixel((round(x), round(y)))
+    names = [name for name, rgb in COLOURS.items() if rgb == pixel]
+    if not names:
+        raise EvalDataError(f"sample {sample.id}: pixel {pixel} at the first bar's centre is no colour of COLOURS")
+    return len(sample.boxes), names[0]
+
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
 def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
@@ -132,8 +155,8 @@ def describe_sentence(sample: SyntheticSample) -> str:
         what = "number" if sample.description.isdigit() else "word"
         return f'The image shows the {what} "{sample.description}".'
     if sample.kind is Kind.CHART:
-        labels = [item.rsplit(" ", 1)[0] for item in sample.description.split(", ")]
-        return f"The image shows a bar chart of {_join(labels)}."
+        bars, colour = chart_bars(sample)
+        return f"The image shows a bar chart with {NUMBER_WORDS[bars]} {colour} bars."
     return f"The image shows {_join([f'{_article(c)} {c} {s}' for c, s in sample_objects(sample)])}."
 
 
@@ -165,6 +188,12 @@ def plain_turns(sample: SyntheticSample, rng: random.Random) -> list[tuple[str, 
         asked = rng.choice(("What is written in the image?", "What does the text say?", f"What {what} is shown?",
                             f"Which {what} is in the image?"))
         return [*turns, (asked, sample.description)]
+    if sample.kind is Kind.CHART:
+        bars, colour = chart_bars(sample)
+        turns += [(rng.choice(("How many bars are there?", "How many bars does the chart have?")), str(bars)),
+                  (_spell(rng.choice(("What colour are the bars?", "Which colour are the bars?")), rng), colour)]
+        rng.shuffle(turns)
+        return turns
     objects = sample_objects(sample)
     if not objects:
         return turns

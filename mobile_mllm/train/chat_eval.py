@@ -7,14 +7,18 @@ conversations through the eager ``Session`` (greedy, exactly as ``mobile-mllm ru
 - A: a plain question (``chat.plain_turns``, first turn) -> the benchmark's question about the
   same image as a follow-up -> another plain question as a follow-up;
 - B: "Describe the image." (first turn) -> A's first plain question again, now as a follow-up;
-- C: the benchmark's question of A as the first turn of a fresh conversation.
+- C: the benchmark's question of A as the first turn of a fresh conversation;
+- D: for an image with an object clearly on one side (``chat.extreme_objects``), "Describe the
+  image." -> "What shape is on the left?" (or right, top, bottom): answered from the image, not
+  from the order the description named things in.
 
 Reported per setting: ``plain`` (first turns), ``plain_follow_up``, ``form_first`` and
 ``form_follow_up`` (the same question about the same image, first turn vs follow-up: a paired
 comparison, which the first-turn numbers of ``evaluate`` on other images are not), and for
 descriptions ``describe_true`` (it names at least one thing and everything it names is in the
-image: (colour, shape) pairs, the shown text, the chart's bars) and ``describe_complete`` (it
-names every distinct object, the text, every bar).
+image: (colour, shape) pairs, the shown text, a chart's number of bars, their colour and any
+label) and ``describe_complete`` (it names every distinct object, the text, a chart's number of
+bars and their colour), and ``side_after_describe`` (D).
 """
 
 from __future__ import annotations
@@ -27,14 +31,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from mobile_mllm.eval.extract import process_punctuation
-from mobile_mllm.eval.synthetic import Kind, SyntheticSample, SyntheticSpec, generate_sample
-from mobile_mllm.train.chat import DESCRIBE_PROMPTS, described_objects, plain_turns, sample_objects
+from mobile_mllm.eval.synthetic import COLOURS, Kind, SyntheticSample, SyntheticSpec, generate_sample
+from mobile_mllm.train.chat import (
+    DESCRIBE_PROMPTS,
+    NUMBER_WORDS,
+    chart_bars,
+    described_objects,
+    extreme_objects,
+    plain_turns,
+    sample_objects,
+    side_turn,
+)
 from mobile_mllm.train.data import question_text
 from mobile_mllm.train.evaluate import score_sample
 
 __all__ = ["ChatRecord", "chat_accuracy", "describe_scores", "evaluate_chat", "format_chat_markdown", "plain_correct"]
 
-SETTINGS = ("plain", "plain_follow_up", "form_first", "form_follow_up", "describe_true", "describe_complete")
+SETTINGS = ("plain", "plain_follow_up", "form_first", "form_follow_up", "describe_true", "describe_complete",
+            "side_after_describe")
 """What :func:`chat_accuracy` reports, in order."""
 
 
@@ -72,12 +86,26 @@ def describe_scores(sample: SyntheticSample, text: str) -> tuple[bool, bool]:
         found = sample.description.lower() in lowered
         return found, found
     if sample.kind is Kind.CHART:
-        labels = {item.rsplit(" ", 1)[0] for item in sample.description.split(", ")}
-        named = set(re.findall(r"[a-z]+", lowered.split("bar chart of", 1)[-1])) - {"and"}
-        return bool(named) and named <= labels, labels <= named
+        return _chart_scores(sample, lowered)
     truth = set(sample_objects(sample))
     named = described_objects(text)
     return bool(named) and named <= truth, named == truth
+
+
+def _chart_scores(sample: SyntheticSample, lowered: str) -> tuple[bool, bool]:
+    """A chart's description is true when it says "bar chart" and every count, colour and label it
+    states is right (labels only in the "bar chart of apple, pear and plum" form), complete when it
+    states the number of bars and their colour."""
+    if "bar chart" not in lowered:
+        return False, False
+    bars, colour = chart_bars(sample)
+    counts = {int(w) if w.isdigit() else NUMBER_WORDS.index(w)
+              for w in re.findall(rf"\b(\d+|{'|'.join(NUMBER_WORDS)}) (?:\w+ )?bars\b", lowered)}
+    colours = set(re.findall(rf"\b({'|'.join(COLOURS)})\b", lowered))
+    labels = {item.rsplit(" ", 1)[0] for item in sample.description.split(", ")}
+    named = set(re.findall(r"[a-z]+", lowered.split("bar chart of", 1)[1])) - {"and"} if "bar chart of" in lowered else set()
+    true = counts <= {bars} and colours <= {colour} and named <= labels
+    return true, true and counts == {bars} and colours == {colour}
 
 
 MAX_NEW_TOKENS = 64
@@ -109,17 +137,22 @@ def _ask_image(session: Any, seed: int, number: int) -> list[ChatRecord]:  # noq
             styled=False)
 
     turns = plain_turns(sample, random.Random(f"mobile-mllm-chat-bench/{seed}/{sample.id}"))
-    if turns:  # a multiple-choice chart question has no plain wording: only conversation B's description
-        (q1, a1), (q2, a2) = turns[0], turns[-1]
-        ask("plain", q1, a1, True, lambda p: plain_correct(a1, p))
-        ask_form("form_follow_up", first=False)
-        ask("plain_follow_up", q2, a2, False, lambda p: plain_correct(a2, p))
+    (q1, a1), (q2, a2) = turns[0], turns[-1]  # one turn (text asked as MCQ): the same question twice
+    ask("plain", q1, a1, True, lambda p: plain_correct(a1, p))
+    ask_form("form_follow_up", first=False)
+    ask("plain_follow_up", q2, a2, False, lambda p: plain_correct(a2, p))
     description = ask("describe_true", DESCRIBE_PROMPTS[0], "", True, lambda p: describe_scores(sample, p)[0])
     records.append(ChatRecord(sample.kind.value, "describe_complete", DESCRIBE_PROMPTS[0], "", description,
                               describe_scores(sample, description)[1]))
-    if turns:
-        ask("plain_follow_up", q1, a1, False, lambda p: plain_correct(a1, p))
-        ask_form("form_first", first=True)
+    ask("plain_follow_up", q1, a1, False, lambda p: plain_correct(a1, p))
+    ask_form("form_first", first=True)
+    sides = extreme_objects(sample)
+    if sides:
+        rng = random.Random(f"mobile-mllm-chat-bench-side/{seed}/{sample.id}")
+        side = rng.choice(sorted(sides))
+        question, answer = side_turn(side, sample_objects(sample)[sides[side]][1], rng)
+        session.ask(DESCRIBE_PROMPTS[0], sample.image)  # conversation B's description again (greedy: the same text)
+        ask("side_after_describe", question, answer, False, lambda p: plain_correct(answer, p))
     return records
 
 

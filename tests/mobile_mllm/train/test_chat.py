@@ -14,7 +14,8 @@ import pytest
 
 from mobile_mllm.eval.synthetic import Form, Kind, SyntheticSample, SyntheticSpec, generate_sample
 from mobile_mllm.model.adapter import PromptFormat
-from mobile_mllm.train.chat import describe_sentence, described_objects, plain_turns, sample_objects
+from mobile_mllm.errors import EvalDataError
+from mobile_mllm.train.chat import NUMBER_WORDS, chart_bars, describe_sentence, described_objects, plain_turns, sample_objects
 from mobile_mllm.train.chat_eval import describe_scores, plain_correct
 
 
@@ -50,6 +51,49 @@ def test_describe_scores_true_and_complete() -> None:
     assert describe_scores(s, "The image shows a green circle.") == (False, False)
     assert describe_scores(s, "A") == (False, False)
     assert plain_correct("Yes", "yes") and not plain_correct("red", "redNo")
+
+
+def test_chart_bars_count_and_colour_match_the_pixels(small_spec: SyntheticSpec) -> None:
+    # Independent check: a row just above the x axis crosses every bar once; the bars are the only
+    # pixels of a COLOURS colour (axes and text are grey).
+    import numpy as np
+
+    from mobile_mllm.eval.synthetic import COLOURS
+
+    charts = [s for s in (generate_sample(31, i, small_spec) for i in range(120)) if s.kind is Kind.CHART]
+    assert len(charts) >= 10
+    for s in charts:
+        pixels = np.asarray(s.image)
+        colour = next(name for name, rgb in COLOURS.items() if (pixels == np.array(rgb)).all(axis=2).any())
+        row = (pixels[round(s.image.height * 0.82) - 3] == np.array(COLOURS[colour])).all(axis=1)
+        runs = int(row[0]) + int(np.count_nonzero(row[1:] & ~row[:-1]))
+        assert chart_bars(s) == (runs, colour) == (len(s.description.split(", ")), colour), s.id
+        assert describe_sentence(s) == f"The image shows a bar chart with {NUMBER_WORDS[runs]} {colour} bars."
+        assert describe_scores(s, describe_sentence(s)) == (True, True)
+        asked = dict(plain_turns(s, random.Random(s.id)))
+        assert {a for q, a in asked.items() if "bars" in q} == {str(runs), colour}
+    shapes = next(s for s in (generate_sample(31, i, small_spec) for i in range(20)) if s.kind is Kind.SHAPE)
+    with pytest.raises(EvalDataError, match="needs a chart"):
+        chart_bars(shapes)
+
+
+def test_describe_scores_of_a_chart_check_count_colour_and_labels() -> None:
+    from PIL import Image, ImageDraw
+
+    from mobile_mllm.eval.synthetic import COLOURS
+
+    image = Image.new("RGB", (200, 100), "white")
+    ImageDraw.Draw(image).rectangle((10, 40, 30, 80), fill=COLOURS["green"])
+    s = SyntheticSample(0, image, "Q?", "fig", (), Kind.CHART, Form.VQA, "tallest", "fig 3, kiwi 9, pear 5",
+                        ((20, 60, 10), (60, 50, 10), (100, 55, 10)))
+    assert describe_scores(s, "The image shows a bar chart with three green bars.") == (True, True)
+    assert describe_scores(s, "The image shows a bar chart with 3 bars.") == (True, False)
+    assert describe_scores(s, "The image shows a bar chart.") == (True, False)
+    assert describe_scores(s, "The image shows a bar chart with four green bars.") == (False, False)
+    assert describe_scores(s, "The image shows a bar chart with three red bars.") == (False, False)
+    assert describe_scores(s, "The image shows a bar chart of fig, kiwi and pear.") == (True, False)
+    assert describe_scores(s, "The image shows a bar chart of fig and plum.") == (False, False)
+    assert describe_scores(s, "The image shows three green bars.") == (False, False)  # not said to be a chart
 
 
 def test_question_template_is_applied_and_defaults_to_the_question() -> None:
@@ -152,6 +196,9 @@ def test_chat_benchmark_in_worker_processes_equals_one_process(tiny_dir) -> None
     one = evaluate_chat(str(tiny_dir), seed=3000, count=2)
     assert evaluate_chat(str(tiny_dir), seed=3000, count=2, workers=2) == one
     assert {r.setting for r in one} >= {"plain", "form_follow_up", "plain_follow_up", "describe_true"}
+    # image 0 has one object clearly at the bottom: conversation D asks it after a description, image 1 has none
+    side = [r for r in one if r.setting == "side_after_describe"]
+    assert [(r.question.endswith("at the bottom?"), r.answer) for r in side] == [(True, "triangle")]
 
 
 _SPEC = SyntheticSpec(max_side_px=512, kinds=(Kind.COLOUR, Kind.SHAPE, Kind.COUNT, Kind.POSITION, Kind.EXISTS))
