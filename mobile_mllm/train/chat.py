@@ -29,7 +29,6 @@ from mobile_mllm.eval.synthetic import COLOURS, SHAPES, Kind, SyntheticSample
 
 __all__ = [
     "DESCRIBE_PROMPTS",
-    "NUMBER_WORDS",
     "OBJECT_KINDS",
     "chart_bars",
     "described_objects",
@@ -126,9 +125,6 @@ def chart_bars(sample: SyntheticSample) -> tuple[int, str]:
     return len(sample.boxes), names[0]
 
 
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-
-
 def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
@@ -156,7 +152,7 @@ def describe_sentence(sample: SyntheticSample) -> str:
         return f'The image shows the {what} "{sample.description}".'
     if sample.kind is Kind.CHART:
         bars, colour = chart_bars(sample)
-        return f"The image shows a bar chart with {NUMBER_WORDS[bars]} {colour} bars."
+        return f"The image shows a bar chart with {bars} {colour} bars."  # a digit, as "How many bars?" is answered
     return f"The image shows {_join([f'{_article(c)} {c} {s}' for c, s in sample_objects(sample)])}."
 
 

@@ -34,7 +34,6 @@ from mobile_mllm.eval.extract import process_punctuation
 from mobile_mllm.eval.synthetic import COLOURS, Kind, SyntheticSample, SyntheticSpec, generate_sample
 from mobile_mllm.train.chat import (
     DESCRIBE_PROMPTS,
-    NUMBER_WORDS,
     chart_bars,
     described_objects,
     extreme_objects,
@@ -92,6 +91,10 @@ def describe_scores(sample: SyntheticSample, text: str) -> tuple[bool, bool]:
     return bool(named) and named <= truth, named == truth
 
 
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+"""Counts a description may spell out ("a bar chart with four bars") instead of writing the digit."""
+
+
 def _chart_scores(sample: SyntheticSample, lowered: str) -> tuple[bool, bool]:
     """A chart's description is true when it says "bar chart" and every count, colour and label it
     states is right (labels only in the "bar chart of apple, pear and plum" form), complete when it
@@ -99,8 +102,8 @@ def _chart_scores(sample: SyntheticSample, lowered: str) -> tuple[bool, bool]:
     if "bar chart" not in lowered:
         return False, False
     bars, colour = chart_bars(sample)
-    counts = {int(w) if w.isdigit() else NUMBER_WORDS.index(w)
-              for w in re.findall(rf"\b(\d+|{'|'.join(NUMBER_WORDS)}) (?:\w+ )?bars\b", lowered)}
+    counts = {int(w) if w.isdigit() else _NUMBER_WORDS.index(w)
+              for w in re.findall(rf"\b(\d+|{'|'.join(_NUMBER_WORDS)}) (?:\w+ )?bars\b", lowered)}
     colours = set(re.findall(rf"\b({'|'.join(COLOURS)})\b", lowered))
     labels = {item.rsplit(" ", 1)[0] for item in sample.description.split(", ")}
     named = set(re.findall(r"[a-z]+", lowered.split("bar chart of", 1)[1])) - {"and"} if "bar chart of" in lowered else set()
