@@ -118,7 +118,8 @@ def chart_bars(sample: SyntheticSample) -> tuple[int, str]:
     if sample.kind is not Kind.CHART or not sample.boxes:
         raise EvalDataError(f"sample {sample.id} is a {sample.kind.value} sample without bars; chart_bars needs a chart")
     x, y, _ = sample.boxes[0]
-    pixel = sample.image.convert("RGB").getpixel((round(x), round(y)))
+    image = sample.image if sample.image.mode == "RGB" else sample.image.convert("RGB")  # the generator's are RGB
+    pixel = image.getpixel((round(x), round(y)))
     names = [name for name, rgb in COLOURS.items() if rgb == pixel]
     if not names:
         raise EvalDataError(f"sample {sample.id}: pixel {pixel} at the first bar's centre is no colour of COLOURS")
