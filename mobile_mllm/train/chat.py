@@ -33,6 +33,7 @@ __all__ = [
     "chart_bars",
     "described_objects",
     "describe_sentence",
+    "describe_turn",
     "extreme_objects",
     "is_side_question",
     "plain_question",
@@ -155,6 +156,11 @@ def describe_sentence(sample: SyntheticSample) -> str:
         bars, colour = chart_bars(sample)
         return f"The image shows a bar chart with {bars} {colour} bars."  # a digit, as "How many bars?" is answered
     return f"The image shows {_join([f'{_article(c)} {c} {s}' for c, s in sample_objects(sample)])}."
+
+
+def describe_turn(sample: SyntheticSample, rng: random.Random) -> tuple[str, str]:
+    """A request for a description in one of the users' wordings (:data:`DESCRIBE_PROMPTS`) and its answer."""
+    return rng.choice(DESCRIBE_PROMPTS), describe_sentence(sample)
 
 
 def plain_question(sample: SyntheticSample) -> str:

@@ -41,8 +41,7 @@ from mobile_mllm.errors import ConfigError
 from mobile_mllm.eval.prompts import build_mcq_prompt, build_vqa_prompt, build_yn_prompt
 from mobile_mllm.eval.synthetic import Form, SyntheticSample, SyntheticSpec, generate_sample_forms, reask_forms
 from mobile_mllm.train.chat import (
-    DESCRIBE_PROMPTS,
-    describe_sentence,
+    describe_turn,
     extreme_objects,
     is_side_question,
     plain_turns,
@@ -395,11 +394,11 @@ def chat_dialogue(sample: SyntheticSample, forms: Sequence[SyntheticSample], rng
     """One conversation about ``sample``'s image as a chat user would have it (all answers true).
 
     1 to ``max_turns`` turns drawn without repetition from: plainly worded questions
-    (``chat.plain_turns``), a request for a description (``chat.describe_sentence``), and two of
+    (``chat.plain_turns``), a request for a description (``chat.describe_turn``), and two of
     the benchmark's forms of the same fact (``forms``, worded as trained), so each kind is
     learnt as a first turn and as a follow-up.
     """
-    pool = plain_turns(sample, rng) + [(rng.choice(DESCRIBE_PROMPTS), describe_sentence(sample))]
+    pool = plain_turns(sample, rng) + [describe_turn(sample, rng)]
     pool += [(question_text(f), target_text(f)) for f in rng.sample(list(forms), min(2, len(forms)))]
     return rng.sample(pool, min(len(pool), rng.randint(1, max_turns)))
 
@@ -416,7 +415,7 @@ def follow_up_dialogue(sample: SyntheticSample, forms: Sequence[SyntheticSample]
     first turns (``bench/train_reference.md``).
     """
     plain = plain_turns(sample, rng)
-    describe = (rng.choice(DESCRIBE_PROMPTS), describe_sentence(sample))
+    describe = describe_turn(sample, rng)
     opener = describe if not plain or rng.random() < 0.5 else plain[0]
     form = rng.choice(list(forms))
     turns = [opener, (question_text(form), target_text(form))]
@@ -438,7 +437,7 @@ def where_dialogue(sample: SyntheticSample, rng: random.Random) -> list[tuple[st
     if not sides:
         return []
     plain = [t for t in plain_turns(sample, rng) if not is_side_question(t[0])]
-    describe = (rng.choice(DESCRIBE_PROMPTS), describe_sentence(sample))
+    describe = describe_turn(sample, rng)
     opener = describe if not plain or rng.random() < 0.5 else rng.choice(plain)
     asked = rng.sample(sorted(sides), min(len(sides), rng.randint(1, 2)))
     objects = sample_objects(sample)
