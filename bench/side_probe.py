@@ -18,6 +18,7 @@ import sys
 def main() -> int:
     from PIL import Image, ImageDraw
 
+    from mobile_mllm.errors import MobileMLLMError
     from mobile_mllm.eval.synthetic import COLOURS, SHAPES, _polygon
     from mobile_mllm.runtime.session import Session
     from mobile_mllm.vision.processor import plan_tiles
@@ -28,7 +29,13 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    session = Session.from_dir(args.model)
+    if args.count < 1:
+        parser.error(f"--count must be >= 1, got {args.count}")
+    try:
+        session = Session.from_dir(args.model)
+    except MobileMLLMError as e:
+        print(f"side_probe.py: error: {e}", file=sys.stderr)
+        return 2
     rng = random.Random(args.seed)
     right = 0
     in_order = {True: [0, 0], False: [0, 0]}
